@@ -1,0 +1,82 @@
+"""Plain data passed between the engine, the backends and the adapters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .prompt import NUM_IMAGES, PromptVariant
+
+
+class Mode(str, enum.Enum):
+    """The three readings of a hop (spec §4.1, paper Eq. 4-7)."""
+
+    INCREMENTAL = 'incremental'   # BEFORE = the previous sample
+    FORWARD = 'forward'           # BEFORE = the episode's START sample
+    BACKWARD = 'backward'         # BEFORE = the goal image in all three view slots
+
+
+ALL_MODES: tuple[Mode, ...] = (Mode.INCREMENTAL, Mode.FORWARD, Mode.BACKWARD)
+
+
+@dataclass(frozen=True)
+class ImageKey:
+    """Stable identity of an image, so a backend can recognise an image it has already encoded.
+
+    ``role`` is a camera view (``front``, ``left``, ``right``) or ``goal``/``blank``; ``stamp_ns``
+    is the sample's header time (the goal uses the time it was set).
+    """
+
+    episode: str
+    role: str
+    stamp_ns: int
+
+
+@dataclass(frozen=True, eq=False)
+class KeyedImage:
+    """An RGB uint8 HxWx3 image already resized for the model, with its key."""
+
+    key: ImageKey
+    pixels: np.ndarray
+
+    def __post_init__(self) -> None:
+        a = self.pixels
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f'KeyedImage needs RGB uint8 HxWx3, got {a.dtype} {a.shape}')
+
+
+@dataclass(frozen=True)
+class Views:
+    """One synchronized sample's three view slots (front, left wrist, right wrist)."""
+
+    front: KeyedImage
+    left: KeyedImage
+    right: KeyedImage
+
+    def as_tuple(self) -> tuple[KeyedImage, KeyedImage, KeyedImage]:
+        return (self.front, self.left, self.right)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One GRM question: the task and the 8 images in prompt slot order."""
+
+    task: str
+    images: tuple[KeyedImage, ...]
+    mode: Mode
+    variant: PromptVariant = PromptVariant.INFERENCE
+
+    def __post_init__(self) -> None:
+        if len(self.images) != NUM_IMAGES:
+            raise ValueError(f'a query takes {NUM_IMAGES} images, got {len(self.images)}')
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A backend's answer to one query: the generated text, or why there is none."""
+
+    text: str
+    error: str | None = None
+    meta: dict[str, float] = field(default_factory=dict)
