@@ -1,0 +1,292 @@
+"""The one episode engine: samples in, progress and shaped reward out.
+
+Every adapter — the ROS node, bag replay, the video pipeline, the benchmark — drives this class;
+none re-implements sampling anchors, fusion or shaping. Rules, written once here:
+
+* ``start(task, goal)`` opens an episode; the **first** ``step`` after it is the START sample:
+  it becomes REF START (its front view) and the first BEFORE, gets progress 0, no query, no reward.
+* Each later ``step`` builds the requested queries (incremental: BEFORE = the last sample that
+  advanced the state; forward: BEFORE = START; backward: BEFORE = the goal in all three slots;
+  REF START / REF END = START front / goal) and sends them to the backend as ONE batch
+  (identical queries, e.g. incremental and forward right after START, are sent once).
+* A step whose readings are all unusable is *held*: progress repeats, the BEFORE sample of the
+  incremental reading stays, so the next hop spans the gap. Backend exceptions are caught, logged
+  and produce a held, invalid result: one bad answer never stops a running node.
+* ``done`` latches at the first success (Φ >= 1 - δ) until ``reset``; scoring goes on after it.
+* ``set_task``/``set_goal`` mid-episode end it and open a new one (new episode id) whose START is
+  the next sample: progress towards a different objective is not comparable, so the potential is
+  never carried across.
+* Stamps (header time, ns) must be > 0 and increase within an episode (``StampError``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from .errors import ConfigError, StampError
+from .images import blank_goal, prepare
+from .parsing import ParseStatus, ScoreReading, parse_score
+from .profiles import GENERIC, CheckpointProfile
+from .progress import FusionConfig, ModeReading, ProgressState, StepStatus, fuse_step
+from .prompt import check_task
+from .result import StepResult
+from .shaping import ShapingConfig, shape
+from .types import ALL_MODES, ImageKey, KeyedImage, Mode, Query, Views
+from .views import layout_name, map_views
+
+if TYPE_CHECKING:
+    from ..backends.base import GrmBackend
+
+log = logging.getLogger(__name__)
+
+ImageLike = np.ndarray | Image.Image
+
+
+class MissingGoal(str, enum.Enum):
+    """What to do without a goal image on a checkpoint not trained for it."""
+
+    REFUSE = 'refuse'
+    BLANK = 'blank'
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings; the checkpoint profile supplies prompt variant and pixel limits."""
+
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    lenient_parse: bool = True
+    upstream_zero: bool = False
+    missing_goal: MissingGoal = MissingGoal.REFUSE
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, 'missing_goal', MissingGoal(self.missing_goal))
+        except ValueError:
+            raise ConfigError(f"missing_goal must be 'refuse' or 'blank', "
+                              f'got {self.missing_goal!r}') from None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One synchronized sample: header time and RGB uint8 views (wrists optional)."""
+
+    stamp_ns: int
+    front: ImageLike
+    left: ImageLike | None = None
+    right: ImageLike | None = None
+
+
+@dataclass
+class _Episode:
+    episode_id: str
+    task: str
+    goal: KeyedImage
+    modes: tuple[Mode, ...]
+    start: Views | None = None
+    before: Views | None = None
+    before_stamp: int | None = None
+    last_stamp: int = 0
+    step: int = 0
+    state: ProgressState = field(default_factory=ProgressState)
+    done: bool = False
+
+
+class EpisodeEngine:
+    """Turns a stream of samples of one episode into ``StepResult``s."""
+
+    def __init__(self, backend: GrmBackend, config: EngineConfig | None = None,
+                 profile: CheckpointProfile = GENERIC) -> None:
+        self.backend = backend
+        self.config = config or EngineConfig()
+        self.profile = profile
+        self._episode: _Episode | None = None
+        self._count = 0
+
+    # -- episode control -------------------------------------------------------------------
+
+    @property
+    def episode_id(self) -> str | None:
+        return self._episode.episode_id if self._episode else None
+
+    @property
+    def active_modes(self) -> tuple[Mode, ...]:
+        """The modes actually queried (backward is dropped without a real goal)."""
+        return self._episode.modes if self._episode else self.config.fusion.modes
+
+    def start(self, task: str, goal: ImageLike | None = None,
+              episode_id: str | None = None) -> str:
+        """Open an episode; the next ``step`` is its START sample. Returns the episode id."""
+        check_task(task)
+        self._count += 1
+        eid = episode_id or f'episode-{self._count:04d}'
+        goal_image, modes = self._goal(eid, goal)
+        self._episode = _Episode(eid, task, goal_image, modes)
+        return eid
+
+    def reset(self, episode_id: str | None = None) -> str:
+        """End the episode and open a new one with the same task and goal."""
+        ep = self._require()
+        goal = None if ep.goal.key.role == 'blank' else ep.goal.pixels
+        return self.start(ep.task, goal, episode_id)
+
+    def set_task(self, task: str, episode_id: str | None = None) -> str:
+        """Change the task: starts a new episode (see module docstring)."""
+        ep = self._require()
+        goal = None if ep.goal.key.role == 'blank' else ep.goal.pixels
+        return self.start(task, goal, episode_id)
+
+    def set_goal(self, goal: ImageLike | None, episode_id: str | None = None) -> str:
+        """Change the goal image: starts a new episode (see module docstring)."""
+        return self.start(self._require().task, goal, episode_id)
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def step(self, sample: Sample) -> StepResult:
+        """Score one sample of the current episode."""
+        ep = self._require()
+        stamp = int(sample.stamp_ns)
+        if stamp <= 0:
+            raise StampError(f'sample stamp must be > 0 ns, got {stamp!r}')
+        if stamp <= ep.last_stamp:
+            raise StampError(f'sample stamp {stamp} does not increase (last {ep.last_stamp}) '
+                             f'in episode {ep.episode_id!r}')
+        views = self._views(ep.episode_id, sample)
+        layout = layout_name(sample.left is not None, sample.right is not None)
+        ep.last_stamp = stamp
+        if ep.start is None:
+            ep.start = ep.before = views
+            ep.before_stamp = stamp
+            return self._start_result(ep, stamp, layout)
+
+        queries = self._queries(ep, views)
+        scores, latency, failure = self._ask(queries)
+        fused = fuse_step(ep.state, scores, self.config.fusion)
+        reason = fused.reason
+        if failure:
+            reason = f'backend failed: {failure}' + (f'; {reason}' if reason else '')
+        before_stamp = ep.before_stamp
+        assert before_stamp is not None
+        period_s = (stamp - before_stamp) / 1e9
+        shaping = self.config.shaping
+        success_now = fused.progress >= 1.0 - shaping.delta
+        terminal = success_now and not ep.done
+        reward = shape(ep.state.fused, fused.progress, shaping.sample_gamma(period_s),
+                       delta=shaping.delta, terminal=terminal,
+                       terminal_potential=shaping.terminal_potential)
+        ep.done = ep.done or success_now
+        ep.step += 1
+        if fused.status is not StepStatus.HELD:
+            ep.state = fused.state
+            ep.before, ep.before_stamp = views, stamp
+        return StepResult(
+            ep.episode_id, ep.step, ep.task, before_stamp, stamp, fused.progress,
+            fused.progress_raw, fused.readings, fused.consistency_weight, fused.status,
+            fused.valid and not failure, reason, reward, ep.done, latency,
+            self.backend.model_id, layout)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _require(self) -> _Episode:
+        if self._episode is None:
+            raise ConfigError('no episode: call start(task, goal) first')
+        return self._episode
+
+    def _goal(self, eid: str, goal: ImageLike | None) -> tuple[KeyedImage, tuple[Mode, ...]]:
+        limits = self.profile.pixel_limits
+        modes = self.config.fusion.modes
+        if goal is not None:
+            return KeyedImage(ImageKey(eid, 'goal', 0), prepare(goal, limits)), modes
+        if not self.profile.goalless and self.config.missing_goal is MissingGoal.REFUSE:
+            raise ConfigError(
+                f'checkpoint profile {self.profile.name!r} needs a goal image (REF END): give '
+                'one, or offline use the last front frame of the episode; missing_goal=blank '
+                'runs without it (blank goal, backward mode disabled)')
+        if not self.profile.goalless:
+            log.warning('profile %r was not trained without a goal; using a blank goal image',
+                        self.profile.name)
+        kept = tuple(m for m in modes if m is not Mode.BACKWARD)
+        if Mode.BACKWARD in modes:
+            log.warning('no goal image: backward mode disabled for episode %r', eid)
+        if not kept:
+            raise ConfigError('without a goal image only the backward mode was requested')
+        if self.config.fusion.consistency:
+            raise ConfigError('the consistency check needs the backward mode and so a goal image')
+        return KeyedImage(ImageKey(eid, 'blank', 0), prepare(blank_goal(), limits)), kept
+
+    def _views(self, eid: str, sample: Sample) -> Views:
+        limits = self.profile.pixel_limits
+        if not self.profile.single_view and (sample.left is None or sample.right is None):
+            raise ConfigError(f'checkpoint profile {self.profile.name!r} needs three views')
+        images: dict[str, KeyedImage] = {}
+        for role, image in (('front', sample.front), ('left', sample.left),
+                            ('right', sample.right)):
+            if image is not None:
+                images[role] = KeyedImage(ImageKey(eid, role, int(sample.stamp_ns)),
+                                          prepare(image, limits))
+        front, left, right = map_views(images['front'], images.get('left'), images.get('right'))
+        return Views(front, left, right)
+
+    def _queries(self, ep: _Episode, after: Views) -> dict[Mode, Query]:
+        assert ep.start is not None and ep.before is not None
+        goal = ep.goal
+        befores = {Mode.INCREMENTAL: ep.before.as_tuple(), Mode.FORWARD: ep.start.as_tuple(),
+                   Mode.BACKWARD: (goal, goal, goal)}
+        variant = self.profile.prompt_variant
+        return {m: Query(ep.task, (ep.start.front, goal, *befores[m], *after.as_tuple()), m,
+                         variant)
+                for m in ALL_MODES if m in ep.modes}
+
+    def _ask(self, queries: dict[Mode, Query],
+             ) -> tuple[dict[Mode, ScoreReading], float, str | None]:
+        """One batched backend call; identical queries are asked once."""
+        unique: list[Query] = []
+        index: dict[tuple[object, ...], int] = {}
+        slot: dict[Mode, int] = {}
+        for mode, q in queries.items():
+            sig = tuple(img.key for img in q.images)
+            if sig not in index:
+                index[sig] = len(unique)
+                unique.append(q)
+            slot[mode] = index[sig]
+        t0 = time.perf_counter()
+        try:
+            answers = self.backend.generate(unique)
+            if len(answers) != len(unique):
+                raise ValueError(f'backend returned {len(answers)} answers for '
+                                 f'{len(unique)} queries')
+        except Exception as err:  # a runtime boundary: log and flag, never crash the node
+            log.error('GRM backend failed: %s', err, exc_info=True)
+            latency = time.perf_counter() - t0
+            failed = ScoreReading('', ParseStatus.FAILED, reason=f'backend error: {err}')
+            return {m: failed for m in queries}, latency, str(err)
+        latency = time.perf_counter() - t0
+        scores: dict[Mode, ScoreReading] = {}
+        for mode, i in slot.items():
+            answer = answers[i]
+            if answer.error:
+                scores[mode] = ScoreReading(answer.text, ParseStatus.FAILED,
+                                            reason=f'backend error: {answer.error}')
+            else:
+                scores[mode] = parse_score(answer.text, lenient=self.config.lenient_parse,
+                                           upstream_zero=self.config.upstream_zero)
+        return scores, latency, None
+
+    def _start_result(self, ep: _Episode, stamp: int, layout: str) -> StepResult:
+        readings = tuple(ModeReading(m, ScoreReading('', ParseStatus.SKIPPED)) for m in ALL_MODES)
+        return StepResult(ep.episode_id, 0, ep.task, None, stamp, 0.0, 0.0, readings, None,
+                          StepStatus.OK, True, 'episode start: progress 0 by definition', None,
+                          False, 0.0, self.backend.model_id, layout)
+
+
+def score_samples(engine: EpisodeEngine, samples: Sequence[Sample]) -> list[StepResult]:
+    """Step the engine through ``samples`` (for offline adapters and tests)."""
+    return [engine.step(s) for s in samples]
