@@ -8,7 +8,13 @@ from PIL import Image
 
 from robo_dopamine_ros.core.errors import ConfigError, ImageError
 from robo_dopamine_ros.core.images import (
-    PixelLimits, blank_goal, prepare, smart_resize, to_rgb, visual_tokens)
+    PixelLimits,
+    blank_goal,
+    prepare,
+    smart_resize,
+    to_rgb,
+    visual_tokens,
+)
 
 
 @pytest.mark.parametrize(('hw', 'expected'), [

@@ -9,11 +9,18 @@ import pytest
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.parsing import ParseStatus, ScoreReading, parse_score
 from robo_dopamine_ros.core.progress import (
-    CONSISTENCY_EPS, FusionConfig, FusionMethod, ProgressState, StepStatus, consistency_weight,
-    fuse_step, incremental_update)
+    CONSISTENCY_EPS,
+    FusionConfig,
+    FusionMethod,
+    ProgressState,
+    StepStatus,
+    consistency_weight,
+    fuse_step,
+    incremental_update,
+)
 from robo_dopamine_ros.core.types import Mode
 
-I, F, B = Mode.INCREMENTAL, Mode.FORWARD, Mode.BACKWARD
+I, F, B = Mode.INCREMENTAL, Mode.FORWARD, Mode.BACKWARD  # noqa: E741 - the paper's names
 
 
 def score(pct: float) -> ScoreReading:

@@ -8,8 +8,16 @@ import pytest
 
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.prompt import (
-    DEFAULT_SYSTEM_PROMPT, INFERENCE_TEMPLATE, SLOT_ROLES, TRAINING_TEMPLATE, PromptVariant,
-    chat_messages, prompt_segments, render_prompt, user_content)
+    DEFAULT_SYSTEM_PROMPT,
+    INFERENCE_TEMPLATE,
+    SLOT_ROLES,
+    TRAINING_TEMPLATE,
+    PromptVariant,
+    chat_messages,
+    prompt_segments,
+    render_prompt,
+    user_content,
+)
 
 SHA256 = '6baabeeecf35c731aa1d058147f741f064a1391956bd8aa39448fe9bacad1b94'
 

@@ -6,7 +6,12 @@ import pytest
 
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.shaping import (
-    ShapingConfig, TerminalPotential, is_success, sample_gamma, shape)
+    ShapingConfig,
+    TerminalPotential,
+    is_success,
+    sample_gamma,
+    shape,
+)
 
 
 def test_shaping_reward_is_gamma_phi_next_minus_phi() -> None:
