@@ -169,8 +169,9 @@ def test_engine_task_or_goal_change_starts_a_new_episode() -> None:
 
 def test_engine_rejects_bad_stamps() -> None:
     engine, _ = make()
-    with pytest.raises(StampError, match='> 0'):
-        engine.step(Sample(0, frame(1)))
+    with pytest.raises(StampError, match='>= 0'):
+        engine.step(Sample(-1, frame(1)))
+    assert engine.step(Sample(0, frame(1))).is_start       # offline time starts at 0
     engine.step(sample(2))
     with pytest.raises(StampError, match='does not increase'):
         engine.step(sample(2))

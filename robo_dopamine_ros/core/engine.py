@@ -16,7 +16,9 @@ none re-implements sampling anchors, fusion or shaping. Rules, written once here
 * ``set_task``/``set_goal`` mid-episode end it and open a new one (new episode id) whose START is
   the next sample: progress towards a different objective is not comparable, so the potential is
   never carried across.
-* Stamps (header time, ns) must be > 0 and increase within an episode (``StampError``).
+* Stamps (ns; header time online, frame time offline) must be >= 0 and strictly increase within
+  an episode (``StampError``). An unset ROS header (stamp 0) is the node's to detect: offline time
+  legitimately starts at 0.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class _Episode:
     start: Views | None = None
     before: Views | None = None
     before_stamp: int | None = None
-    last_stamp: int = 0
+    last_stamp: int = -1
     step: int = 0
     state: ProgressState = field(default_factory=ProgressState)
     done: bool = False
@@ -154,8 +156,8 @@ class EpisodeEngine:
         """Score one sample of the current episode."""
         ep = self._require()
         stamp = int(sample.stamp_ns)
-        if stamp <= 0:
-            raise StampError(f'sample stamp must be > 0 ns, got {stamp!r}')
+        if stamp < 0:
+            raise StampError(f'sample stamp must be >= 0 ns, got {stamp!r}')
         if stamp <= ep.last_stamp:
             raise StampError(f'sample stamp {stamp} does not increase (last {ep.last_stamp}) '
                              f'in episode {ep.episode_id!r}')
