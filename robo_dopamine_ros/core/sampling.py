@@ -29,13 +29,14 @@ class HeaderTimeSampler:
 
     The tolerance absorbs stamp jitter: a frame stamped slightly before its due time is still
     taken instead of the next one. With jitter of ±j on every stamp (the anchor included), the
-    tolerance must be at least ``2 j`` to always pick the same frames.
+    tolerance must be at least ``2 j`` to always pick the same frames. The default, 10 ms (a third
+    of a 30 fps frame period), absorbs ±5 ms of jitter.
 
     A stamp that is not newer than the last stamp seen is rejected; :attr:`last_stamp_ns` lets
     the caller tell that case apart from "not due yet" and report it.
     """
 
-    def __init__(self, interval_s: float, tolerance_s: float = 0.001) -> None:
+    def __init__(self, interval_s: float, tolerance_s: float = 0.01) -> None:
         if not _is_number(interval_s) or not math.isfinite(interval_s) or interval_s <= 0:
             raise ConfigError(f'interval_s must be a finite number > 0, got {interval_s!r}')
         if (not _is_number(tolerance_s) or not math.isfinite(tolerance_s) or tolerance_s < 0

@@ -1,0 +1,180 @@
+"""Random access to the frames of a video file or a folder of images, as RGB uint8 arrays.
+
+Mirrors the sources upstream's ``run_pipeline`` and benchmark scripts accept (spec §4.1 item 3,
+§7.1): a video read with OpenCV, seeking with ``CAP_PROP_POS_FRAMES`` and retrying the read once
+(some codecs need it after a seek), or a folder of ``.png``/``.jpg`` frames sorted by file name.
+OpenCV decodes BGR; every frame is converted to RGB here, where the channel order is known, so
+the rest of the package only ever sees RGB.
+
+OpenCV is an optional dependency and is imported only when a video is opened; folders are read
+with Pillow.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..core.errors import ConfigError, ImageError
+
+logger = logging.getLogger(__name__)
+
+#: Frame file types accepted in a folder (case-insensitive), as in the upstream eval scripts.
+FRAME_SUFFIXES: tuple[str, ...] = ('.png', '.jpg', '.jpeg')
+
+_DEMO_EPISODE = Path(__file__).resolve().parent.parent / 'data' / 'demo_episode'
+
+
+class FrameSource:
+    """The frames of one camera, indexed ``0 .. len - 1``.
+
+    Use :func:`open_frames` to create one. A video source keeps its decoder open until
+    :meth:`close` (or the end of a ``with`` block); reading consecutive indices then avoids a
+    seek per frame.
+    """
+
+    def __init__(self, path: Path, files: list[Path] | None = None, capture: Any = None,
+                 num_frames: int = 0, fps: float | None = None) -> None:
+        self._path = path
+        self._files = files
+        self._cap = capture
+        self._len = len(files) if files is not None else num_frames
+        self._fps = fps
+        self._next_index: int | None = 0 if capture is not None else None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def is_video(self) -> bool:
+        return self._files is None
+
+    @property
+    def fps(self) -> float | None:
+        """Frame rate the video container reports; None for a folder (it has no timing)."""
+        return self._fps
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        kind = 'video' if self.is_video else 'folder'
+        return f'FrameSource({kind} {str(self._path)!r}, {self._len} frames)'
+
+    def ref(self, index: int) -> str:
+        """A human-readable reference to a frame for logs and result files.
+
+        Video: ``<file name>#<index:06d>``, e.g. ``cam_high.mp4#000123``. Folder: the frame's
+        file name, e.g. ``frame_000123.png``.
+        """
+        self._check_index(index)
+        if self._files is not None:
+            return self._files[index].name
+        return f'{self._path.name}#{index:06d}'
+
+    def read(self, index: int) -> np.ndarray:
+        """Decode frame ``index`` as a contiguous RGB uint8 HxWx3 array."""
+        self._check_index(index)
+        if self._files is not None:
+            return read_image(self._files[index])
+        return self._read_video(index)
+
+    def close(self) -> None:
+        """Release the video decoder; safe to call twice."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _check_index(self, index: int) -> None:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self._len:
+            raise ConfigError(f'frame index must be an integer in [0, {self._len}) for '
+                              f'{str(self._path)!r}, got {index!r}')
+
+    def _read_video(self, index: int) -> np.ndarray:
+        if self._cap is None:
+            raise ConfigError(f'video {str(self._path)!r} is closed')
+        cv2 = _import_cv2()
+        if index != self._next_index:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            logger.debug('%s: read of frame %d failed, retrying once', self._path, index)
+            ok, frame = self._cap.read()  # some codecs need a second read after a seek
+        if not ok or frame is None:
+            self._next_index = None
+            raise ImageError(f'cannot decode frame {index!r} of {str(self._path)!r}')
+        self._next_index = index + 1
+        if frame.ndim == 2:
+            return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB))
+        return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def open_frames(path: str | Path) -> FrameSource:
+    """Open a video file or a folder of frames; raise ConfigError if it is missing or empty."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted((f for f in p.iterdir() if f.is_file()
+                        and f.suffix.lower() in FRAME_SUFFIXES), key=lambda f: f.name)
+        if not files:
+            raise ConfigError(f'no {"/".join(FRAME_SUFFIXES)} frames in folder {str(p)!r}')
+        return FrameSource(p, files=files)
+    if not p.is_file():
+        raise ConfigError(f'frame source does not exist: {str(p)!r}')
+    cv2 = _import_cv2()
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        cap.release()
+        raise ImageError(f'OpenCV cannot open video {str(p)!r}')
+    num_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if num_frames <= 0:
+        cap.release()
+        raise ImageError(f'video {str(p)!r} reports {num_frames!r} frames')
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    return FrameSource(p, capture=cap, num_frames=num_frames, fps=fps if fps > 0 else None)
+
+
+def demo_episode_dir() -> Path:
+    """The bundled demo episode (three 2 fps 320x240 videos, goal, task, keyframes)."""
+    if not (_DEMO_EPISODE / 'cam_high.mp4').is_file():
+        raise ConfigError(f'demo episode not found at {str(_DEMO_EPISODE)!r}; '
+                          'is the package data installed?')
+    return _DEMO_EPISODE
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one image file (a frame, a goal image) as RGB uint8 with Pillow.
+
+    Raises:
+        ConfigError: the file does not exist (a wrong path is a setting error).
+        ImageError: the file exists but cannot be decoded.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f'image file does not exist: {str(p)!r}')
+    try:
+        with Image.open(p) as im:
+            return np.asarray(im.convert('RGB'), dtype=np.uint8).copy()
+    except (OSError, ValueError) as e:
+        raise ImageError(f'cannot read image {str(p)!r}: {e}') from e
+
+
+def _import_cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as e:
+        raise ConfigError('reading video files needs OpenCV: '
+                          'pip install opencv-python-headless') from e
+    return cv2
