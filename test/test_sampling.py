@@ -54,7 +54,7 @@ def test_header_time_sampler_dropped_frames_do_not_shift_the_grid() -> None:
 
 
 def test_header_time_sampler_long_gap_skips_to_next_grid_point() -> None:
-    sampler = HeaderTimeSampler(1.0)
+    sampler = HeaderTimeSampler(1.0, tolerance_s=0.001)
     assert sampler.accept(0)
     assert sampler.accept(2_500 * MS)
     assert sampler.next_due_ns == 3_000 * MS
