@@ -1,0 +1,452 @@
+"""The GRM on HF transformers: ``Qwen2_5_VLForConditionalGeneration`` with batched generation.
+
+This is the reference backend: it runs anywhere torch runs (CPU CI with the tiny model, a robot's
+GPU with the real 3B). torch and transformers are imported when a backend is built, so the config
+dataclass can be parsed and validated on a machine without them.
+
+Differences from upstream (vLLM, spec §2.2) that are deliberate:
+
+* greedy decoding by default (``upstream_sampling=True`` restores temperature 0.1, top-p 0.9,
+  top-k 50), so a reward is a function of the images, not of a random draw;
+* ``max_new_tokens`` 16 and a ``</score>`` stop string instead of 1024 tokens, which bounds the
+  known degenerate ``<score>-25.0.0.5.6.6…`` outputs (spec §3.4);
+* the checkpoint's ``generation_config.json`` sampling values (e.g. Qwen's repetition penalty
+  1.05) never apply: every decoding parameter is passed explicitly, as vLLM did upstream.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.errors import BackendError, ConfigError, GrmError, ModelLoadError
+from ..core.images import PixelLimits
+from ..core.prompt import chat_messages
+from ..core.types import Answer, Query
+from .processor import load_processor
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BatchFeature
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = 'tanhuajie2001/Robo-Dopamine-GRM-3B'
+#: The architecture every released GRM checkpoint uses (RoboBrain2.0-3B is a Qwen2.5-VL).
+MODEL_TYPE = 'qwen2_5_vl'
+#: Generation of a row ends once this string is complete (the answer is one ``<score>`` tag).
+STOP_STRING = '</score>'
+#: Upstream's vLLM ``SamplingParams`` (spec §2.2), minus its 1024-token budget.
+UPSTREAM_SAMPLING: dict[str, float | int] = {'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
+
+DTYPES = ('auto', 'bfloat16', 'float16', 'float32')
+_DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+
+
+@dataclass(frozen=True)
+class TransformersConfig:
+    """How to load and run the GRM with transformers.
+
+    Attributes:
+        model: Hub id or local checkpoint directory.
+        device: ``'cuda:N'``, ``'cuda'``, ``'cpu'`` or ``'auto'`` (first GPU if there is one).
+        dtype: ``'auto'`` is bfloat16 on a GPU that supports it (else float16) and float32 on
+            CPU, where half precision is slow or unsupported on many hosts.
+        upstream_sampling: Sample like upstream instead of greedy decoding.
+        max_new_tokens: Token budget per answer; ``<score>+37.0%</score>`` is ~10 tokens.
+        pixel_limits: Enforced on the processor, matching the engine's pre-resizing.
+        trust_remote_code: Only for checkpoints that ship code; the GRM does not.
+        local_files_only: Never download; a hub id must already be in the HF cache. A robot
+            should not pull 7.5 GB at startup, so this is the default.
+        attn_implementation: e.g. ``'sdpa'``, ``'eager'``, ``'flash_attention_2'``; ``None`` lets
+            transformers choose.
+        max_gpu_memory_gib: Cap on this process's memory on the GPU (shared-GPU robots); ``None``
+            is no cap.
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = 'cuda:0'
+    dtype: str = 'auto'
+    upstream_sampling: bool = False
+    max_new_tokens: int = 16
+    pixel_limits: PixelLimits = field(default_factory=PixelLimits)
+    trust_remote_code: bool = False
+    local_files_only: bool = True
+    attn_implementation: str | None = None
+    max_gpu_memory_gib: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f'model must be a hub id or a directory, got {self.model!r}')
+        if not _DEVICE_RE.match(self.device):
+            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
+                              f'{self.device!r}')
+        if self.dtype not in DTYPES:
+            raise ConfigError(f'dtype must be one of {DTYPES}, got {self.dtype!r}')
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ConfigError(f'max_new_tokens must be a positive int, got '
+                              f'{self.max_new_tokens!r}')
+        if not isinstance(self.pixel_limits, PixelLimits):
+            raise ConfigError(f'pixel_limits must be a PixelLimits, got {self.pixel_limits!r}')
+        if self.max_gpu_memory_gib is not None and not self.max_gpu_memory_gib > 0:
+            raise ConfigError(f'max_gpu_memory_gib must be > 0, got {self.max_gpu_memory_gib!r}')
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Every decoding parameter ``generate`` needs, so no checkpoint default leaks in."""
+        kwargs: dict[str, Any] = {'max_new_tokens': self.max_new_tokens,
+                                  'repetition_penalty': 1.0}
+        if self.upstream_sampling:
+            kwargs.update(do_sample=True, **UPSTREAM_SAMPLING)
+        else:
+            kwargs.update(do_sample=False, temperature=1.0, top_p=1.0, top_k=50)
+        return kwargs
+
+
+def resolve_device(device: str) -> str:
+    """``'auto'`` -> ``'cuda:0'`` if CUDA is usable, else ``'cpu'``; ``'cuda'`` -> ``'cuda:0'``."""
+    import torch
+
+    if device == 'auto':
+        return 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    if device == 'cuda':
+        device = 'cuda:0'
+    if device.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f'device {device!r} asked for, but torch sees no CUDA GPU '
+                                 f'(torch {torch.__version__}); use device=cpu or auto')
+        index = int(device.split(':')[1])
+        if index >= torch.cuda.device_count():
+            raise ModelLoadError(f'device {device!r} asked for, but only '
+                                 f'{torch.cuda.device_count()} CUDA device(s) exist')
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """The torch dtype for ``dtype`` on a resolved ``device`` (``TransformersConfig.dtype``)."""
+    import torch
+
+    if dtype == 'auto':
+        if not device.startswith('cuda'):
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}[dtype]
+
+
+def check_checkpoint(model: str, *, local_files_only: bool = True,
+                     trust_remote_code: bool = False) -> None:
+    """Fail early, with instructions, when ``model`` is not a loadable Qwen2.5-VL checkpoint.
+
+    transformers' own errors for these cases are long and generic (and for a missing directory
+    it may try the hub); the user needs to know which file is missing and how to get it.
+
+    Raises:
+        ModelLoadError: Missing directory, no ``config.json``, another architecture, or a hub id
+            that is not cached (with ``local_files_only``) or not reachable.
+    """
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f'model {model!r} is a file; pass the checkpoint directory')
+        cfg_file = path / 'config.json'
+        if not cfg_file.is_file():
+            raise ModelLoadError(f'model directory {model!r} has no config.json, so it is not a '
+                                 f'checkpoint; {_download_hint()}')
+        try:
+            model_type = json.loads(cfg_file.read_text()).get('model_type')
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelLoadError(f'cannot read {str(cfg_file)!r}: {exc}') from exc
+    elif _looks_like_path(model):
+        raise ModelLoadError(f'model directory {model!r} does not exist; {_download_hint()}')
+    else:
+        from transformers import AutoConfig
+
+        try:
+            cfg = AutoConfig.from_pretrained(model, local_files_only=local_files_only,
+                                             trust_remote_code=trust_remote_code)
+        except Exception as exc:  # OSError, HF hub errors, ValueError: all mean "not available"
+            where = 'in the local HF cache' if local_files_only else 'on the hub or in the cache'
+            cause = ' '.join(str(exc).split())
+            raise ModelLoadError(f'model {model!r} was not found {where}; '
+                                 f'{_download_hint(model)} (cause: {cause})') from exc
+        model_type = cfg.model_type
+    if model_type != MODEL_TYPE:
+        raise ModelLoadError(f'model {model!r} is a {model_type!r} checkpoint, not a GRM '
+                             f'({MODEL_TYPE!r}); {_download_hint()}')
+
+
+def _looks_like_path(model: str) -> bool:
+    """A hub id is ``owner/name``; anything else that does not exist is a missing directory."""
+    return (model.startswith(('/', '.', '~')) or '\\' in model or model.count('/') != 1)
+
+
+def _download_hint(model: str = DEFAULT_MODEL) -> str:
+    return (f'download the checkpoint with `huggingface-cli download {model} --local-dir '
+            f'<dir>` and pass that directory as the model')
+
+
+class _StopCriteria:
+    """Ends each row at ``</score>`` and every row when the backend is asked to stop.
+
+    Called by ``generate`` after each decode step, so a stop request takes effect within one
+    step. Only the last few tokens of a row are decoded: the stop string is 8 characters, every
+    token holds at least one, and the check runs after every token.
+    """
+
+    _WINDOW = 12
+
+    def __init__(self, tokenizer: Any, prompt_len: int, stop_event: threading.Event) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.stop_event = stop_event
+        self.stopped = False
+        self.hit: set[int] = set()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any,
+                 **kwargs: Any) -> torch.BoolTensor:
+        import torch
+
+        rows = input_ids.shape[0]
+        if self.stop_event.is_set():
+            self.stopped = True
+            return torch.ones(rows, dtype=torch.bool, device=input_ids.device)
+        start = max(self.prompt_len, input_ids.shape[1] - self._WINDOW)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:].tolist())
+        done = [STOP_STRING in tail for tail in tails]
+        self.hit.update(i for i, d in enumerate(done) if d)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class TransformersBackend:
+    """A ``GrmBackend`` on one device, answering a batch of queries with one ``generate`` call.
+
+    Thread safety: ``generate`` calls are serialised; ``request_stop`` may be called from any
+    thread. A stop request is sticky: every later ``generate`` raises ``BackendError('stopped')``
+    (it exists for shutdown).
+    """
+
+    def __init__(self, config: TransformersConfig | None = None) -> None:
+        """Load the processor and the model.
+
+        Raises:
+            ModelLoadError: The checkpoint is missing or not a Qwen2.5-VL one, the device does
+                not exist, or transformers failed to load it; the message says what to do.
+        """
+        self.config = config or TransformersConfig()
+        self.model_id = self.config.model
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise ModelLoadError(f'the transformers backend needs torch and transformers ({exc}); '
+                                 'install them (see requirements-dev.txt)') from exc
+        self.device = resolve_device(self.config.device)
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        check_checkpoint(self.config.model, local_files_only=self.config.local_files_only,
+                         trust_remote_code=self.config.trust_remote_code)
+        local = Path(self.config.model).expanduser()
+        source = str(local) if local.exists() else self.config.model
+        self._apply_memory_cap()
+        t0 = time.perf_counter()
+        try:
+            self.processor = load_processor(source, pixel_limits=self.config.pixel_limits,
+                                            local_files_only=self.config.local_files_only,
+                                            trust_remote_code=self.config.trust_remote_code)
+        except Exception as exc:
+            raise ModelLoadError(f'cannot load the processor of {self.model_id!r}: {exc}') from exc
+        self.model = self._load_model(source)
+        self._eos_ids = self._collect_eos_ids()
+        logger.info('loaded %r on %s as %s in %.1f s', self.model_id, self.device, self.dtype,
+                    time.perf_counter() - t0)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _apply_memory_cap(self) -> None:
+        import torch
+
+        cap = self.config.max_gpu_memory_gib
+        if cap is None or not self.device.startswith('cuda'):
+            return
+        index = int(self.device.split(':')[1])
+        total = torch.cuda.get_device_properties(index).total_memory
+        fraction = min(1.0, cap * 2**30 / total)
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
+        logger.info('capped GPU memory of %s at %.1f GiB (%.0f%%)', self.device, cap,
+                    100 * fraction)
+
+    def _load_model(self, source: str) -> Any:
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        kwargs: dict[str, Any] = {'dtype': self.dtype, 'use_safetensors': True,
+                                  'local_files_only': self.config.local_files_only,
+                                  'trust_remote_code': self.config.trust_remote_code}
+        if self.config.attn_implementation is not None:
+            kwargs['attn_implementation'] = self.config.attn_implementation
+        if importlib.util.find_spec('accelerate') is not None:
+            kwargs['device_map'] = self.device  # straight onto the device, no host copy
+        try:
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, **kwargs)
+            model.to(self.device)
+        except Exception as exc:
+            raise ModelLoadError(f'cannot load the model weights of {self.model_id!r} '
+                                 f'({type(exc).__name__}: {exc}); check the directory is a '
+                                 f'complete download with model*.safetensors') from exc
+        return model.eval()
+
+    def _collect_eos_ids(self) -> list[int]:
+        """The checkpoint's eos ids plus ``<|im_end|>``, which ends every assistant turn."""
+        eos = self.model.generation_config.eos_token_id
+        ids = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
+        im_end = self.processor.tokenizer.convert_tokens_to_ids('<|im_end|>')
+        if im_end is not None and im_end not in ids:
+            ids.append(im_end)
+        return ids
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def render_text(self, query: Query) -> str:
+        """The query's chat-template text, before ``<|image_pad|>`` expansion.
+
+        Raises:
+            ConfigError: The task is empty or contains a reserved marker.
+        """
+        # The template only tests for the 'image' key; the pixels go to the processor separately.
+        messages = chat_messages(query.task, [None] * len(query.images), query.variant)
+        return self.processor.apply_chat_template(messages, tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def build_inputs(self, queries: Sequence[Query]) -> BatchFeature:
+        """Tokenise and image-process a batch: left padded, images in query then slot order.
+
+        Kept separate from ``generate`` so the exact tensors the model sees can be tested without
+        running it. Tensors stay on the CPU.
+
+        Raises:
+            ConfigError: A query's task is invalid.
+        """
+        return self._encode([self.render_text(q) for q in queries], queries)
+
+    def _encode(self, texts: list[str], queries: Sequence[Query]) -> BatchFeature:
+        from PIL import Image
+
+        images = [Image.fromarray(np.ascontiguousarray(im.pixels)) for q in queries
+                  for im in q.images]
+        return self.processor(text=texts, images=images, padding=True, return_tensors='pt')
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def generate(self, queries: Sequence[Query]) -> list[Answer]:
+        """Answer all queries with one batched ``generate``.
+
+        A query whose prompt cannot be built gets ``Answer(text='', error=...)``; the rest still
+        run. The answer text is the decoded new tokens only, special tokens removed.
+
+        Raises:
+            BackendError: The backend was stopped or closed, or generation failed for the batch
+                (e.g. out of GPU memory).
+        """
+        with self._lock:
+            if getattr(self, 'model', None) is None:
+                raise BackendError('the backend is closed')
+            if self._stop.is_set():
+                raise BackendError('stopped')
+            t0 = time.perf_counter()
+            answers: list[Answer | None] = [None] * len(queries)
+            texts: list[str] = []
+            runnable: list[int] = []
+            for i, query in enumerate(queries):
+                try:
+                    texts.append(self.render_text(query))
+                    runnable.append(i)
+                except GrmError as exc:
+                    answers[i] = Answer(text='', error=f'{type(exc).__name__}: {exc}')
+            if runnable:
+                batch = [queries[i] for i in runnable]
+                for i, answer in zip(runnable, self._run(texts, batch, t0), strict=True):
+                    answers[i] = answer
+            return [a for a in answers if a is not None]
+
+    def _run(self, texts: list[str], queries: Sequence[Query], t0: float) -> list[Answer]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        try:
+            enc = self._encode(texts, queries)
+        except Exception as exc:
+            raise BackendError(f'cannot build the inputs of a batch of {len(queries)}: '
+                               f'{exc}') from exc
+        prompt_len = enc['input_ids'].shape[1]
+        criteria = _StopCriteria(self.processor.tokenizer, prompt_len, self._stop)
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(
+                    **enc.to(self.device), **self.config.generation_kwargs(),
+                    eos_token_id=self._eos_ids,
+                    pad_token_id=self.processor.tokenizer.pad_token_id,
+                    stopping_criteria=StoppingCriteriaList([criteria]))
+        except Exception as exc:
+            if self.device.startswith('cuda'):
+                torch.cuda.empty_cache()
+            raise BackendError(f'generation failed for a batch of {len(queries)} '
+                               f'({type(exc).__name__}: {exc})') from exc
+        if criteria.stopped:
+            raise BackendError('stopped')
+        new = out[:, prompt_len:].cpu()
+        texts_out = self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
+        latency = time.perf_counter() - t0
+        prompt_tokens = enc['attention_mask'].sum(dim=1).tolist()
+        answers = []
+        for row, text in enumerate(texts_out):
+            answers.append(Answer(text=text, meta={
+                'latency_s': latency,
+                'batch_size': float(len(queries)),
+                'prompt_tokens': float(prompt_tokens[row]),
+                'new_tokens': float(self._count_new(new[row].tolist())),
+                'stop_string': float(row in criteria.hit),
+            }))
+        return answers
+
+    def _count_new(self, row: list[int]) -> int:
+        """Generated tokens before the first end or padding token.
+
+        The pad token (``<|endoftext|>``) is also an end token, so an end token the model emitted
+        and the padding after a row stopped at ``</score>`` look alike; neither is counted.
+        """
+        ends = {*self._eos_ids, self.processor.tokenizer.pad_token_id}
+        return next((n for n, token in enumerate(row) if token in ends), len(row))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Make a running ``generate`` return within one decode step (it then raises)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Drop the model and processor and return cached GPU memory to the driver."""
+        self._stop.set()
+        with self._lock:
+            self.model = None
+            self.processor = None
+            gc.collect()
+            if self.device.startswith('cuda'):
+                import torch
+
+                torch.cuda.empty_cache()
+
+    def __enter__(self) -> TransformersBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

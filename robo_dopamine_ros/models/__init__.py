@@ -1,0 +1,23 @@
+"""Model directories this package can build itself (random weights, no download).
+
+Importing this package is cheap: torch, transformers and the tokenizer sources are imported only
+when a model is actually built.
+"""
+
+from __future__ import annotations
+
+from .tiny_grm import (
+    QWEN2_VL_CHAT_TEMPLATE,
+    QWEN_SPECIAL_TOKENS,
+    build_tiny_grm,
+    build_tokenizer,
+    real_dimensions_config,
+)
+
+__all__ = [
+    'QWEN2_VL_CHAT_TEMPLATE',
+    'QWEN_SPECIAL_TOKENS',
+    'build_tiny_grm',
+    'build_tokenizer',
+    'real_dimensions_config',
+]
