@@ -19,7 +19,7 @@ from pathlib import Path
 from .core.engine import EngineConfig, EpisodeEngine, Sample
 from .core.profiles import profile_for
 from .core.result import StepResult
-from .core.sampling import frame_interval_indices
+from .core.sampling import SamplerKind, SamplingConfig
 from .io.frames import demo_episode_dir, open_frames, read_image
 
 log = logging.getLogger(__name__)
@@ -62,14 +62,15 @@ def run_demo(options: DemoOptions,
     sources = [open_frames(episode / name) for name in CAMERAS]
     try:
         fps = sources[0].fps or 2.0
-        n = len(sources[0])
-        indices = frame_interval_indices(n, max(1, round(options.interval_s * fps)))
-        if options.max_steps is not None:
-            indices = indices[:options.max_steps + 1]
+        sampling = SamplingConfig(SamplerKind.FRAME_INTERVAL,
+                                  frame_interval=max(1, round(options.interval_s * fps)))
         profile = profile_for(model)
         backend = TransformersBackend(TransformersConfig(model=model, device=options.device,
                                                          pixel_limits=profile.pixel_limits))
-        engine = EpisodeEngine(backend, EngineConfig(), profile)
+        engine = EpisodeEngine(backend, EngineConfig(sampling=sampling), profile)
+        indices = engine.frame_indices(len(sources[0]))
+        if options.max_steps is not None:
+            indices = indices[:options.max_steps + 1]
         engine.start(DEMO_TASK, read_image(episode / 'goal.png'), episode_id='demo')
         options.out_dir.mkdir(parents=True, exist_ok=True)
         results = []

@@ -13,6 +13,7 @@ from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
 from robo_dopamine_ros.core.errors import ConfigError, StampError
 from robo_dopamine_ros.core.profiles import GRM_2_4B, GRM_3B
 from robo_dopamine_ros.core.progress import FusionConfig, StepStatus
+from robo_dopamine_ros.core.sampling import SamplerKind, SamplingConfig
 from robo_dopamine_ros.core.shaping import ShapingConfig
 from robo_dopamine_ros.core.types import ImageKey, Mode, Query
 
@@ -230,3 +231,23 @@ def test_engine_record_is_json_serialisable() -> None:
 def test_engine_needs_start_first() -> None:
     with pytest.raises(ConfigError, match='start'):
         EpisodeEngine(ScriptedBackend()).step(sample(1))
+
+
+def test_engine_names_the_sampler_and_restarts_its_grid_per_episode() -> None:
+    cfg = EngineConfig(sampling=SamplingConfig(interval_s=1.0))
+    engine, _ = make(config=cfg)
+    stamps = [i * SEC // 30 for i in range(1, 70)]
+    assert [t for t in stamps if engine.wants(t)] == [stamps[0], stamps[30], stamps[60]]
+    engine.reset()
+    assert engine.wants(stamps[65]) and not engine.wants(stamps[66])
+
+
+def test_engine_offline_frame_indices_follow_the_configured_rule() -> None:
+    upstream = EngineConfig(sampling=SamplingConfig(SamplerKind.FRAME_INTERVAL, frame_interval=3))
+    assert make(config=upstream)[0].frame_indices(11) == [0, 3, 6, 9, 10]
+    bench = EngineConfig(sampling=SamplingConfig('evenly_spaced', frame_interval=30))
+    assert make(config=bench)[0].frame_indices(91) == [0, 45, 90]
+    with pytest.raises(ConfigError, match='by stamp'):
+        make()[0].frame_indices(10)
+    with pytest.raises(ConfigError, match='unknown sampler'):
+        SamplingConfig('random')

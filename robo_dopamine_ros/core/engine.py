@@ -3,6 +3,10 @@
 Every adapter — the ROS node, bag replay, the video pipeline, the benchmark — drives this class;
 none re-implements sampling anchors, fusion or shaping. Rules, written once here:
 
+* Sampling is named here (``EngineConfig.sampling``): online adapters ask ``wants(stamp)``
+  (header-time grid, restarted with each episode) before converting images; offline adapters
+  ask ``frame_indices(n)`` (upstream frame interval + last frame, or the benchmark's evenly
+  spaced indices).
 * ``start(task, goal)`` opens an episode; the **first** ``step`` after it is the START sample:
   it becomes REF START (its front view) and the first BEFORE, gets progress 0, no query, no reward.
 * Each later ``step`` builds the requested queries (incremental: BEFORE = the last sample that
@@ -40,6 +44,7 @@ from .profiles import GENERIC, CheckpointProfile
 from .progress import FusionConfig, ModeReading, ProgressState, StepStatus, fuse_step
 from .prompt import check_task
 from .result import StepResult
+from .sampling import SamplingConfig
 from .shaping import ShapingConfig, shape
 from .types import ALL_MODES, ImageKey, KeyedImage, Mode, Query, Views
 from .views import layout_name, map_views
@@ -68,6 +73,7 @@ class EngineConfig:
     lenient_parse: bool = True
     upstream_zero: bool = False
     missing_goal: MissingGoal = MissingGoal.REFUSE
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -112,6 +118,7 @@ class EpisodeEngine:
         self.profile = profile
         self._episode: _Episode | None = None
         self._count = 0
+        self._sampler = self.config.sampling.header_sampler()
 
     # -- episode control -------------------------------------------------------------------
 
@@ -132,7 +139,20 @@ class EpisodeEngine:
         eid = episode_id or f'episode-{self._count:04d}'
         goal_image, modes = self._goal(eid, goal)
         self._episode = _Episode(eid, task, goal_image, modes)
+        self._sampler.reset()
         return eid
+
+    def wants(self, stamp_ns: int) -> bool:
+        """Online sampling: is a sample with this header stamp due (``header_time`` grid)?
+
+        Call it for every synchronized set before converting images; a False for a stamp that
+        does not increase is for the caller to report (``step`` would raise ``StampError``).
+        """
+        return self._sampler.accept(int(stamp_ns))
+
+    def frame_indices(self, num_frames: int) -> list[int]:
+        """Offline sampling: the frame indices of an ``num_frames``-long episode to score."""
+        return self.config.sampling.indices(num_frames)
 
     def reset(self, episode_id: str | None = None) -> str:
         """End the episode and open a new one with the same task and goal."""

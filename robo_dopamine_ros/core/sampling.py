@@ -10,7 +10,9 @@ Three rules, one per use:
 
 from __future__ import annotations
 
+import enum
 import math
+from dataclasses import dataclass
 
 from .errors import ConfigError
 
@@ -133,3 +135,46 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class SamplerKind(str, enum.Enum):
+    """The three sampling rules, by use."""
+
+    HEADER_TIME = 'header_time'          # ROS node and bag replay
+    FRAME_INTERVAL = 'frame_interval'    # offline videos (upstream run_pipeline)
+    EVENLY_SPACED = 'evenly_spaced'      # benchmark (spec §7.2)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Which rule picks the scored samples; the engine owns it so every adapter agrees.
+
+    ``interval_s``/``tolerance_s`` apply to ``HEADER_TIME``; ``frame_interval`` to the two
+    index rules (frames between samples for ``FRAME_INTERVAL``, the ``n // interval`` divisor for
+    ``EVENLY_SPACED``).
+    """
+
+    kind: SamplerKind = SamplerKind.HEADER_TIME
+    interval_s: float = 1.0
+    tolerance_s: float = 0.01
+    frame_interval: int = 30
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, 'kind', SamplerKind(self.kind))
+        except ValueError:
+            raise ConfigError(f'unknown sampler {self.kind!r}; one of '
+                              f'{[k.value for k in SamplerKind]}') from None
+        HeaderTimeSampler(self.interval_s, self.tolerance_s)      # validates both
+        _check_int('frame_interval', self.frame_interval, 1)
+
+    def header_sampler(self) -> HeaderTimeSampler:
+        return HeaderTimeSampler(self.interval_s, self.tolerance_s)
+
+    def indices(self, num_frames: int) -> list[int]:
+        """The frame indices to score, for the index rules."""
+        if self.kind is SamplerKind.FRAME_INTERVAL:
+            return frame_interval_indices(num_frames, self.frame_interval)
+        if self.kind is SamplerKind.EVENLY_SPACED:
+            return evenly_spaced_indices(num_frames, self.frame_interval)
+        raise ConfigError('the header_time sampler picks samples by stamp, not by index')
