@@ -249,5 +249,5 @@ def test_engine_offline_frame_indices_follow_the_configured_rule() -> None:
     assert make(config=bench)[0].frame_indices(91) == [0, 45, 90]
     with pytest.raises(ConfigError, match='by stamp'):
         make()[0].frame_indices(10)
-    with pytest.raises(ConfigError, match='unknown sampler'):
+    with pytest.raises(ConfigError, match='kind must be one of'):
         SamplingConfig('random')

@@ -152,7 +152,8 @@ def test_progress_unrequested_modes_are_skipped() -> None:
 
 
 @pytest.mark.parametrize('kwargs', [
-    {'modes': ()}, {'modes': (I, I)}, {'alpha': 0.0},
+    {'modes': ()}, {'modes': (I, I)}, {'alpha': 0.0}, {'modes': ('sideways',)},
+    {'method': 'median'},
     {'consistency': True, 'method': FusionMethod.UPSTREAM},
     {'consistency': True, 'modes': (I, F)}])
 def test_progress_fusion_config_is_validated(kwargs: dict) -> None:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError, StampError
+from .errors import ConfigError, StampError, coerce_enum
 from .images import blank_goal, prepare
 from .parsing import ParseStatus, ScoreReading, parse_score
 from .profiles import GENERIC, CheckpointProfile
@@ -76,11 +76,7 @@ class EngineConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, 'missing_goal', MissingGoal(self.missing_goal))
-        except ValueError:
-            raise ConfigError(f"missing_goal must be 'refuse' or 'blank', "
-                              f'got {self.missing_goal!r}') from None
+        coerce_enum(self, 'missing_goal', MissingGoal)
 
 
 @dataclass(frozen=True)

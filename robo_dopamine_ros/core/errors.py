@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import enum
+from typing import TypeVar
+
+E = TypeVar('E', bound=enum.Enum)
+
 
 class GrmError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -25,3 +30,18 @@ class StampError(GrmError, ValueError):
 
 class BackendError(GrmError):
     """A backend failed to answer a batch as a whole (e.g. it was stopped)."""
+
+
+def coerce_enum(obj: object, name: str, enum_cls: type[E]) -> E:
+    """Set field ``name`` of frozen dataclass ``obj`` to its ``enum_cls`` member, or raise.
+
+    Lets configs accept plain strings (YAML, ROS parameters, CLI) with one clear error.
+    """
+    value = getattr(obj, name)
+    try:
+        member = enum_cls(value)
+    except ValueError:
+        raise ConfigError(f'{name} must be one of {[m.value for m in enum_cls]}, '
+                          f'got {value!r}') from None
+    object.__setattr__(obj, name, member)
+    return member

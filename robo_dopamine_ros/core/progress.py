@@ -39,7 +39,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from .errors import ConfigError, coerce_enum
 from .parsing import ParseStatus, ScoreReading
 from .types import ALL_MODES, Mode
 
@@ -78,8 +78,12 @@ class FusionConfig:
             raise ConfigError('at least one mode must be requested')
         if len(set(self.modes)) != len(self.modes):
             raise ConfigError(f'modes must not repeat, got {self.modes!r}')
-        object.__setattr__(self, 'modes', tuple(Mode(m) for m in self.modes))
-        object.__setattr__(self, 'method', FusionMethod(self.method))
+        try:
+            object.__setattr__(self, 'modes', tuple(Mode(m) for m in self.modes))
+        except ValueError:
+            raise ConfigError(f'modes must be among {[m.value for m in Mode]}, '
+                              f'got {self.modes!r}') from None
+        coerce_enum(self, 'method', FusionMethod)
         if self.alpha <= 0:
             raise ConfigError(f'consistency alpha must be > 0, got {self.alpha!r}')
         if self.consistency and self.method is not FusionMethod.PAPER:

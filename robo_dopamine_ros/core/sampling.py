@@ -14,7 +14,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, coerce_enum
 
 _NS_PER_S = 1_000_000_000
 
@@ -160,11 +160,7 @@ class SamplingConfig:
     frame_interval: int = 30
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, 'kind', SamplerKind(self.kind))
-        except ValueError:
-            raise ConfigError(f'unknown sampler {self.kind!r}; one of '
-                              f'{[k.value for k in SamplerKind]}') from None
+        coerce_enum(self, 'kind', SamplerKind)
         HeaderTimeSampler(self.interval_s, self.tolerance_s)      # validates both
         _check_int('frame_interval', self.frame_interval, 1)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, coerce_enum
 
 DEFAULT_DELTA = 0.05
 DEFAULT_GAMMA = 0.99
@@ -49,7 +49,7 @@ class ShapingConfig:
             raise ConfigError(f'control_period_s must be > 0, got {self.control_period_s!r}')
         if not 0.0 <= self.delta < 1.0:
             raise ConfigError(f'delta must be in [0, 1), got {self.delta!r}')
-        object.__setattr__(self, 'terminal_potential', TerminalPotential(self.terminal_potential))
+        coerce_enum(self, 'terminal_potential', TerminalPotential)
 
     def sample_gamma(self, sample_period_s: float) -> float:
         """γ for one scored transition spanning ``sample_period_s`` seconds."""
