@@ -101,9 +101,9 @@ msg.mode_hop = [0.25, -0.125, 0.0]
 msg.mode_hop_raw = [0.25, -0.125, float('nan')]
 msg.raw_answers = ['<score>+25%</score>', '<score>75%</score>', 'no score']
 msg.parse_status = [Progress.PARSE_OK, Progress.PARSE_LENIENT, Progress.PARSE_ZEROED]
-msg.valid, msg.reason = True, ''
+msg.valid, msg.status, msg.reason = True, 'ok', ''
 msg.consistency_weight, msg.latency_s = float('nan'), 1.5
-msg.model_id = 'local/tiny-grm'
+msg.model_id, msg.view_layout = 'local/tiny-grm', 'three-view'
 deadline = time.monotonic() + timeout
 while node.count_subscribers(topic) < 1:
     if time.monotonic() > deadline:
@@ -127,13 +127,14 @@ EXPECTED_PROGRESS_FIELDS = {
     'mode_progress': 'sequence<float>', 'mode_progress_raw': 'sequence<float>',
     'mode_hop': 'sequence<float>', 'mode_hop_raw': 'sequence<float>',
     'raw_answers': 'sequence<string>', 'parse_status': 'sequence<uint8>',
-    'valid': 'boolean', 'reason': 'string', 'consistency_weight': 'float',
-    'latency_s': 'float', 'model_id': 'string',
+    'valid': 'boolean', 'status': 'string', 'reason': 'string', 'consistency_weight': 'float',
+    'latency_s': 'float', 'model_id': 'string', 'view_layout': 'string',
 }
 EXPECTED_REWARD_FIELDS = {
     'header': 'std_msgs/Header', 'before_stamp': 'builtin_interfaces/Time',
     'episode_id': 'string', 'step': 'uint32', 'reward': 'float', 'potential_before': 'float',
-    'potential_after': 'float', 'gamma': 'float', 'done': 'boolean', 'terminal': 'boolean',
+    'potential_after': 'float', 'gamma': 'float', 'r_gold': 'float', 'done': 'boolean',
+    'terminal': 'boolean',
     'valid': 'boolean', 'reason': 'string',
 }
 
@@ -208,9 +209,9 @@ def test_progress_round_trips_between_two_processes_over_dds(ros_env: dict[str, 
         'mode_progress': [0.5, 0.75, 1.0], 'mode_progress_raw': [0.5, 0.75, 1.125],
         'mode_hop': [0.25, -0.125, 0.0], 'mode_hop_raw': [0.25, -0.125, None],
         'raw_answers': ['<score>+25%</score>', '<score>75%</score>', 'no score'],
-        'parse_status': [0, 1, 3], 'valid': True, 'reason': '',
+        'parse_status': [0, 1, 3], 'valid': True, 'status': 'ok', 'reason': '',
         'consistency_weight': None, 'latency_s': 1.5,
-        'model_id': 'local/tiny-grm',
+        'model_id': 'local/tiny-grm', 'view_layout': 'three-view',
     }
 
 
