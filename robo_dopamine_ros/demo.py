@@ -9,7 +9,6 @@ checkpoint (e.g. GRM-3B on a GPU) for real progress.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from .core.profiles import profile_for
 from .core.result import StepResult
 from .core.sampling import SamplerKind, SamplingConfig
 from .io.frames import demo_episode_dir, open_frames, read_image
+from .offline.plots import plot_results
+from .offline.records import ResultWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def tiny_model_dir(cache_dir: Path | None = None) -> Path:
 
 def run_demo(options: DemoOptions,
              on_result: Callable[[StepResult], None] | None = None) -> list[StepResult]:
-    """Score the bundled episode; writes ``results.jsonl`` to ``options.out_dir``."""
+    """Score the bundled episode; writes results (JSONL, CSV) and a plot to ``out_dir``."""
     from .backends.transformers_backend import TransformersBackend, TransformersConfig
 
     model = options.model or str(tiny_model_dir(options.cache_dir))
@@ -72,18 +73,17 @@ def run_demo(options: DemoOptions,
         if options.max_steps is not None:
             indices = indices[:options.max_steps + 1]
         engine.start(DEMO_TASK, read_image(episode / 'goal.png'), episode_id='demo')
-        options.out_dir.mkdir(parents=True, exist_ok=True)
-        results = []
-        with (options.out_dir / 'results.jsonl').open('w', encoding='utf-8') as sink:
+        results, records = [], []
+        with ResultWriter(options.out_dir) as sink:
             for idx in indices:
                 front, left, right = (s.read(idx) for s in sources)
                 result = engine.step(Sample(round(idx / fps * 1e9), front, left, right))
-                sink.write(json.dumps(result.to_record()) + '\n')
-                sink.flush()
+                records.append(sink.write(result, frame=sources[0].ref(idx)))
                 results.append(result)
                 if on_result:
                     on_result(result)
         backend.close()
+        plot_results(records, options.out_dir / 'progress.png', f'{DEMO_TASK} ({model})')
         return results
     finally:
         for s in sources:

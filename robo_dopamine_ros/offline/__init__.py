@@ -1,0 +1,1 @@
+"""Offline adapters and their outputs: result files, plots and videos (no ROS)."""
