@@ -12,6 +12,11 @@ EXTRAS: dict[str, list[str]] = {
     'model': ['transformers>=4.57,<6', 'torch>=2.5'],
     'video': ['opencv-python-headless', 'matplotlib', 'scipy'],
     'bag': ['rosbags', 'rosbags-image'],
+    # Fine-tuning: LoRA (peft) and the transformers Trainer (needs accelerate).
+    'train': ['peft', 'accelerate', 'transformers>=4.57,<6', 'torch>=2.5', 'tqdm'],
+    # robo-dopamine bench (Spearman/Kendall) and bench-data (the synthetic renderer draws with
+    # OpenCV). The openai backend needs nothing; vLLM is GPU-only and lives in its own env.
+    'bench': ['scipy', 'opencv-python-headless'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

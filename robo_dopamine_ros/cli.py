@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_prompt(args: argparse.Namespace) -> int:
@@ -65,6 +68,67 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT/SIGTERM, so play/record end cleanly (the bag is closed)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _bag_tools() -> Any:
+    from .core.errors import ConfigError
+
+    try:
+        from .ros import bag_tools
+    except ImportError as e:
+        raise ConfigError(f'play/record need ROS 2 (rclpy); source your ROS setup: {e}') from e
+    return bag_tools
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .bags import write_episode_bag
+    from .synthetic import EpisodeSpec, render_episode
+
+    spec = EpisodeSpec(seed=args.seed, num_frames=args.frames, fps=args.fps,
+                       size=tuple(args.size), outcome=args.outcome)
+    episode = render_episode(spec)
+    path = write_episode_bag(episode, args.out, storage=args.storage,
+                             transport='compressed' if args.compressed else 'raw',
+                             include_wrists=not args.single_camera)
+    print(f'{path}: {len(episode)} frames, outcome {args.outcome}, task {episode.task!r}, '
+          f'final progress {episode.progress[-1]:.2f} (labels in ground_truth.json, goal.png)')
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    bag_tools = _bag_tools()
+    stats = bag_tools.play(args.bag, rate=args.rate, topics=args.topics, clock=not args.no_clock,
+                           loop=args.loop, wait_for_subscribers_s=args.wait_for_subscribers,
+                           stop=_stop_on_signals())
+    print(f'published {sum(stats.published.values())} messages on {len(stats.published)} '
+          f'topics, {stats.clock_msgs} /clock{" (stopped)" if stats.stopped else ""}')
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    bag_tools = _bag_tools()
+    stats = bag_tools.record(args.out, args.topics, storage=args.storage,
+                             duration_s=args.duration, stop=_stop_on_signals(),
+                             discover_timeout_s=args.discover_timeout)
+    print(f'{stats.path}: ' + ', '.join(f'{t} {n}' for t, n in stats.counts.items())
+          + (f'; never published: {", ".join(stats.missing)}' if stats.missing else ''))
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition('x')
+    try:
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, got {text!r}') from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -99,6 +163,51 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument('--vocab', default='qwen', choices=('qwen', 'synthetic'))
     tiny.add_argument('--seed', type=int, default=0)
     tiny.set_defaults(func=_cmd_build_tiny_grm)
+    synth = sub.add_parser('synth', help='write a synthetic episode bag with ground-truth '
+                                         'progress (rosbag2 directory)')
+    synth.add_argument('out', help='bag directory to create; ground_truth.json and goal.png '
+                                   'are written inside it')
+    synth.add_argument('--outcome', default='success',
+                       choices=('success', 'fail', 'stall', 'regress'))
+    synth.add_argument('--frames', type=int, default=90, help='frames per camera')
+    synth.add_argument('--fps', type=float, default=15.0)
+    synth.add_argument('--seed', type=int, default=0)
+    synth.add_argument('--size', type=_size, default=(320, 240), help='WIDTHxHEIGHT')
+    synth.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    synth.add_argument('--compressed', action='store_true',
+                       help='sensor_msgs/CompressedImage (JPEG) on .../compressed topics')
+    synth.add_argument('--single-camera', action='store_true', help='front camera only')
+    synth.set_defaults(func=_cmd_synth)
+
+    play = sub.add_parser('play', help='publish a bag into the ROS graph at bag timing '
+                                       '(ros2 bag play without rosbag2)')
+    play.add_argument('bag', help='rosbag2 directory, or a bare .mcap/.db3 file')
+    play.add_argument('--rate', type=float, default=1.0, help='speed factor')
+    play.add_argument('--loop', action='store_true', help='replay until interrupted')
+    play.add_argument('--no-clock', action='store_true', help='do not publish /clock')
+    play.add_argument('--topics', nargs='+', default=None, help='topics to play (default all)')
+    play.add_argument('--wait-for-subscribers', type=float, default=5.0, metavar='S',
+                      help='wait up to S seconds for subscribers on the image topics')
+    play.set_defaults(func=_cmd_play)
+
+    rec = sub.add_parser('record', help='record topics into a rosbag2 bag until Ctrl-C or '
+                                        '--duration (ros2 bag record without rosbag2)')
+    rec.add_argument('out', help='bag directory to create')
+    rec.add_argument('--topics', nargs='+', required=True)
+    rec.add_argument('--duration', type=float, default=None, help='seconds to record')
+    rec.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    rec.add_argument('--discover-timeout', type=float, default=10.0, metavar='S',
+                     help='fail if no topic has a publisher after S seconds (topics still '
+                          'missing then are warned about and picked up if they appear)')
+    rec.set_defaults(func=_cmd_record)
+
+    from .benchmark.commands import add_parsers as add_bench_parsers
+
+    add_bench_parsers(sub)  # bench, bench-data
+
+    from .training.cli import add_parsers as add_training_parsers
+
+    add_training_parsers(sub)  # data preprocess|generate|postprocess, finetune
     return parser
 
 

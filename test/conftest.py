@@ -59,3 +59,26 @@ def tiny_grm_synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return build_tiny_grm(tmp_path_factory.mktemp('tiny-grm-synthetic'), vocab='synthetic',
                           seed=0)
+
+
+# --- Training data (data-step and fine-tuning tests) -------------------------------------------
+@pytest.fixture(scope='session')
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo episode through data steps 0-2: 17 sampled frames, 12 samples.
+
+    sample_factor 5 gives one point per keyframe segment at the demo's 2 fps. Read-only: copy it
+    before changing anything.
+    """
+    pytest.importorskip('cv2')
+    from robo_dopamine_ros.io.frames import demo_episode_dir
+    from robo_dopamine_ros.training.generate import GenerateConfig, generate
+    from robo_dopamine_ros.training.postprocess import PostprocessConfig, postprocess
+    from robo_dopamine_ros.training.preprocess import PreprocessConfig, preprocess
+    from robo_dopamine_ros.training.sources import discover
+
+    base = tmp_path_factory.mktemp('grm-data') / 'train_data'
+    preprocess(discover(demo_episode_dir()),
+               PreprocessConfig(base, sample_factor=5, workers=1, progress=False))
+    generate(base, GenerateConfig(max_sample_num=12, workers=1, progress=False))
+    postprocess(base, PostprocessConfig())
+    return base

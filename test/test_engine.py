@@ -54,7 +54,7 @@ def test_engine_start_sample_has_zero_progress_and_no_query() -> None:
     r = engine.step(sample(1))
     assert (r.step, r.progress, r.valid, r.reward, r.done) == (0, 0.0, True, None, False)
     assert r.is_start and r.stamp_before_ns is None and r.episode_id == 'ep-a'
-    assert backend.batches == []
+    assert not backend.batches
 
 
 def test_engine_sends_one_batch_per_step_with_the_spec_anchors() -> None:
@@ -251,3 +251,34 @@ def test_engine_offline_frame_indices_follow_the_configured_rule() -> None:
         make()[0].frame_indices(10)
     with pytest.raises(ConfigError, match='kind must be one of'):
         SamplingConfig('random')
+
+
+def test_engine_time_reversed_pass_uses_ref_start_and_initial_progress() -> None:
+    # Benchmark voc- (spec §7.2): fed from the end backwards, REF START is still the episode's
+    # first frame and the chain starts at 1.0 with the same incremental rule.
+    script = by_mode({Mode.INCREMENTAL: ['<score>-20%</score>', '<score>-50%</score>']})
+    cfg = EngineConfig(fusion=FusionConfig(modes=(Mode.INCREMENTAL,)))
+    engine, backend = make(script, cfg, episode_id='rev', ref_start=frame(5),
+                           initial_progress=1.0)
+    start = engine.step(sample(1))
+    assert (start.progress, start.progress_raw, start.valid) == (1.0, 1.0, True)
+    assert start.reason == 'episode start: initial progress 1 given'
+    r1 = engine.step(sample(2))
+    r2 = engine.step(sample(3))
+    assert (r1.progress, r2.progress) == (pytest.approx(0.8), pytest.approx(0.4))
+    assert r1.reward is not None and r1.reward.potential_before == 1.0
+    ref = backend.batches[0][0].images[0]
+    assert ref.key == ImageKey('rev', 'ref_start', 0)
+    assert np.array_equal(ref.pixels[0, 0], frame(5)[0, 0])
+    assert [img.key.stamp_ns for img in backend.batches[1][0].images[2:5]] == [2 * SEC] * 3
+    engine.reset()
+    assert engine.step(sample(4)).progress == 0.0          # options apply to one episode
+
+
+def test_engine_initial_progress_is_validated() -> None:
+    engine, _ = make()
+    with pytest.raises(ConfigError, match=r'in \[0, 1\]'):
+        engine.start('t', frame(9), initial_progress=1.5)
+    upstream = EngineConfig(fusion=FusionConfig(method='upstream'))
+    with pytest.raises(ConfigError, match='paper fusion'):
+        make(config=upstream, initial_progress=0.5)

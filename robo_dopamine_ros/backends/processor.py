@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.images import PixelLimits
+from ..core.prompt import chat_messages
+from ..core.types import Query
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +102,17 @@ def apply_pixel_limits(image_processor: Any, limits: PixelLimits) -> None:
     for name, value in (('min_pixels', limits.min_pixels), ('max_pixels', limits.max_pixels)):
         if name in vars(image_processor):
             setattr(image_processor, name, value)
+
+
+def render_query_text(processor: Any, query: Query) -> str:
+    """The query's chat-template text, before ``<|image_pad|>`` expansion.
+
+    Every local runtime (transformers, vLLM) renders the prompt this one way, so they feed the
+    model the same tokens; the template only tests for the ``image`` key, the pixels travel
+    separately.
+
+    Raises:
+        ConfigError: The task is empty or contains a reserved marker.
+    """
+    messages = chat_messages(query.task, [None] * len(query.images), query.variant)
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

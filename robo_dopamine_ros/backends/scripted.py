@@ -1,13 +1,14 @@
 """``ScriptedBackend``: a TEST DOUBLE for tests and benchmarks, never a product default.
 
 Its answer is a function of the pixels it receives, so a wrong slot order, a swapped colour
-channel or a stale image changes the answer and a test notices. It also records every batch it
+channel or a stale image changes the answer and a test notices. It also keeps the last batches it
 was given, so tests can check batching and image keys.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from ..core.types import Answer, Query
@@ -49,10 +50,11 @@ class ScriptedBackend:
     """
 
     def __init__(self, script: Script = digest_script,
-                 model_id: str = 'scripted-test-double') -> None:
+                 model_id: str = 'scripted-test-double', keep_batches: int = 64) -> None:
         self.script = script
         self.model_id = model_id
-        self.batches: list[list[Query]] = []
+        #: The last ``keep_batches`` batches (bounded: a long node run must not grow memory).
+        self.batches: deque[list[Query]] = deque(maxlen=keep_batches)
         self._stopped = False
 
     def generate(self, queries: Sequence[Query]) -> list[Answer]:

@@ -32,9 +32,8 @@ import numpy as np
 
 from ..core.errors import BackendError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
-from ..core.prompt import chat_messages
 from ..core.types import Answer, Query
-from .processor import load_processor
+from .processor import load_processor, render_query_text
 
 if TYPE_CHECKING:
     import torch
@@ -317,15 +316,12 @@ class TransformersBackend:
     # -- inputs --------------------------------------------------------------------------------
 
     def render_text(self, query: Query) -> str:
-        """The query's chat-template text, before ``<|image_pad|>`` expansion.
+        """The query's chat-template text (:func:`render_query_text`).
 
         Raises:
             ConfigError: The task is empty or contains a reserved marker.
         """
-        # The template only tests for the 'image' key; the pixels go to the processor separately.
-        messages = chat_messages(query.task, [None] * len(query.images), query.variant)
-        return self.processor.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)
+        return render_query_text(self.processor, query)
 
     def build_inputs(self, queries: Sequence[Query]) -> BatchFeature:
         """Tokenise and image-process a batch: left padded, images in query then slot order.

@@ -9,6 +9,9 @@ none re-implements sampling anchors, fusion or shaping. Rules, written once here
   spaced indices).
 * ``start(task, goal)`` opens an episode; the **first** ``step`` after it is the START sample:
   it becomes REF START (its front view) and the first BEFORE, gets progress 0, no query, no reward.
+  Time-reversed evaluation (the benchmark's ``voc-``, spec §7.2) feeds an episode from its end
+  backwards: there ``start`` takes the episode's real first frame as ``ref_start`` and the START
+  sample's known progress as ``initial_progress`` (1.0), so the same incremental chain runs down.
 * Each later ``step`` builds the requested queries (incremental: BEFORE = the last sample that
   advanced the state; forward: BEFORE = START; backward: BEFORE = the goal in all three slots;
   REF START / REF END = START front / goal) and sends them to the backend as ONE batch
@@ -41,7 +44,14 @@ from .errors import ConfigError, StampError, coerce_enum
 from .images import blank_goal, prepare
 from .parsing import ParseStatus, ScoreReading, parse_score
 from .profiles import GENERIC, CheckpointProfile
-from .progress import FusionConfig, ModeReading, ProgressState, StepStatus, fuse_step
+from .progress import (
+    FusionConfig,
+    FusionMethod,
+    ModeReading,
+    ProgressState,
+    StepStatus,
+    fuse_step,
+)
 from .prompt import check_task
 from .result import StepResult
 from .sampling import SamplingConfig
@@ -95,6 +105,7 @@ class _Episode:
     task: str
     goal: KeyedImage
     modes: tuple[Mode, ...]
+    ref_start: KeyedImage | None = None
     start: Views | None = None
     before: Views | None = None
     before_stamp: int | None = None
@@ -128,13 +139,39 @@ class EpisodeEngine:
         return self._episode.modes if self._episode else self.config.fusion.modes
 
     def start(self, task: str, goal: ImageLike | None = None,
-              episode_id: str | None = None) -> str:
-        """Open an episode; the next ``step`` is its START sample. Returns the episode id."""
+              episode_id: str | None = None, *, ref_start: ImageLike | None = None,
+              initial_progress: float = 0.0) -> str:
+        """Open an episode; the next ``step`` is its START sample. Returns the episode id.
+
+        Args:
+            task: The instruction.
+            goal: REF END and the backward anchor (see ``MissingGoal`` when absent).
+            episode_id: Id for results and image keys (default ``episode-NNNN``).
+            ref_start: REF START image when it is not the START sample's front view: a
+                time-reversed pass starts at the episode's end but still shows the model the
+                episode's real first frame as "task just starting" (spec §7.2 ``voc-``).
+            initial_progress: The START sample's progress, in [0, 1]: 0 for a real start, 1.0
+                when a time-reversed pass starts at a completed end. Applies to this episode
+                only (``reset``/``set_task``/``set_goal`` start again from 0). Not available
+                with ``FusionMethod.UPSTREAM``, whose step-0 rule ``p = H`` presumes 0.
+
+        Raises:
+            ConfigError: Invalid task, goal rules, or initial progress.
+        """
         check_task(task)
+        progress = float(initial_progress)
+        if not 0.0 <= progress <= 1.0:
+            raise ConfigError(f'initial_progress must be in [0, 1], got {initial_progress!r}')
+        if progress and self.config.fusion.method is FusionMethod.UPSTREAM:
+            raise ConfigError('initial_progress needs the paper fusion: upstream parity chains '
+                              'start at 0 (step-0 rule p = H)')
         self._count += 1
         eid = episode_id or f'episode-{self._count:04d}'
         goal_image, modes = self._goal(eid, goal)
-        self._episode = _Episode(eid, task, goal_image, modes)
+        ref = None if ref_start is None else KeyedImage(
+            ImageKey(eid, 'ref_start', 0), prepare(ref_start, self.profile.pixel_limits))
+        self._episode = _Episode(eid, task, goal_image, modes, ref_start=ref,
+                                 state=ProgressState(fused=progress, fused_raw=progress))
         self._sampler.reset()
         return eid
 
@@ -259,8 +296,8 @@ class EpisodeEngine:
         befores = {Mode.INCREMENTAL: ep.before.as_tuple(), Mode.FORWARD: ep.start.as_tuple(),
                    Mode.BACKWARD: (goal, goal, goal)}
         variant = self.profile.prompt_variant
-        return {m: Query(ep.task, (ep.start.front, goal, *befores[m], *after.as_tuple()), m,
-                         variant)
+        ref_start = ep.ref_start or ep.start.front
+        return {m: Query(ep.task, (ref_start, goal, *befores[m], *after.as_tuple()), m, variant)
                 for m in ALL_MODES if m in ep.modes}
 
     def _ask(self, queries: dict[Mode, Query],
@@ -300,9 +337,12 @@ class EpisodeEngine:
 
     def _start_result(self, ep: _Episode, stamp: int, layout: str) -> StepResult:
         readings = tuple(ModeReading(m, ScoreReading('', ParseStatus.SKIPPED)) for m in ALL_MODES)
-        return StepResult(ep.episode_id, 0, ep.task, None, stamp, 0.0, 0.0, readings, None,
-                          StepStatus.OK, True, 'episode start: progress 0 by definition', None,
-                          False, 0.0, self.backend.model_id, layout)
+        progress = ep.state.fused
+        reason = ('episode start: progress 0 by definition' if progress == 0.0
+                  else f'episode start: initial progress {progress:g} given')
+        return StepResult(ep.episode_id, 0, ep.task, None, stamp, progress, progress, readings,
+                          None, StepStatus.OK, True, reason, None, False, 0.0,
+                          self.backend.model_id, layout)
 
 
 def score_samples(engine: EpisodeEngine, samples: Sequence[Sample]) -> list[StepResult]:

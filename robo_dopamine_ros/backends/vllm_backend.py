@@ -1,0 +1,231 @@
+"""The GRM on vLLM (GPU), the runtime upstream's inference and benchmark scripts use (spec §2.2).
+
+vLLM is a GPU-only, optional dependency with its own torch pin, so it is imported only when a
+backend is built; without it the error says how to install it. As upstream, the prompt is the
+processor's chat template rendered as text (:func:`processor.render_query_text`, the same text
+the transformers backend feeds) and the 8 images travel as ``multi_modal_data`` in slot order.
+Settings, and where they differ from upstream on purpose:
+
+* ``enable_prefix_caching=True`` and ``limit_mm_per_prompt={'image': 8}`` as upstream; the long
+  shared prompt prefix and the REF START/END images are then encoded once per episode;
+* ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default): upstream
+  set them on a local processor object vLLM never used (spec §2.2 caveat). The engine already
+  resizes every image to these limits, so vLLM's processor leaves them as they are;
+* greedy decoding by default (``upstream_sampling=True``: temperature 0.1, top-p 0.9, top-k 50),
+  ``stop=['</score>']`` kept in the output and ``max_tokens`` 16 instead of 1024, which bounds
+  the known runaway ``<score>-25.0.0.5.6…`` answers (issue #3).
+
+Usage (a GPU machine with vLLM installed, e.g. ``pip install vllm`` in its own venv)::
+
+    from robo_dopamine_ros.backends.factory import make_backend
+    backend = make_backend('vllm', model='/models/Robo-Dopamine-GRM-3B')
+    # or: robo-dopamine bench --backend vllm --model /models/Robo-Dopamine-GRM-3B ...
+
+``max_model_len`` 8192 leaves room for 8 images of at most 76800 px (≈ 100 visual tokens each)
+and the ≈ 800-token prompt; keep it small, since vLLM reserves memory for the worst case.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..core.errors import BackendError, ConfigError, GrmError, ModelLoadError
+from ..core.images import PixelLimits
+from ..core.prompt import NUM_IMAGES, check_task
+from ..core.types import Answer, Query
+from .processor import load_processor, render_query_text
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = 'tanhuajie2001/Robo-Dopamine-GRM-3B'
+STOP_STRING = '</score>'
+#: Upstream's ``SamplingParams`` (spec §2.2), minus its 1024-token budget.
+UPSTREAM_SAMPLING: dict[str, float | int] = {'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
+
+
+@dataclass(frozen=True)
+class VllmConfig:
+    """How to load and run the GRM with vLLM.
+
+    Attributes:
+        model: Local checkpoint directory (or a hub id already in the HF cache).
+        max_model_len: Context length vLLM plans memory for.
+        gpu_memory_utilization: Fraction of the GPU vLLM may take (upstream 0.9).
+        pixel_limits: Passed to vLLM's processor as ``mm_processor_kwargs``.
+        max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
+        upstream_sampling: Sample like upstream instead of greedy decoding.
+        dtype: vLLM ``dtype`` (``'auto'`` is the checkpoint's bf16).
+        tensor_parallel_size: GPUs to shard over.
+        trust_remote_code: Only for checkpoints that ship code; the GRM does not.
+        seed: vLLM's sampling seed (matters only with ``upstream_sampling``).
+    """
+
+    model: str = DEFAULT_MODEL
+    max_model_len: int = 8192
+    gpu_memory_utilization: float = 0.9
+    pixel_limits: PixelLimits = field(default_factory=PixelLimits)
+    max_tokens: int = 16
+    upstream_sampling: bool = False
+    dtype: str = 'auto'
+    tensor_parallel_size: int = 1
+    trust_remote_code: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f'model must be a checkpoint directory or hub id, got '
+                              f'{self.model!r}')
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ConfigError(f'gpu_memory_utilization must be in (0, 1], got '
+                              f'{self.gpu_memory_utilization!r}')
+        for name in ('max_model_len', 'max_tokens', 'tensor_parallel_size'):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f'{name} must be an integer >= 1, got {value!r}')
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``vllm.LLM``."""
+        return {
+            'model': self.model, 'max_model_len': self.max_model_len,
+            'gpu_memory_utilization': self.gpu_memory_utilization,
+            'limit_mm_per_prompt': {'image': NUM_IMAGES}, 'enable_prefix_caching': True,
+            'mm_processor_kwargs': {'min_pixels': self.pixel_limits.min_pixels,
+                                    'max_pixels': self.pixel_limits.max_pixels},
+            'dtype': self.dtype, 'tensor_parallel_size': self.tensor_parallel_size,
+            'trust_remote_code': self.trust_remote_code, 'seed': self.seed,
+        }
+
+    def sampling_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``vllm.SamplingParams``: every decoding setting, explicitly."""
+        kwargs: dict[str, Any] = {'max_tokens': self.max_tokens, 'stop': [STOP_STRING],
+                                  'include_stop_str_in_output': True}
+        if self.upstream_sampling:
+            kwargs.update(UPSTREAM_SAMPLING)
+        else:
+            kwargs['temperature'] = 0.0
+        return kwargs
+
+
+def build_requests(queries: Sequence[Query],
+                   render_text: Callable[[Query], str]) -> list[dict[str, Any]]:
+    """vLLM prompts for ``queries``: chat-template text plus the 8 PIL images in slot order.
+
+    Pure (no vLLM needed), so tests check the exact request; ``render_text`` is the processor's
+    template (:func:`processor.render_query_text`) or a stand-in.
+    """
+    return [{'prompt': render_text(q),
+             'multi_modal_data': {'image': [Image.fromarray(np.ascontiguousarray(im.pixels))
+                                            for im in q.images]}}
+            for q in queries]
+
+
+class VllmBackend:
+    """A ``GrmBackend`` on vLLM; a batch is one ``LLM.generate`` call.
+
+    ``LLM`` is not thread safe, so calls are serialised. A stop request is sticky and takes
+    effect before the next batch (vLLM's offline ``generate`` cannot be interrupted).
+    """
+
+    def __init__(self, config: VllmConfig | None = None) -> None:
+        """Load the processor (for the chat template) and the engine.
+
+        Raises:
+            ModelLoadError: vLLM is not installed, or the checkpoint cannot be loaded.
+        """
+        self.config = config or VllmConfig()
+        self.model_id = self.config.model
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ModelLoadError(
+                f'the vllm backend needs vLLM ({exc}); it runs on a CUDA GPU only: install it '
+                'in its own environment (pip install vllm), or use the transformers backend, '
+                'or serve the model with `vllm serve` and use the openai backend') from exc
+        t0 = time.perf_counter()
+        try:
+            self.processor = load_processor(self.config.model,
+                                            pixel_limits=self.config.pixel_limits,
+                                            trust_remote_code=self.config.trust_remote_code)
+            self.llm = vllm.LLM(**self.config.llm_kwargs())
+        except Exception as exc:   # vLLM raises many types; all mean "could not load"
+            raise ModelLoadError(f'cannot load {self.model_id!r} with vLLM '
+                                 f'({type(exc).__name__}: {exc})') from exc
+        self.sampling_params = vllm.SamplingParams(**self.config.sampling_kwargs())
+        logger.info('loaded %r with vLLM %s in %.1f s', self.model_id, vllm.__version__,
+                    time.perf_counter() - t0)
+
+    def render_text(self, query: Query) -> str:
+        """The query's prompt text (:func:`render_query_text`)."""
+        return render_query_text(self.processor, query)
+
+    def generate(self, queries: Sequence[Query]) -> list[Answer]:
+        """Answer all queries with one ``LLM.generate``; an invalid task fails only its query.
+
+        Raises:
+            BackendError: The backend was stopped or closed, or vLLM failed for the batch.
+        """
+        with self._lock:
+            if getattr(self, 'llm', None) is None:
+                raise BackendError('the backend is closed')
+            if self._stop.is_set():
+                raise BackendError('stopped')
+            t0 = time.perf_counter()
+            answers: list[Answer | None] = [None] * len(queries)
+            runnable: list[int] = []
+            for i, query in enumerate(queries):
+                try:
+                    check_task(query.task)
+                    runnable.append(i)
+                except GrmError as exc:
+                    answers[i] = Answer('', error=f'{type(exc).__name__}: {exc}')
+            if runnable:
+                requests = build_requests([queries[i] for i in runnable], self.render_text)
+                try:
+                    outputs = self.llm.generate(requests, self.sampling_params, use_tqdm=False)
+                except Exception as exc:   # CUDA OOM, engine death: the batch as a whole
+                    raise BackendError(f'vLLM failed for a batch of {len(requests)} '
+                                       f'({type(exc).__name__}: {exc})') from exc
+                latency = time.perf_counter() - t0
+                for i, out in zip(runnable, outputs, strict=True):
+                    completion = out.outputs[0]
+                    answers[i] = Answer(completion.text, meta={
+                        'latency_s': latency, 'batch_size': float(len(requests)),
+                        'prompt_tokens': float(len(out.prompt_token_ids or ())),
+                        'new_tokens': float(len(completion.token_ids)),
+                        'stop_string': float(completion.stop_reason == STOP_STRING)})
+            return [a for a in answers if a is not None]
+
+    def request_stop(self) -> None:
+        """Refuse every later batch (a running ``generate`` finishes)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Drop the engine and return cached GPU memory to the driver."""
+        self._stop.set()
+        with self._lock:
+            self.llm = None
+            self.processor = None
+            gc.collect()
+            try:
+                import torch
+            except ImportError:
+                return
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def __enter__(self) -> VllmBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

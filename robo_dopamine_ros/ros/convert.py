@@ -1,0 +1,155 @@
+"""sensor_msgs images <-> RGB uint8 arrays, as pure functions.
+
+cv_bridge cannot be installed from the package registries (docs/ros2-from-pypi.md) and the node
+needs only the common 8-bit encodings, so this is a small numpy version. It honours ``step`` (row
+padding) and refuses, with an :class:`ImageError`, anything it cannot convert exactly: a wrong
+colour order or a shifted row would silently change the GRM's answer.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+
+from ..core.errors import ImageError
+from .messages import ns_to_time
+
+#: Supported raw encodings and their channel counts (all 8 bits per channel).
+CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
+#: Substrings of ``CompressedImage.format`` that OpenCV decodes here ('' = detect from the data).
+COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
+
+
+def check(msg: Image | CompressedImage) -> None:
+    """Cheap checks done on every received frame, before the pixels are touched.
+
+    Raises:
+        ImageError: Unsupported encoding or format, or a raw buffer of the wrong size. A corrupt
+            compressed payload is only found by :func:`to_rgb`.
+    """
+    if isinstance(msg, CompressedImage):
+        _check_compressed(msg)
+    else:
+        _raw_layout(msg)
+
+
+def to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+    """Convert a raw or compressed image message to a contiguous RGB uint8 HxWx3 array."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_rgb(msg)
+    return image_to_rgb(msg)
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """Convert a ``sensor_msgs/Image`` (see :data:`CHANNELS`) to RGB uint8 HxWx3.
+
+    Raises:
+        ImageError: Unsupported encoding, empty image, ``step`` shorter than a row, or a data
+            buffer whose size is not ``step * height``.
+    """
+    channels = _raw_layout(msg)
+    h, w = msg.height, msg.width
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(h, msg.step)
+    pixels = rows[:, :w * channels].reshape(h, w, channels)
+    encoding = msg.encoding
+    if encoding == 'mono8':
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif encoding.startswith('bgr'):
+        pixels = pixels[:, :, 2::-1]
+    else:
+        pixels = pixels[:, :, :3]
+    return np.ascontiguousarray(pixels)
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """Decode a jpeg/png ``sensor_msgs/CompressedImage`` to RGB uint8 HxWx3.
+
+    image_transport compresses colour images as BGR (``'rgb8; jpeg compressed bgr8'``) and
+    OpenCV decodes to BGR, so the channels are always reversed after decoding.
+
+    Raises:
+        ImageError: Unsupported format, empty or undecodable data.
+    """
+    _check_compressed(msg)
+    bgr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f'cannot decode the {msg.format!r} compressed image '
+                         f'({len(msg.data)} bytes)')
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def rgb_to_image(pixels: np.ndarray, encoding: str = 'rgb8', *, stamp_ns: int = 0,
+                 frame_id: str = '', padding: int = 0) -> Image:
+    """Build a ``sensor_msgs/Image`` from RGB HxWx3 (or gray HxW for ``mono8``) uint8 pixels.
+
+    For tests and tools; ``padding`` bytes (zeros) end every row, as some drivers send.
+
+    Raises:
+        ImageError: Unsupported encoding or pixels of the wrong shape or dtype.
+    """
+    if encoding not in CHANNELS:
+        raise ImageError(f'unsupported encoding {encoding!r}; supported: {sorted(CHANNELS)}')
+    want_ndim = 2 if encoding == 'mono8' else 3
+    if pixels.dtype != np.uint8 or pixels.ndim != want_ndim or (
+            want_ndim == 3 and pixels.shape[2] != 3):
+        raise ImageError(f'{encoding} needs uint8 {"HxW" if want_ndim == 2 else "HxWx3"} '
+                         f'pixels, got {pixels.dtype} {pixels.shape}')
+    h, w = pixels.shape[:2]
+    planes = pixels.reshape(h, w, 1) if want_ndim == 2 else pixels
+    if encoding.startswith('bgr'):
+        planes = planes[:, :, ::-1]
+    if encoding.endswith('a8'):
+        planes = np.concatenate([planes, np.full((h, w, 1), 255, np.uint8)], axis=2)
+    rows = planes.reshape(h, w * CHANNELS[encoding])
+    if padding:
+        rows = np.concatenate([rows, np.zeros((h, padding), np.uint8)], axis=1)
+    msg = Image(height=h, width=w, encoding=encoding, is_bigendian=0, step=rows.shape[1])
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.data = np.ascontiguousarray(rows).tobytes()
+    return msg
+
+
+def rgb_to_compressed(pixels: np.ndarray, fmt: str = 'png', *, stamp_ns: int = 0,
+                      frame_id: str = '', quality: int = 90) -> CompressedImage:
+    """Encode RGB HxWx3 uint8 pixels as a ``jpeg`` or ``png`` ``CompressedImage`` (tests, tools).
+
+    Raises:
+        ImageError: Unsupported format or encoding failure.
+    """
+    if fmt not in ('jpeg', 'png'):
+        raise ImageError(f"compressed format must be 'jpeg' or 'png', got {fmt!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == 'jpeg' else []
+    ok, buf = cv2.imencode(f'.{fmt}', np.ascontiguousarray(pixels[:, :, ::-1]), params)
+    if not ok:
+        raise ImageError(f'cannot encode a {pixels.shape} image as {fmt}')
+    msg = CompressedImage(format=f'rgb8; {fmt} compressed bgr8')
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.data = buf.tobytes()
+    return msg
+
+
+def _raw_layout(msg: Image) -> int:
+    """Validate a raw image's geometry; returns its channel count."""
+    channels = CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise ImageError(f'unsupported encoding {msg.encoding!r}; supported: {sorted(CHANNELS)}')
+    h, w, step = msg.height, msg.width, msg.step
+    if h < 1 or w < 1:
+        raise ImageError(f'empty image: {h}x{w}')
+    if step < w * channels:
+        raise ImageError(f'step {step} is shorter than a {w}px {msg.encoding} row '
+                         f'({w * channels} bytes)')
+    if len(msg.data) != step * h:
+        raise ImageError(f'{len(msg.data)} data bytes, expected step * height = {step * h}')
+    return channels
+
+
+def _check_compressed(msg: CompressedImage) -> None:
+    fmt = msg.format.lower()
+    if fmt and not any(f in fmt for f in COMPRESSED_FORMATS):
+        raise ImageError(f'unsupported compressed format {msg.format!r}; supported: jpeg, png')
+    if not len(msg.data):
+        raise ImageError(f'empty {msg.format!r} compressed image')

@@ -1,0 +1,448 @@
+"""The reward node ``robo_dopamine``: camera streams in, GRM progress and shaped reward out.
+
+Data flow. Camera callbacks (one mutually exclusive group: the synchronizer is not thread-safe)
+check each frame cheaply, check its stamp and push it into the approximate-time synchronizer. For
+each synchronized set whose frames are all fresh, the engine's sampler (via the worker) decides
+whether it is due; only then are its images converted and queued. The inference worker thread
+calls the model and publishes. Services wait, bounded, for the worker in a reentrant group while
+the camera callbacks keep flowing. Names and parameters: docs/node-contract.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger as TriggerSrv
+
+from ..backends.base import GrmBackend
+from ..backends.scripted import ScriptedBackend
+from ..core.engine import Sample
+from ..core.errors import ConfigError, GrmError, ImageError
+from ..core.result import StepResult
+from ..core.sync import FRONT, ApproxTimeSynchronizer, SyncedSet
+from ..io.frames import read_image
+from ..msg import EpisodeEvent, Progress, Reward
+from ..srv import ScoreTransition, SetGoal, SetTask
+from . import convert
+from .diagnostics import ModelInfo, NodeStats, StampProblem
+from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
+from .params import (
+    BackendKind,
+    NodeConfig,
+    Reliability,
+    StampPolicy,
+    Transport,
+    Trigger,
+    declare_and_read,
+)
+from .worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
+
+NODE_NAME = 'robo_dopamine'
+#: How long a service waits for the worker (a model step, or the step in flight before a reset).
+SERVICE_TIMEOUT_S = 60.0
+#: How long shutdown waits for the worker to leave a model call (it is asked to stop first).
+WORKER_STOP_TIMEOUT_S = 3.0
+#: Synchronized sets kept for ~/score_transition (trigger=service): the recent past a learner
+#: may ask about. Raw messages are kept, so memory is this times the size of one set.
+SCORE_BUFFER_SETS = 32
+#: Minimum seconds between repeats of the same warning about bad input.
+WARN_THROTTLE_S = 5.0
+
+BackendFactory = Callable[[NodeConfig], GrmBackend]
+
+
+def make_backend(config: NodeConfig) -> GrmBackend:
+    """The backend named by ``model.backend`` (loads the model: call it off the executor)."""
+    if config.backend is BackendKind.SCRIPTED:
+        return ScriptedBackend()        # the pixel-digest TEST DOUBLE, never a product default
+    from ..backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(config.transformers)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A received camera message and when it arrived (monotonic seconds, for staleness)."""
+
+    msg: Image | CompressedImage
+    rx: float
+
+
+class RewardNode(Node):
+    """Scores synchronized camera samples with the GRM and publishes progress and reward.
+
+    Args:
+        backend_factory: Builds the backend from the config on the worker thread; default
+            :func:`make_backend`. Tests inject slow or failing test doubles here.
+        **kwargs: Passed to ``rclpy.node.Node`` (``context``, ``parameter_overrides``, ...).
+
+    Raises:
+        ConfigError: A parameter or the goal image file is invalid.
+    """
+
+    def __init__(self, *, backend_factory: BackendFactory = make_backend, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self.config = declare_and_read(self)
+            goal = self._initial_goal()
+        except GrmError:
+            self.destroy_node()
+            raise
+        cfg = self.config
+        #: Set when the node should exit (a fatal worker error); ``main`` waits on it.
+        self.stop_requested = threading.Event()
+        self.fatal_error: BaseException | None = None
+        self._closed = False
+        self._sync = ApproxTimeSynchronizer(len(cfg.cameras), cfg.sync_slop_ns,
+                                            cfg.sync_queue_size)
+        self._stats = NodeStats(cfg.cameras, cfg.stale_after_s, cfg.constant_output_steps,
+                                time.monotonic())
+        self._last_header: list[int | None] = [None] * len(cfg.cameras)
+        self._latest_front: Image | CompressedImage | None = None
+        self._buffer: deque[SyncedSet] = deque(maxlen=SCORE_BUFFER_SETS)
+        self._buffer_lock = threading.Lock()
+
+        self._progress_pub = self.create_publisher(Progress, '~/progress', 10)
+        self._reward_pub = self.create_publisher(Reward, '~/reward', 10)
+        self._episode_pub = self.create_publisher(
+            EpisodeEvent, '~/episode',
+            QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                       reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+        camera_group = MutuallyExclusiveCallbackGroup()
+        camera_qos = QoSProfile(
+            depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
+            reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
+                         else ReliabilityPolicy.BEST_EFFORT))
+        for index, cam in enumerate(cfg.cameras):
+            msg_type = CompressedImage if cam.transport is Transport.COMPRESSED else Image
+            self.create_subscription(msg_type, cam.topic, partial(self._frame_callback, index),
+                                     camera_qos, callback_group=camera_group)
+
+        service_group = ReentrantCallbackGroup()
+        self.create_service(TriggerSrv, '~/reset', self._reset_callback,
+                            callback_group=service_group)
+        self.create_service(SetTask, '~/set_task', self._set_task_callback,
+                            callback_group=service_group)
+        self.create_service(SetGoal, '~/set_goal', self._set_goal_callback,
+                            callback_group=service_group)
+        self.create_service(ScoreTransition, '~/score_transition', self._score_callback,
+                            callback_group=service_group)
+        self.create_timer(cfg.diagnostics_period_s, self._diagnostics_callback)
+
+        self._worker = InferenceWorker(
+            partial(backend_factory, cfg), cfg.engine, cfg.profile, task=cfg.task, goal=goal,
+            queue_length=cfg.queue_length, logger=self.get_logger(),
+            on_result=self._publish_result, on_event=self._publish_event,
+            on_fatal=self._on_fatal)
+        cams = ', '.join(f'{c.role}={c.topic} ({c.transport.value})' for c in cfg.cameras)
+        model = cfg.transformers.model if cfg.transformers else cfg.backend.value
+        self.get_logger().info(
+            f'cameras: {cams}; trigger {cfg.trigger.value}, every '
+            f'{cfg.engine.sampling.interval_s} s of {cfg.stamp_policy.value} time; model '
+            f'{model} (profile {cfg.profile.name}); loading in the background')
+        self._worker.start()
+
+    def _initial_goal(self) -> np.ndarray | None:
+        path = self.config.goal_image
+        if not path:
+            return None
+        try:
+            return read_image(path)
+        except GrmError as err:
+            raise ConfigError(f'parameter goal_image: {err}') from None
+
+    # -- camera input (camera callback group) --------------------------------------------------
+
+    def _frame_callback(self, index: int, msg: Image | CompressedImage,
+                        info: dict[str, Any]) -> None:
+        """Check and synchronize one frame; convert and queue a due set. Never waits."""
+        rx = time.monotonic()
+        self._stats.frame(index, rx)
+        try:
+            convert.check(msg)
+        except ImageError as err:
+            self._bad_frame(index, err)
+            return
+        stamp = self._stamp(index, msg, info.get('received_timestamp') or 0)
+        if stamp is None:
+            return
+        if index == FRONT:
+            self._latest_front = msg
+        for synced in self._sync.push(index, stamp, _Frame(msg, rx)):
+            self._synced(synced)
+
+    def _stamp(self, index: int, msg: Image | CompressedImage, received_ns: int) -> int | None:
+        """The frame's stamp under ``stamps.policy``, or None to drop it; reports problems.
+
+        The receive policy uses the DDS reception time (``received_ns``, wall clock), not the
+        callback's: callbacks of different cameras can run far apart on a busy executor, which
+        would pull frames taken together out of the sync slop.
+        """
+        cfg = self.config
+        now_ns = self.get_clock().now().nanoseconds
+        header_ns = time_to_ns(msg.header.stamp)
+        last = self._last_header[index]
+        problem = None
+        if header_ns == 0:
+            problem = StampProblem.ZERO
+        elif last is not None and header_ns <= last:
+            problem = StampProblem.NON_MONOTONIC
+        else:
+            self._last_header[index] = header_ns
+            if abs(header_ns - now_ns) > cfg.max_age_ns:
+                problem = StampProblem.SKEWED
+        if problem is not None:
+            self._stats.stamp_problem(index, problem)
+            self.get_logger().warning(
+                f'{cfg.cameras[index].topic}: header stamp {header_ns} ns is {problem.name} '
+                f'(node time {now_ns} ns, last stamp {last})',
+                throttle_duration_sec=WARN_THROTTLE_S)
+        if cfg.stamp_policy is StampPolicy.RECEIVE:
+            return received_ns or now_ns
+        return None if problem in (StampProblem.ZERO, StampProblem.NON_MONOTONIC) else header_ns
+
+    def _bad_frame(self, index: int, err: ImageError) -> None:
+        self._stats.bad_frame(index)
+        self.get_logger().warning(f'{self.config.cameras[index].topic}: frame dropped: {err}',
+                                  throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _synced(self, synced: SyncedSet) -> None:
+        now = time.monotonic()
+        if any(now - frame.rx > self.config.stale_after_s for frame in synced.items):
+            self._stats.stale_set()     # a view from a stale camera is never scored
+            return
+        if self.config.trigger is Trigger.SERVICE:
+            with self._buffer_lock:
+                self._buffer.append(synced)
+            return
+        ticket = self._worker.offer(synced.stamp_ns)
+        if ticket is None:
+            return
+        item = self._queued(synced)
+        if item is not None:
+            self._worker.submit(ticket, item)
+
+    def _queued(self, synced: SyncedSet) -> QueuedSample | None:
+        """Convert a set's images (None if one is bad: it is counted and logged)."""
+        views: dict[str, np.ndarray] = {}
+        for index, frame in enumerate(synced.items):
+            try:
+                views[self.config.cameras[index].role] = convert.to_rgb(frame.msg)
+            except ImageError as err:
+                self._bad_frame(index, err)
+                return None
+        front = synced.items[FRONT].msg
+        return QueuedSample(Sample(synced.stamp_ns, **views), front.header.frame_id)
+
+    # -- worker output (worker thread) ---------------------------------------------------------
+
+    def _publish_result(self, result: StepResult, frame_id: str) -> None:
+        self._stats.result(result)
+        self._progress_pub.publish(progress_msg(result, frame_id))
+        reward = reward_msg(result, frame_id)
+        if reward is not None:
+            self._reward_pub.publish(reward)
+
+    def _publish_event(self, event: WorkerEvent) -> None:
+        stamp = self.get_clock().now().nanoseconds if event.stamp_ns is None else event.stamp_ns
+        front = self._latest_front
+        self._episode_pub.publish(
+            episode_event_msg(event, stamp, front.header.frame_id if front else ''))
+        self.get_logger().info(f'{event.kind.name} {event.episode_id!r}: {event.detail}')
+
+    def _on_fatal(self, err: BaseException) -> None:
+        self.fatal_error = err
+        self.get_logger().fatal(f'{type(err).__name__}: {err}; the node stops')
+        self.stop_requested.set()
+
+    # -- services (reentrant group: they may wait for the worker) -----------------------------
+
+    def _wait(self, future: Future[Outcome]) -> Outcome:
+        try:
+            return future.result(timeout=SERVICE_TIMEOUT_S)
+        except TimeoutError:
+            return Outcome(False, f'no answer from the inference worker within '
+                                  f'{SERVICE_TIMEOUT_S:g} s (the request stays queued)')
+
+    def _reset_callback(self, request: TriggerSrv.Request,
+                        response: TriggerSrv.Response) -> TriggerSrv.Response:
+        outcome = self._wait(self._worker.reset())
+        response.success, response.message = outcome.success, outcome.message
+        return response
+
+    def _set_task_callback(self, request: SetTask.Request,
+                           response: SetTask.Response) -> SetTask.Response:
+        outcome = self._wait(self._worker.set_task(request.task, request.episode_id))
+        response.success, response.message = outcome.success, outcome.message
+        response.episode_id = outcome.episode_id
+        return response
+
+    def _set_goal_callback(self, request: SetGoal.Request,
+                           response: SetGoal.Response) -> SetGoal.Response:
+        try:
+            goal, detail = self._goal_from(request)
+        except GrmError as err:
+            response.success, response.message = False, str(err)
+            return response
+        outcome = self._wait(self._worker.set_goal(goal, detail, request.episode_id))
+        response.success, response.message = outcome.success, outcome.message
+        response.episode_id = outcome.episode_id
+        return response
+
+    def _goal_from(self, request: SetGoal.Request) -> tuple[np.ndarray, str]:
+        if request.source == SetGoal.Request.FROM_FILE:
+            return read_image(request.path), f'goal from file {request.path!r}'
+        if request.source == SetGoal.Request.FROM_IMAGE:
+            return convert.image_to_rgb(request.image), 'goal from the request image'
+        if request.source == SetGoal.Request.CAPTURE_FRONT:
+            front = self._latest_front
+            if front is None:
+                raise ImageError('no front camera frame received yet to capture')
+            return (convert.to_rgb(front),
+                    f'goal captured from the front frame at {time_to_ns(front.header.stamp)} ns')
+        raise ConfigError(f'source must be FROM_FILE (0), FROM_IMAGE (1) or CAPTURE_FRONT (2), '
+                          f'got {request.source!r}')
+
+    def _score_callback(self, request: ScoreTransition.Request,
+                        response: ScoreTransition.Response) -> ScoreTransition.Response:
+        outcome, frame_id = self._score(time_to_ns(request.before_stamp),
+                                        time_to_ns(request.after_stamp))
+        response.success, response.message = outcome.success, outcome.message
+        if outcome.result is not None:
+            response.progress = progress_msg(outcome.result, frame_id)
+            response.reward = reward_msg(outcome.result, frame_id) or Reward()
+        return response
+
+    def _score(self, before_ns: int, after_ns: int) -> tuple[Outcome, str]:
+        """Score buffered BEFORE -> AFTER; returns the outcome and the AFTER front frame."""
+        if self.config.trigger is not Trigger.SERVICE:
+            return Outcome(False, "~/score_transition needs the parameter trigger:='service' "
+                                  '(with interval triggering the node scores by itself)'), ''
+        after = self._lookup(after_ns)
+        if after is None:
+            return Outcome(False, f'no buffered synchronized sample within the sync slop of '
+                                  f'after_stamp {after_ns} ns'), ''
+        before = self._lookup(before_ns) if before_ns else None
+        after_item = self._queued(after)
+        before_item = self._queued(before) if before is not None else None
+        if after_item is None:
+            return Outcome(False, 'the AFTER sample has a bad frame (see the log)'), ''
+        outcome = self._wait(self._worker.score(before_ns, before_item, after_item,
+                                                self.config.sync_slop_ns))
+        return outcome, after_item.frame_id
+
+    def _lookup(self, stamp_ns: int) -> SyncedSet | None:
+        """The buffered set nearest to ``stamp_ns``, if within the sync slop."""
+        with self._buffer_lock:
+            best = min(self._buffer, key=lambda s: abs(s.stamp_ns - stamp_ns), default=None)
+        if best is None or abs(best.stamp_ns - stamp_ns) > self.config.sync_slop_ns:
+            return None
+        return best
+
+    # -- diagnostics and shutdown -------------------------------------------------------------
+
+    def _diagnostics_callback(self) -> None:
+        backend = self._worker.backend
+        model = ModelInfo(backend.model_id if backend else '',
+                          str(getattr(backend, 'device', '')), self._worker.episode_id or '')
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = self._stats.report(time.monotonic(), self.get_fully_qualified_name(),
+                                          ready=self._worker.ready, model=model,
+                                          sync=self._sync.stats(),
+                                          worker=self._worker.counters())
+        self._diag_pub.publish(array)
+
+    def close(self) -> None:
+        """Stop the worker (interrupting a model call), publish SHUTDOWN, free the model.
+
+        Idempotent; called by :meth:`destroy_node`. The node's context must still be valid.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if not self._worker.stop(WORKER_STOP_TIMEOUT_S):
+            self.get_logger().warning(
+                f'the inference worker did not stop within {WORKER_STOP_TIMEOUT_S:g} s; the '
+                'model is freed when its call returns')
+        if not self.context.ok():       # shut down from outside: nothing can be published
+            return
+        self._publish_event(WorkerEvent(EventKind.SHUTDOWN, self._worker.episode_id or '',
+                                        detail='node stopping'))
+        # The process may exit right after: let the readers acknowledge the last event.
+        self._episode_pub.wait_for_all_acked(Duration(seconds=1.0))
+
+    def destroy_node(self) -> None:
+        if hasattr(self, '_worker'):
+            self.close()
+        super().destroy_node()
+
+
+def _spin(executor: MultiThreadedExecutor, done: threading.Event) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    finally:
+        done.set()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM or a fatal error; returns the exit code.
+
+    rclpy's own signal handler would shut the context down before SHUTDOWN could be published,
+    so signals raise ``KeyboardInterrupt`` in this (main) thread instead while the executor
+    spins on another one; the node is then closed with its context still valid.
+    """
+    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    executor = MultiThreadedExecutor(num_threads=4)
+    node: RewardNode | None = None
+    spin: threading.Thread | None = None
+    try:
+        node = RewardNode()
+        executor.add_node(node)
+        spin = threading.Thread(target=_spin, args=(executor, node.stop_requested), daemon=True)
+        spin.start()
+        node.stop_requested.wait()
+    except GrmError as err:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
+        return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.close()
+        executor.shutdown(timeout_sec=WORKER_STOP_TIMEOUT_S)
+        if spin is not None:
+            spin.join(timeout=WORKER_STOP_TIMEOUT_S)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if node is not None and node.fatal_error is not None else 0
+
+if __name__ == '__main__':
+    raise SystemExit(main())

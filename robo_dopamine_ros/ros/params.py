@@ -1,0 +1,382 @@
+"""The reward node's parameters: one table, one reader, one frozen and validated config.
+
+Every parameter is declared from :data:`PARAMS` (name, default, description, allowed values), so
+the contract (docs/node-contract.md), the ROS descriptors (``ros2 param describe``) and the
+validation cannot drift apart. Values are read once at startup and declared read-only: a value
+changed at run time would silently have no effect, so ROS refuses the change instead. The task
+and the goal change at run time through the node's services.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    InvalidTopicNameException,
+)
+from rclpy.node import Node
+from rclpy.validate_topic_name import validate_topic_name
+
+from ..backends.transformers_backend import DTYPES, TransformersConfig
+from ..core.engine import EngineConfig, MissingGoal
+from ..core.errors import ConfigError
+from ..core.profiles import PROFILES, CheckpointProfile, profile_for
+from ..core.progress import FusionConfig, FusionMethod
+from ..core.prompt import check_task
+from ..core.sampling import SamplerKind, SamplingConfig
+from ..core.shaping import ShapingConfig, TerminalPotential
+from ..core.types import ALL_MODES, Mode
+
+ParamValue = str | int | float | bool | list[str]
+
+#: Camera roles in view-slot order; the index of a configured camera is its sync stream.
+ROLES = ('front', 'left', 'right')
+_NS_PER_S = 1_000_000_000
+
+
+class Transport(str, enum.Enum):
+    """How a camera is subscribed."""
+
+    RAW = 'raw'                 # sensor_msgs/Image
+    COMPRESSED = 'compressed'   # sensor_msgs/CompressedImage (jpeg or png)
+
+
+class Reliability(str, enum.Enum):
+    """Camera subscription reliability."""
+
+    BEST_EFFORT = 'best_effort'   # sensor data: a late frame is dropped, never waited for
+    RELIABLE = 'reliable'         # bag replay and tests: every frame arrives
+
+
+class Trigger(str, enum.Enum):
+    """What decides which synchronized samples are scored."""
+
+    INTERVAL = 'interval'   # the engine's header-time sampler, automatically
+    SERVICE = 'service'     # only ~/score_transition requests
+
+
+class StampPolicy(str, enum.Enum):
+    """Which time a frame is synchronized, sampled and published on."""
+
+    HEADER = 'header'     # the camera's header stamp
+    RECEIVE = 'receive'   # the node's clock at reception (cameras with broken clocks)
+
+
+class BackendKind(str, enum.Enum):
+    """The GRM runtime."""
+
+    TRANSFORMERS = 'transformers'
+    SCRIPTED = 'scripted-test-double'   # pixel-digest answers: tests and benchmarks only
+
+
+def _values(enum_cls: type[enum.Enum]) -> tuple[str, ...]:
+    return tuple(m.value for m in enum_cls)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its default fixes its ROS type; choices and bounds are checked on read.
+
+    ``minimum``/``maximum`` are inclusive unless ``above`` (then the value must exceed
+    ``minimum``). When both bounds exist they also become the descriptor's ROS range.
+    """
+
+    name: str
+    default: ParamValue
+    description: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    above: bool = False
+
+    @property
+    def constraints(self) -> str:
+        """The allowed values in words (the descriptor's ``additional_constraints``)."""
+        if self.choices:
+            return 'one of: ' + ', '.join(repr(c) for c in self.choices)
+        parts = []
+        if self.minimum is not None:
+            parts.append(f'{">" if self.above else ">="} {self.minimum:g}')
+        if self.maximum is not None:
+            parts.append(f'<= {self.maximum:g}')
+        return ' and '.join(parts)
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(description=self.description, read_only=True,
+                                         additional_constraints=self.constraints)
+        if self.minimum is not None and self.maximum is not None:
+            if isinstance(self.default, int):
+                descriptor.integer_range = [IntegerRange(
+                    from_value=int(self.minimum), to_value=int(self.maximum), step=0)]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.minimum), to_value=float(self.maximum), step=0.0)]
+        return descriptor
+
+    def check(self, value: Any) -> ParamValue:
+        """Return ``value`` (an int widened to float for a double parameter) or raise.
+
+        Raises:
+            ConfigError: Wrong type, not among the choices, or out of bounds; names the
+                parameter and the value.
+        """
+        value = self._typed(value)
+        items = value if isinstance(value, list) else [value]
+        if self.choices and any(item not in self.choices for item in items):
+            raise ConfigError(f'parameter {self.name!r} must be {self.constraints}, '
+                              f'got {value!r}')
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            low_ok = self.minimum is None or (
+                value > self.minimum if self.above else value >= self.minimum)
+            if not low_ok or (self.maximum is not None and value > self.maximum):
+                raise ConfigError(f'parameter {self.name!r} must be {self.constraints}, '
+                                  f'got {value!r}')
+        return value
+
+    def _typed(self, value: Any) -> ParamValue:
+        default = self.default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            value = list(value) if ok else value
+        if not ok:
+            raise ConfigError(f'parameter {self.name!r} must be of the type of its default '
+                              f'{default!r}, got {value!r}')
+        return value
+
+
+def _camera_params() -> list[Param]:
+    topics = {'front': '/cam_high/image_raw', 'left': '/cam_left_wrist/image_raw',
+              'right': '/cam_right_wrist/image_raw'}
+    params = []
+    for role in ROLES:
+        absent = ("required: REF START and the goal come from this view" if role == 'front'
+                  else "'' = absent (a missing wrist slot gets the front image)")
+        params += [
+            Param(f'cameras.{role}.topic', topics[role], f'{role} camera topic; {absent}'),
+            Param(f'cameras.{role}.transport', Transport.RAW.value,
+                  f'{role} camera message type: raw (sensor_msgs/Image) or compressed '
+                  '(sensor_msgs/CompressedImage, jpeg/png)', choices=_values(Transport)),
+        ]
+    return params
+
+
+#: Every parameter of the node, in the order of docs/node-contract.md.
+PARAMS: tuple[Param, ...] = (
+    *_camera_params(),
+    Param('qos.reliability', Reliability.BEST_EFFORT.value,
+          'camera subscription reliability: best_effort (sensor data) or reliable (replay)',
+          choices=_values(Reliability)),
+    Param('qos.depth', 5, 'camera subscription queue depth', minimum=1, maximum=1000),
+    Param('sync.slop_s', 0.05, 'max header-stamp spread of one synchronized set, seconds',
+          minimum=0.0, maximum=10.0),
+    Param('sync.queue_size', 10, 'frames kept per camera while waiting for a match',
+          minimum=1, maximum=1000),
+    Param('sampling.interval_s', 1.0, 'header time between scored samples, seconds',
+          minimum=0.0, above=True),
+    Param('sampling.tolerance_s', 0.01,
+          'a frame this much before its grid point still counts, seconds (< interval_s)',
+          minimum=0.0),
+    Param('trigger', Trigger.INTERVAL.value,
+          'interval: score on the header-time grid; service: only ~/score_transition scores',
+          choices=_values(Trigger)),
+    Param('stamps.policy', StampPolicy.HEADER.value,
+          'header: use header stamps; receive: use the reception time instead',
+          choices=_values(StampPolicy)),
+    Param('stamps.max_age_s', 10.0,
+          '|header - receive time| beyond this is reported as badly unsynchronized, seconds',
+          minimum=0.0, above=True),
+    Param('engine.modes', [m.value for m in ALL_MODES], 'readings requested per step',
+          choices=_values(Mode)),
+    Param('engine.fusion', FusionMethod.PAPER.value,
+          'paper (Eq. 4-8, clamped mean) or upstream (per-mode parity)',
+          choices=_values(FusionMethod)),
+    Param('engine.consistency', False, 'multi-mode consistency weighting (Eq. 9-11)'),
+    Param('engine.alpha', 20.0, 'consistency sharpness alpha', minimum=0.0, above=True),
+    Param('engine.missing_goal', MissingGoal.REFUSE.value,
+          'without a goal image: refuse to score, or blank (grey goal, backward mode off)',
+          choices=_values(MissingGoal)),
+    Param('engine.lenient_parse', True, 'accept scores recovered from malformed answers'),
+    Param('model.backend', BackendKind.TRANSFORMERS.value,
+          'GRM runtime; scripted-test-double answers from a pixel digest (tests only)',
+          choices=_values(BackendKind)),
+    Param('model.path', 'tanhuajie2001/Robo-Dopamine-GRM-3B',
+          'hub id (already in the local cache) or checkpoint directory'),
+    Param('model.profile', '', "checkpoint profile name; '' = derived from model.path",
+          choices=('', *PROFILES)),
+    Param('model.device', 'cuda:0', "torch device: 'cuda:N', 'cuda', 'cpu' or 'auto'"),
+    Param('model.dtype', 'auto', 'auto = bfloat16 on CUDA, float32 on CPU', choices=DTYPES),
+    Param('model.max_gpu_memory_gib', 0.0, 'cap on GPU memory, GiB; 0 = no cap', minimum=0.0),
+    Param('model.max_new_tokens', 16, 'decode budget per answer (an answer is ~8 tokens)',
+          minimum=1, maximum=4096),
+    Param('model.upstream_sampling', False,
+          "upstream's temperature 0.1 / top-p 0.9 sampling instead of greedy decoding"),
+    Param('task', '', "task instruction; '' = none until ~/set_task"),
+    Param('goal_image', '', "goal image file; '' = none (see engine.missing_goal, ~/set_goal)"),
+    Param('reward.gamma', 0.99, 'discount per control step', minimum=0.0, maximum=1.0,
+          above=True),
+    Param('reward.control_period_s', 0.0,
+          'control step length, seconds; 0 = one control step per sample', minimum=0.0),
+    Param('reward.delta', 0.05, 'success when progress >= 1 - delta', minimum=0.0,
+          maximum=0.999),
+    Param('reward.terminal_potential', TerminalPotential.ZERO.value,
+          'potential of the terminal state: zero (episodic PBRS) or keep',
+          choices=_values(TerminalPotential)),
+    Param('queue.length', 2, 'samples waiting for the model; beyond it the oldest is dropped',
+          minimum=1, maximum=1000),
+    Param('diagnostics.period_s', 1.0, '/diagnostics publish period, seconds', minimum=0.0,
+          above=True),
+    Param('diagnostics.stale_after_s', 1.0,
+          'a camera without a frame this long is stale (no reward on its views), seconds',
+          minimum=0.0, above=True),
+    Param('diagnostics.constant_output_steps', 20,
+          'this many identical answers in a row raise a warning', minimum=1, maximum=100000),
+)
+PARAM_NAMES = frozenset(p.name for p in PARAMS)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One configured camera; its index in ``NodeConfig.cameras`` is its sync stream."""
+
+    role: str
+    topic: str
+    transport: Transport
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything the node reads from its parameters, validated and turned into core configs.
+
+    Build it with :meth:`from_values` (or :func:`declare_and_read` on a node), never by hand.
+    """
+
+    cameras: tuple[CameraConfig, ...]
+    reliability: Reliability
+    qos_depth: int
+    sync_slop_ns: int
+    sync_queue_size: int
+    trigger: Trigger
+    stamp_policy: StampPolicy
+    max_age_ns: int
+    backend: BackendKind
+    engine: EngineConfig
+    profile: CheckpointProfile
+    transformers: TransformersConfig | None
+    task: str
+    goal_image: str
+    queue_length: int
+    diagnostics_period_s: float
+    stale_after_s: float
+    constant_output_steps: int
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> NodeConfig:
+        """Validate parameter values (missing ones take their default) into a config.
+
+        Raises:
+            ConfigError: Unknown name or bad value; the message names the parameter(s) and value.
+        """
+        unknown = sorted(set(values) - PARAM_NAMES)
+        if unknown:
+            raise ConfigError(f'unknown parameter(s) {unknown!r}')
+        v = {p.name: p.check(values.get(p.name, p.default)) for p in PARAMS}
+        backend = BackendKind(v['model.backend'])
+        with _about('engine.modes', 'engine.fusion', 'engine.consistency', 'engine.alpha'):
+            fusion = FusionConfig(modes=tuple(v['engine.modes']), method=v['engine.fusion'],
+                                  consistency=v['engine.consistency'], alpha=v['engine.alpha'])
+        with _about('sampling.interval_s', 'sampling.tolerance_s'):
+            sampling = SamplingConfig(SamplerKind.HEADER_TIME, interval_s=v['sampling.interval_s'],
+                                      tolerance_s=v['sampling.tolerance_s'])
+        shaping = ShapingConfig(gamma=v['reward.gamma'],
+                                control_period_s=v['reward.control_period_s'] or None,
+                                delta=v['reward.delta'],
+                                terminal_potential=v['reward.terminal_potential'])
+        engine = EngineConfig(fusion=fusion, shaping=shaping,
+                              lenient_parse=v['engine.lenient_parse'],
+                              missing_goal=v['engine.missing_goal'], sampling=sampling)
+        profile = profile_for(v['model.path'], v['model.profile'] or None)
+        transformers = None
+        if backend is BackendKind.TRANSFORMERS:
+            with _about('model.path', 'model.device'):
+                transformers = TransformersConfig(
+                    model=v['model.path'], device=v['model.device'], dtype=v['model.dtype'],
+                    upstream_sampling=v['model.upstream_sampling'],
+                    max_new_tokens=v['model.max_new_tokens'],
+                    pixel_limits=profile.pixel_limits,
+                    max_gpu_memory_gib=v['model.max_gpu_memory_gib'] or None)
+        if v['task']:
+            with _about('task'):
+                check_task(v['task'])
+        return cls(
+            cameras=_cameras(v), reliability=Reliability(v['qos.reliability']),
+            qos_depth=v['qos.depth'], sync_slop_ns=round(v['sync.slop_s'] * _NS_PER_S),
+            sync_queue_size=v['sync.queue_size'], trigger=Trigger(v['trigger']),
+            stamp_policy=StampPolicy(v['stamps.policy']),
+            max_age_ns=round(v['stamps.max_age_s'] * _NS_PER_S), backend=backend,
+            engine=engine, profile=profile, transformers=transformers, task=v['task'],
+            goal_image=v['goal_image'], queue_length=v['queue.length'],
+            diagnostics_period_s=v['diagnostics.period_s'],
+            stale_after_s=v['diagnostics.stale_after_s'],
+            constant_output_steps=v['diagnostics.constant_output_steps'])
+
+
+def _cameras(v: Mapping[str, Any]) -> tuple[CameraConfig, ...]:
+    cameras = []
+    for role in ROLES:
+        name = f'cameras.{role}.topic'
+        topic = v[name]
+        if not topic:
+            if role == 'front':
+                raise ConfigError(f'parameter {name!r} is required, got {topic!r}')
+            continue
+        try:
+            validate_topic_name(topic)
+        except InvalidTopicNameException as err:
+            raise ConfigError(f'parameter {name!r} is not a valid topic name: {err}') from None
+        if any(c.topic == topic for c in cameras):
+            raise ConfigError(f'parameter {name!r}: topic {topic!r} is already used by another '
+                              'camera; leave a wrist topic empty for single-view use')
+        cameras.append(CameraConfig(role, topic, Transport(v[f'cameras.{role}.transport'])))
+    return tuple(cameras)
+
+
+@contextmanager
+def _about(*names: str) -> Iterator[None]:
+    """Prefix a core config error with the parameters it came from."""
+    try:
+        yield
+    except ConfigError as err:
+        raise ConfigError(f'parameter(s) {", ".join(names)}: {err}') from None
+
+
+def declare_and_read(node: Node) -> NodeConfig:
+    """Declare every parameter of :data:`PARAMS` on ``node`` and read them into a config.
+
+    Raises:
+        ConfigError: A parameter override has the wrong type or value (ROS's own descriptor
+            checks are reported the same way as ours).
+    """
+    try:
+        node.declare_parameters('', [(p.name, p.default, p.descriptor()) for p in PARAMS])
+    except InvalidParameterTypeException as err:
+        raise ConfigError(f'{err}; give a value of the declared type '
+                          '(e.g. 1.0, not 1, for a floating-point parameter)') from None
+    except InvalidParameterValueException as err:
+        raise ConfigError(str(err)) from None
+    return NodeConfig.from_values({p.name: node.get_parameter(p.name).value for p in PARAMS})

@@ -1,0 +1,429 @@
+"""The inference worker: the one thread that owns the episode engine and calls the model.
+
+A model call takes ~0.1 s on a GPU and seconds on a CPU, so ROS callbacks never make one: they
+``offer`` a stamp (is a sample due?), convert the images of a due sample and ``submit`` it.
+Commands (reset, new task, new goal, on-demand scoring) run on the same thread, between steps, so
+a command never lands in the middle of a step and every result carries the episode it was
+computed in.
+
+Rules:
+
+* The sample queue is bounded (``queue.length``). When it is full the OLDEST pending sample is
+  dropped and counted: a reward for a frame long gone is worth less than one for a recent frame.
+* A command that opens a new episode (reset, task, goal) drops the samples still pending (counted
+  as superseded) and pauses sampling until it has run; a sample offered before it but submitted
+  after it is superseded too. No sample of the old episode is scored into the new one.
+* The backend is loaded and warmed up on this thread before anything is scored; READY is
+  emitted only then, and nothing is offered before it.
+
+Pure Python (no rclpy): the node adapts it to topics and services.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..backends.base import GrmBackend
+from ..core.engine import EngineConfig, EpisodeEngine, Sample
+from ..core.errors import ConfigError, GrmError
+from ..core.images import blank_goal, prepare
+from ..core.profiles import CheckpointProfile
+from ..core.prompt import NUM_IMAGES, check_task
+from ..core.result import StepResult
+from ..core.types import ALL_MODES, ImageKey, KeyedImage, Query
+
+log = logging.getLogger(__name__)
+
+
+class EventKind(enum.IntEnum):
+    """Episode events; the values are the ``EpisodeEvent`` message constants."""
+
+    READY = 0
+    START = 1
+    RESET = 2
+    DONE = 3
+    TASK_CHANGED = 4
+    GOAL_CHANGED = 5
+    SHUTDOWN = 6
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    """An episode event; ``stamp_ns`` is the triggering sample's stamp (None: the node's now)."""
+
+    kind: EventKind
+    episode_id: str = ''
+    previous_episode_id: str = ''
+    task: str = ''
+    detail: str = ''
+    stamp_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class QueuedSample:
+    """A converted sample and the front camera frame its results are published in."""
+
+    sample: Sample
+    frame_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to a command; ``result`` is the step an on-demand score produced."""
+
+    success: bool
+    message: str
+    episode_id: str = ''
+    result: StepResult | None = None
+
+
+class Logger(Protocol):
+    """The logging calls the worker makes (an rclpy logger or a ``logging.Logger``)."""
+
+    def info(self, message: str) -> Any: ...
+
+    def warning(self, message: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Command:
+    run: Callable[[], Outcome]
+    future: Future[Outcome]
+    supersedes: bool
+
+
+def warm_up(backend: GrmBackend, profile: CheckpointProfile) -> None:
+    """One batched dummy query as large as a real step's, so the first real step is not slow.
+
+    The first call pays one-time costs (CUDA kernels, allocator growth, lazy imports); paying
+    them before READY keeps the first rewards' latency honest.
+
+    Raises:
+        BackendError: The backend cannot answer at all.
+    """
+    image = KeyedImage(ImageKey('warm-up', 'blank', 0),
+                       prepare(blank_goal(), profile.pixel_limits))
+    backend.generate([Query('warm up', (image,) * NUM_IMAGES, mode, profile.prompt_variant)
+                      for mode in ALL_MODES])
+
+
+class InferenceWorker:
+    """Owns the engine on one thread; see the module docstring for the rules.
+
+    Callbacks run on the worker thread: ``on_result(result, frame_id)`` for every scored step,
+    ``on_event`` for episode events, ``on_fatal(error)`` once if loading fails or the thread
+    dies (the node then shuts down).
+    """
+
+    def __init__(self, make_backend: Callable[[], GrmBackend], config: EngineConfig,
+                 profile: CheckpointProfile, *, task: str, goal: np.ndarray | None,
+                 queue_length: int, logger: Logger,
+                 on_result: Callable[[StepResult, str], None],
+                 on_event: Callable[[WorkerEvent], None],
+                 on_fatal: Callable[[BaseException], None]) -> None:
+        self._make_backend = make_backend
+        self._config = config
+        self._profile = profile
+        self._task = task
+        self._goal = goal
+        self._queue_length = queue_length
+        self._log = logger
+        self._on_result = on_result
+        self._on_event = on_event
+        self._on_fatal = on_fatal
+        self._cond = threading.Condition()
+        self._samples: deque[QueuedSample] = deque()
+        self._commands: deque[_Command] = deque()
+        self._generation = 0
+        self._pending_changes = 0
+        self._stopping = False
+        self._ready = False
+        self._backend: GrmBackend | None = None
+        self._engine: EpisodeEngine | None = None
+        self._last_stamp: int | None = None     # last sample scored in the episode (worker only)
+        self._dropped = 0
+        self._superseded = 0
+        self._rejected = 0
+        self._thread = threading.Thread(target=self._run, name='grm-worker', daemon=True)
+
+    # -- state, read from any thread ---------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        with self._cond:
+            return self._ready
+
+    @property
+    def backend(self) -> GrmBackend | None:
+        with self._cond:
+            return self._backend
+
+    @property
+    def episode_id(self) -> str | None:
+        with self._cond:
+            return self._engine.episode_id if self._engine else None
+
+    def counters(self) -> dict[str, int]:
+        """Samples dropped (queue full), superseded (by a command), rejected (by the engine)."""
+        with self._cond:
+            return {'dropped': self._dropped, 'superseded': self._superseded,
+                    'rejected': self._rejected, 'pending': len(self._samples)}
+
+    # -- input -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread: load and warm up the backend, then serve."""
+        self._thread.start()
+
+    def offer(self, stamp_ns: int) -> int | None:
+        """Is a sample with this stamp due? Returns a ticket for :meth:`submit`, or None.
+
+        None before READY, without an episode, while an episode change is pending, or when the
+        engine's sampler does not want this stamp.
+        """
+        with self._cond:
+            if (not self._ready or self._stopping or self._pending_changes
+                    or self._engine is None or self._engine.episode_id is None):
+                return None
+            return self._generation if self._engine.wants(stamp_ns) else None
+
+    def submit(self, ticket: int, item: QueuedSample) -> None:
+        """Queue a due sample without waiting; the oldest pending one goes when full."""
+        with self._cond:
+            if ticket != self._generation or self._stopping:
+                self._superseded += 1
+                return
+            if len(self._samples) >= self._queue_length:
+                self._samples.popleft()
+                self._dropped += 1
+            self._samples.append(item)
+            self._cond.notify()
+
+    def reset(self, episode_id: str = '') -> Future[Outcome]:
+        """Open a new episode with the same task and goal."""
+        return self._command(lambda: self._reset(episode_id), supersedes=True)
+
+    def set_task(self, task: str, episode_id: str = '') -> Future[Outcome]:
+        """Change the task; opens a new episode when a goal allows it."""
+        return self._command(lambda: self._set_task(task, episode_id), supersedes=True)
+
+    def set_goal(self, goal: np.ndarray, detail: str, episode_id: str = '') -> Future[Outcome]:
+        """Change the goal image; opens a new episode when a task is set."""
+        return self._command(lambda: self._set_goal(goal, detail, episode_id), supersedes=True)
+
+    def score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
+              slop_ns: int) -> Future[Outcome]:
+        """Score BEFORE -> AFTER on demand (``~/score_transition``, srv/ScoreTransition.srv).
+
+        ``before_stamp_ns`` must be 0 or within ``slop_ns`` of the last sample this episode
+        scored; in a fresh episode ``before`` (the buffered sample at that stamp) becomes START.
+        """
+        return self._command(lambda: self._score(before_stamp_ns, before, after, slop_ns),
+                             supersedes=False)
+
+    def stop(self, timeout_s: float) -> bool:
+        """Stop scoring, interrupt a running model call and join; True if the thread ended."""
+        with self._cond:
+            self._stopping = True
+            backend = self._backend
+            self._cond.notify_all()
+        if backend is not None:
+            backend.request_stop()
+        if self._thread.ident is not None:
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _command(self, run: Callable[[], Outcome], supersedes: bool) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        with self._cond:
+            if self._stopping:
+                future.set_result(Outcome(False, 'the node is shutting down'))
+                return future
+            if supersedes:
+                self._generation += 1
+                self._superseded += len(self._samples)
+                self._samples.clear()
+                self._pending_changes += 1
+            self._commands.append(_Command(run, future, supersedes))
+            self._cond.notify()
+        return future
+
+    def _next(self) -> _Command | QueuedSample | None:
+        with self._cond:
+            while not (self._stopping or self._commands or self._samples):
+                self._cond.wait()
+            if self._stopping:
+                return None
+            return self._commands.popleft() if self._commands else self._samples.popleft()
+
+    def _run(self) -> None:
+        backend: GrmBackend | None = None
+        try:
+            backend = self._make_backend()
+            self._serve(backend)
+        except GrmError as err:     # the backend cannot load or answer: a clear message suffices
+            self._fail(err)
+        except Exception as err:  # the thread's boundary: a bug must not leave a silent node
+            log.error('inference worker failed', exc_info=True)
+            self._fail(err)
+        finally:
+            if backend is not None:
+                backend.close()
+            with self._cond:
+                self._stopping = True
+                commands = list(self._commands)
+                self._commands.clear()
+            for cmd in commands:
+                cmd.future.set_result(Outcome(False, 'the node is shutting down'))
+
+    def _fail(self, err: BaseException) -> None:
+        with self._cond:
+            stopping = self._stopping
+        if not stopping:    # an error caused by the stop request itself is no failure
+            self._on_fatal(err)
+
+    def _serve(self, backend: GrmBackend) -> None:
+        with self._cond:
+            self._backend = backend     # from now on stop() can interrupt it
+            if self._stopping:
+                return
+        warm_up(backend, self._profile)
+        with self._cond:
+            self._engine = EpisodeEngine(backend, self._config, self._profile)
+        self._on_event(WorkerEvent(EventKind.READY, task=self._task,
+                                   detail=f'model {backend.model_id!r} loaded and warmed up'))
+        if self._task:
+            outcome = self._open(None, 'startup', '')
+            if not outcome.success:
+                self._log.warning(f'no episode yet: {outcome.message}')
+        else:
+            self._log.info('no task yet: waiting for ~/set_task')
+        with self._cond:
+            self._ready = True
+        while (item := self._next()) is not None:
+            if isinstance(item, QueuedSample):
+                self._step(item)
+                continue
+            try:
+                outcome = item.run()
+            except BaseException as err:
+                item.future.set_exception(err)
+                raise
+            finally:
+                if item.supersedes:
+                    with self._cond:
+                        self._pending_changes -= 1
+            item.future.set_result(outcome)
+
+    def _score_one(self, item: QueuedSample) -> StepResult:
+        assert self._engine is not None
+        result = self._engine.step(item.sample)
+        self._last_stamp = result.stamp_after_ns
+        with self._cond:
+            if self._stopping:      # SHUTDOWN is next: no rewards after it was requested
+                return result
+        self._on_result(result, item.frame_id)
+        if result.terminal:
+            self._on_event(WorkerEvent(EventKind.DONE, result.episode_id, task=result.task,
+                                       detail=f'progress {result.progress:.3f}',
+                                       stamp_ns=result.stamp_after_ns))
+        return result
+
+    def _step(self, item: QueuedSample) -> None:
+        try:
+            self._score_one(item)
+        except GrmError as err:     # a stamp going back, an unusable view: skip the sample
+            with self._cond:
+                self._rejected += 1
+            self._log.warning(f'sample at {item.sample.stamp_ns} ns not scored: {err}')
+
+    # -- commands (worker thread) ------------------------------------------------------------
+
+    def _open(self, change: EventKind | None, detail: str, episode_id: str) -> Outcome:
+        """Start an episode with the current task and goal; emit ``change`` then START.
+
+        Raises nothing: a failure (no goal where one is needed, a goal image that cannot be
+        used) leaves the running episode, if any, as it was.
+        """
+        assert self._engine is not None
+        previous = self._engine.episode_id or ''
+        try:
+            with self._cond:
+                eid = self._engine.start(self._task, self._goal, episode_id or None)
+        except GrmError as err:
+            return Outcome(False, str(err), previous)
+        self._last_stamp = None
+        if change is not None and previous:
+            self._on_event(WorkerEvent(change, eid, previous, self._task, detail))
+        self._on_event(WorkerEvent(EventKind.START, eid, previous, self._task, detail))
+        return Outcome(True, f'episode {eid!r} started ({detail})', eid)
+
+    def _reset(self, episode_id: str) -> Outcome:
+        assert self._engine is not None
+        if self._engine.episode_id is None:
+            return Outcome(False, 'no episode to reset: set a task (and a goal image) first')
+        return self._open(EventKind.RESET, 'reset on request', episode_id)
+
+    def _set_task(self, task: str, episode_id: str) -> Outcome:
+        try:
+            check_task(task)
+        except ConfigError as err:
+            return Outcome(False, str(err), self.episode_id or '')
+        previous_task, self._task = self._task, task
+        outcome = self._open(EventKind.TASK_CHANGED, 'task changed', episode_id)
+        if outcome.success:
+            return outcome
+        if outcome.episode_id:      # keep the running episode and its task
+            self._task = previous_task
+            return Outcome(False, f'task not changed: {outcome.message}', outcome.episode_id)
+        return Outcome(True, f'task set; no episode yet: {outcome.message}')
+
+    def _set_goal(self, goal: np.ndarray, detail: str, episode_id: str) -> Outcome:
+        if not self._task:
+            try:
+                prepare(goal, self._profile.pixel_limits)   # refuse an unusable image now
+            except GrmError as err:
+                return Outcome(False, f'goal image rejected: {err}')
+            self._goal = goal
+            return Outcome(True, 'goal set; no episode until a task is set')
+        previous_goal, self._goal = self._goal, goal
+        outcome = self._open(EventKind.GOAL_CHANGED, detail, episode_id)
+        if not outcome.success:
+            self._goal = previous_goal
+            return Outcome(False, f'goal image rejected: {outcome.message}', outcome.episode_id)
+        return outcome
+
+    def _score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
+               slop_ns: int) -> Outcome:
+        assert self._engine is not None
+        eid = self._engine.episode_id
+        if eid is None:
+            return Outcome(False, 'no episode: set a task (and a goal image) first')
+        last = self._last_stamp
+        try:
+            if last is None:
+                if before_stamp_ns == 0:
+                    return Outcome(False, 'a fresh episode needs before_stamp: the buffered '
+                                          'sample that becomes its START', eid)
+                if before is None:
+                    return Outcome(False, f'no buffered sample within the sync slop of '
+                                          f'before_stamp {before_stamp_ns} ns', eid)
+                self._score_one(before)
+            elif before_stamp_ns and abs(before_stamp_ns - last) > slop_ns:
+                return Outcome(False, f'before_stamp {before_stamp_ns} ns is not the last '
+                                      f'sample this episode scored ({last} ns)', eid)
+            result = self._score_one(after)
+        except GrmError as err:
+            return Outcome(False, f'not scored: {err}', eid)
+        return Outcome(True, f'scored step {result.step}', eid, result)

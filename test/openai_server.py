@@ -1,0 +1,93 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for backend tests.
+
+Each test decides per request (by its number) what the server does: the status, the body and a
+delay before answering. The server records every request and the peak number in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: bytes = b''
+    delay_s: float = 0.0
+
+
+def completion(content: str, finish_reason: str = 'stop', **choice: Any) -> bytes:
+    """A chat-completion body answering ``content``."""
+    return json.dumps({
+        'id': 'cmpl-test', 'object': 'chat.completion', 'model': 'grm',
+        'choices': [{'index': 0, 'finish_reason': finish_reason,
+                     'message': {'role': 'assistant', 'content': content}, **choice}],
+        'usage': {'prompt_tokens': 1200, 'completion_tokens': 7}}).encode()
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeOpenAI:
+    """Serves ``respond(n, body)`` for the n-th request (0-based)."""
+
+    respond: Callable[[int, dict[str, Any]], Reply]
+    requests: list[Recorded] = field(default_factory=list)
+    peak_in_flight: int = 0
+    _in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> FakeOpenAI:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers['Content-Length']))
+                with fake._lock:
+                    n = len(fake.requests)
+                    fake.requests.append(Recorded(self.path, dict(self.headers.items()),
+                                                  json.loads(raw)))
+                    fake._in_flight += 1
+                    fake.peak_in_flight = max(fake.peak_in_flight, fake._in_flight)
+                try:
+                    reply = fake.respond(n, fake.requests[n].body)
+                    time.sleep(reply.delay_s)
+                    self.send_response(reply.status)
+                    self.send_header('Content-Type', 'application/json')
+                    self.send_header('Content-Length', str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass                       # the client timed out and left
+                finally:
+                    with fake._lock:
+                        fake._in_flight -= 1
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        return f'http://127.0.0.1:{self._server.server_address[1]}/v1'

@@ -1,0 +1,114 @@
+"""Image message conversion (ros/convert.py): every encoding, row padding, compressed formats and
+the errors for what cannot be converted exactly. Pure functions: no DDS."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CompressedImage, Image
+
+from robo_dopamine_ros.core.errors import ImageError
+from robo_dopamine_ros.ros import convert
+from robo_dopamine_ros.ros.messages import time_to_ns
+
+# One pixel row of a 2x2 image: red, green / blue, white.
+RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)
+
+
+def raw(encoding: str, data: bytes, h: int = 2, w: int = 2, step: int | None = None) -> Image:
+    channels = convert.CHANNELS.get(encoding, 3)
+    return Image(height=h, width=w, encoding=encoding, step=w * channels if step is None else step,
+                 data=data)
+
+
+@pytest.mark.parametrize(('encoding', 'data'), [
+    ('rgb8', bytes([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255])),
+    ('bgr8', bytes([0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 255])),
+    ('rgba8', bytes([255, 0, 0, 9, 0, 255, 0, 9, 0, 0, 255, 9, 255, 255, 255, 9])),
+    ('bgra8', bytes([0, 0, 255, 9, 0, 255, 0, 9, 255, 0, 0, 9, 255, 255, 255, 9])),
+])
+def test_convert_color_encodings_give_rgb(encoding: str, data: bytes) -> None:
+    out = convert.image_to_rgb(raw(encoding, data))
+    assert out.dtype == np.uint8 and out.flags['C_CONTIGUOUS']
+    np.testing.assert_array_equal(out, RGB)
+
+
+def test_convert_mono8_repeats_gray_into_three_channels() -> None:
+    out = convert.image_to_rgb(raw('mono8', bytes([0, 10, 200, 255])))
+    np.testing.assert_array_equal(out[:, :, 0], [[0, 10], [200, 255]])
+    np.testing.assert_array_equal(out[:, :, 0], out[:, :, 2])
+
+
+def test_convert_honours_step_row_padding() -> None:
+    # rgb8, 2 px per row + 3 padding bytes that must never show up as pixels.
+    data = bytes([255, 0, 0, 0, 255, 0, 7, 7, 7, 0, 0, 255, 255, 255, 255, 7, 7, 7])
+    np.testing.assert_array_equal(convert.image_to_rgb(raw('rgb8', data, step=9)), RGB)
+
+
+@pytest.mark.parametrize('encoding', sorted(convert.CHANNELS))
+@pytest.mark.parametrize('padding', [0, 5])
+def test_convert_round_trips_every_encoding(encoding: str, padding: int) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    pixels = rgb[:, :, 0] if encoding == 'mono8' else rgb
+    msg = convert.rgb_to_image(pixels, encoding, stamp_ns=1_700_000_000_123_456_789,
+                               frame_id='cam', padding=padding)
+    assert msg.step == 7 * convert.CHANNELS[encoding] + padding
+    assert time_to_ns(msg.header.stamp) == 1_700_000_000_123_456_789
+    want = np.repeat(pixels[:, :, None], 3, axis=2) if encoding == 'mono8' else rgb
+    np.testing.assert_array_equal(convert.to_rgb(msg), want)
+
+
+@pytest.mark.parametrize(('msg', 'match'), [
+    (raw('16UC1', bytes(8)), "unsupported encoding '16UC1'"),
+    (raw('rgb8', bytes(11)), r'11 data bytes, expected step \* height = 12'),
+    (raw('rgb8', bytes(10), step=5), 'step 5 is shorter than a 2px rgb8 row'),
+    (raw('rgb8', b'', h=0), 'empty image: 0x2'),
+])
+def test_convert_rejects_raw_images_it_cannot_convert(msg: Image, match: str) -> None:
+    with pytest.raises(ImageError, match=match):
+        convert.check(msg)
+    with pytest.raises(ImageError, match=match):
+        convert.to_rgb(msg)
+
+
+def test_convert_png_is_lossless_and_rgb() -> None:
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 4, 3), dtype=np.uint8)
+    msg = convert.rgb_to_compressed(rgb, 'png')
+    assert msg.format == 'rgb8; png compressed bgr8'
+    np.testing.assert_array_equal(convert.to_rgb(msg), rgb)
+
+
+def test_convert_jpeg_decodes_like_opencv_in_rgb_order() -> None:
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 0] = 250           # pure red survives jpeg closely
+    msg = convert.rgb_to_compressed(rgb, 'jpeg', quality=95)
+    out = convert.to_rgb(msg)
+    expected = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    np.testing.assert_array_equal(out, expected)
+    assert out[..., 0].min() > 240 and out[..., 2].max() < 10
+
+
+def test_convert_compressed_without_format_is_decoded_from_the_data() -> None:
+    msg = convert.rgb_to_compressed(RGB, 'png')
+    msg.format = ''
+    np.testing.assert_array_equal(convert.to_rgb(msg), RGB)
+
+
+@pytest.mark.parametrize(('fmt', 'data', 'match'), [
+    ('tiff', b'II*\x00', "unsupported compressed format 'tiff'"),
+    ('png', b'', "empty 'png' compressed image"),
+    ('jpeg', b'not a jpeg at all', "cannot decode the 'jpeg' compressed image"),
+])
+def test_convert_rejects_bad_compressed_images(fmt: str, data: bytes, match: str) -> None:
+    with pytest.raises(ImageError, match=match):
+        convert.to_rgb(CompressedImage(format=fmt, data=data))
+
+
+def test_convert_rgb_to_image_rejects_wrong_input() -> None:
+    with pytest.raises(ImageError, match="unsupported encoding 'yuv422'"):
+        convert.rgb_to_image(RGB, 'yuv422')
+    with pytest.raises(ImageError, match='mono8 needs uint8 HxW pixels'):
+        convert.rgb_to_image(RGB, 'mono8')
+    with pytest.raises(ImageError, match="'jpeg' or 'png'"):
+        convert.rgb_to_compressed(RGB, 'bmp')

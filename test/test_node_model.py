@@ -1,0 +1,55 @@
+"""The reward node with the real transformers backend over real DDS (loopback), in-process: the
+tiny random-weight GRM loads, warms up and publishes progress flagged invalid (its answers are
+noise); a checkpoint that cannot load stops the node before READY."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from node_harness import TASK, NodeHarness, diag_values, frame, wait_until
+from PIL import Image as PILImage
+from robo_dopamine_ros.msg import Progress
+
+from robo_dopamine_ros.core.errors import ModelLoadError
+from robo_dopamine_ros.ros.worker import EventKind
+
+pytestmark = pytest.mark.ros
+MS = 1_000_000
+
+
+def test_node_runs_the_tiny_grm_and_flags_its_noise_invalid(tiny_grm_dir: Path,
+                                                            tmp_path: Path) -> None:
+    goal_path = tmp_path / 'goal.png'
+    PILImage.fromarray(frame(7)).save(goal_path)
+    params = {'model.backend': 'transformers', 'model.path': str(tiny_grm_dir),
+              'model.device': 'cpu', 'task': TASK, 'goal_image': str(goal_path)}
+    with NodeHarness(params) as h:
+        h.wait_events(EventKind.READY, EventKind.START, timeout=120)
+        t0 = time.time_ns() // MS * MS
+        for i in range(2):
+            h.publish_set(t0 + i * 1000 * MS, i)
+        start, step = h.wait_progress(2, timeout=120)
+        model = h.wait_diagnostics(lambda a: diag_values(a, 'model')['steps'] == '1',
+                                   'the step in the diagnostics')
+    assert (start.step, start.valid, step.step) == (0, True, 1)
+    assert step.model_id == str(tiny_grm_dir) and step.view_layout == 'three-view'
+    assert not step.valid and step.status in ('partial', 'held')
+    assert Progress.PARSE_FAILED in step.parse_status and step.reason
+    assert step.latency_s > 0
+    values = diag_values(model, 'model')
+    assert (values['ready'], values['device'], values['model_id']) == (
+        'true', 'cpu', str(tiny_grm_dir))
+    assert values['invalid_steps'] == '1' and float(values['latency_p50_s']) > 0
+
+
+def test_node_model_load_failure_stops_the_node_before_ready(tmp_path: Path) -> None:
+    params = {'model.backend': 'transformers', 'model.path': str(tmp_path / 'missing-grm'),
+              'model.device': 'cpu', 'task': TASK}
+    with NodeHarness(params) as h:
+        wait_until(h.node.stop_requested.is_set, 'the node to give up')
+        assert isinstance(h.node.fatal_error, ModelLoadError)
+        assert 'does not exist' in str(h.node.fatal_error)
+        assert h.diagnostics('model')['ready'] == 'false'
+        assert h.snapshot('episode') == []                 # no READY, no episode

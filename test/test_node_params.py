@@ -1,0 +1,151 @@
+"""The node's parameter table and its validation (ros/params.py), without DDS."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from robo_dopamine_ros.core.errors import ConfigError
+from robo_dopamine_ros.core.profiles import GRM_2_4B, GRM_3B
+from robo_dopamine_ros.core.progress import FusionMethod
+from robo_dopamine_ros.core.sampling import SamplerKind
+from robo_dopamine_ros.core.shaping import TerminalPotential
+from robo_dopamine_ros.core.types import ALL_MODES, Mode
+from robo_dopamine_ros.ros.params import (
+    PARAMS,
+    BackendKind,
+    NodeConfig,
+    Reliability,
+    StampPolicy,
+    Transport,
+    Trigger,
+)
+
+
+def _contract_defaults(repo_root: Path) -> dict[str, str]:
+    """Name -> default cell of the parameter table in docs/node-contract.md."""
+    text = (repo_root / 'docs' / 'node-contract.md').read_text()
+    rows = re.findall(r'^\| ([a-z_.{},]+) \| ([^|]*) \|', text, flags=re.MULTILINE)
+    table: dict[str, str] = {}
+    for name, default in rows[1:]:      # the first row is the header
+        group = re.search(r'\{([^}]*)\}', name)
+        names = ([name.replace(group.group(0), part) for part in group.group(1).split(',')]
+                 if group else [name])
+        table.update(dict.fromkeys(names, default.strip()))
+    return table
+
+
+def _as_cell(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return '[' + ', '.join(value) + ']'
+    return "''" if value == '' else str(value)
+
+
+def test_node_params_match_the_contract_table(repo_root: Path) -> None:
+    contract = _contract_defaults(repo_root)
+    ours = {p.name: _as_cell(p.default) for p in PARAMS}
+    # engine.alpha is named inside the engine.consistency row rather than in a row of its own.
+    assert set(ours) - set(contract) == {'engine.alpha'}
+    assert {name: ours[name] for name in contract} == contract
+
+
+def test_node_params_descriptors_are_read_only_with_ranges_and_choices() -> None:
+    by_name = {p.name: p for p in PARAMS}
+    gamma = by_name['reward.gamma'].descriptor()
+    assert gamma.read_only and gamma.additional_constraints == '> 0 and <= 1'
+    assert (gamma.floating_point_range[0].from_value,
+            gamma.floating_point_range[0].to_value) == (0.0, 1.0)
+    depth = by_name['qos.depth'].descriptor()
+    assert (depth.integer_range[0].from_value, depth.integer_range[0].to_value) == (1, 1000)
+    trigger = by_name['trigger'].descriptor()
+    assert trigger.additional_constraints == "one of: 'interval', 'service'"
+    assert not trigger.integer_range and not trigger.floating_point_range
+    assert all(p.descriptor().description for p in PARAMS)
+
+
+def test_node_config_defaults() -> None:
+    cfg = NodeConfig.from_values({})
+    assert [(c.role, c.topic, c.transport) for c in cfg.cameras] == [
+        ('front', '/cam_high/image_raw', Transport.RAW),
+        ('left', '/cam_left_wrist/image_raw', Transport.RAW),
+        ('right', '/cam_right_wrist/image_raw', Transport.RAW)]
+    assert (cfg.reliability, cfg.qos_depth, cfg.trigger, cfg.stamp_policy) == (
+        Reliability.BEST_EFFORT, 5, Trigger.INTERVAL, StampPolicy.HEADER)
+    assert (cfg.sync_slop_ns, cfg.sync_queue_size, cfg.max_age_ns) == (
+        50_000_000, 10, 10_000_000_000)
+    sampling = cfg.engine.sampling
+    assert (sampling.kind, sampling.interval_s, sampling.tolerance_s) == (
+        SamplerKind.HEADER_TIME, 1.0, 0.01)
+    assert cfg.engine.fusion.modes == ALL_MODES
+    assert cfg.engine.fusion.method is FusionMethod.PAPER and not cfg.engine.fusion.consistency
+    assert cfg.engine.lenient_parse
+    shaping = cfg.engine.shaping
+    assert (shaping.gamma, shaping.control_period_s, shaping.delta,
+            shaping.terminal_potential) == (0.99, None, 0.05, TerminalPotential.ZERO)
+    assert cfg.backend is BackendKind.TRANSFORMERS and cfg.profile is GRM_3B
+    assert cfg.transformers is not None
+    assert (cfg.transformers.model, cfg.transformers.device, cfg.transformers.dtype,
+            cfg.transformers.max_new_tokens, cfg.transformers.max_gpu_memory_gib) == (
+        'tanhuajie2001/Robo-Dopamine-GRM-3B', 'cuda:0', 'auto', 16, None)
+    assert (cfg.task, cfg.goal_image, cfg.queue_length) == ('', '', 2)
+    assert (cfg.diagnostics_period_s, cfg.stale_after_s, cfg.constant_output_steps) == (
+        1.0, 1.0, 20)
+
+
+def test_node_config_reads_overrides() -> None:
+    cfg = NodeConfig.from_values({
+        'cameras.left.topic': '', 'cameras.right.transport': 'compressed',
+        'sampling.interval_s': 2, 'engine.modes': ['forward', 'backward'],
+        'model.backend': 'scripted-test-double', 'model.profile': 'GRM-2.0-4B-Preview',
+        'reward.control_period_s': 0.1, 'model.max_gpu_memory_gib': 4.0, 'trigger': 'service',
+        'task': 'fold the towel'})
+    assert [(c.role, c.transport) for c in cfg.cameras] == [
+        ('front', Transport.RAW), ('right', Transport.COMPRESSED)]
+    assert cfg.engine.sampling.interval_s == 2.0
+    assert cfg.engine.fusion.modes == (Mode.FORWARD, Mode.BACKWARD)
+    assert cfg.backend is BackendKind.SCRIPTED and cfg.transformers is None
+    assert cfg.profile is GRM_2_4B and cfg.trigger is Trigger.SERVICE
+    assert cfg.engine.shaping.control_period_s == 0.1 and cfg.task == 'fold the towel'
+    gib = NodeConfig.from_values({'model.max_gpu_memory_gib': 4.0}).transformers
+    assert gib is not None and gib.max_gpu_memory_gib == 4.0
+
+
+@pytest.mark.parametrize(('values', 'match'), [
+    ({'qos.reliability': 'sometimes'},
+     "parameter 'qos.reliability' must be one of: 'best_effort', 'reliable', got 'sometimes'"),
+    ({'qos.depth': 0}, "parameter 'qos.depth' must be >= 1 and <= 1000, got 0"),
+    ({'qos.depth': 2.5}, "parameter 'qos.depth' must be of the type of its default 5, got 2.5"),
+    ({'reward.gamma': 0.0}, "parameter 'reward.gamma' must be > 0 and <= 1, got 0.0"),
+    ({'sampling.interval_s': -1.0}, "'sampling.interval_s' must be > 0, got -1.0"),
+    ({'engine.modes': ['forward', 'sideways']}, "'engine.modes' must be one of: 'incremental'"),
+    ({'engine.modes': ['forward', 'forward']},
+     'parameter.s. engine.modes, engine.fusion, engine.consistency, engine.alpha: '
+     'modes must not repeat'),
+    ({'engine.consistency': True, 'engine.modes': ['incremental', 'forward']},
+     'engine.modes.*needs the forward and backward modes'),
+    ({'sampling.tolerance_s': 2.0},
+     r'sampling.interval_s, sampling.tolerance_s: tolerance_s must be in \[0, interval_s=1.0\)'),
+    ({'cameras.front.topic': ''}, "parameter 'cameras.front.topic' is required, got ''"),
+    ({'cameras.left.topic': 'bad topic!'},
+     "parameter 'cameras.left.topic' is not a valid topic name"),
+    ({'cameras.right.topic': '/cam_high/image_raw'},
+     "parameter 'cameras.right.topic': topic '/cam_high/image_raw' is already used"),
+    ({'model.device': 'gpu'}, "model.path, model.device: device must be .*got 'gpu'"),
+    ({'model.path': ''}, "model.path, model.device: model must be a hub id or a directory"),
+    ({'model.profile': 'GRM-9B'}, "'model.profile' must be one of: '', 'GRM-3B'"),
+    ({'task': 'look at <image>'}, "parameter.s. task: task 'look at <image>' contains"),
+    ({'nope': 1}, r"unknown parameter\(s\) \['nope'\]"),
+])
+def test_node_config_rejects_bad_values_naming_the_parameter(values: dict[str, object],
+                                                             match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        NodeConfig.from_values(values)
+
+
+def test_node_config_model_path_may_be_empty_for_the_test_double() -> None:
+    cfg = NodeConfig.from_values({'model.backend': 'scripted-test-double', 'model.path': ''})
+    assert cfg.transformers is None

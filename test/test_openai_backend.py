@@ -1,0 +1,222 @@
+"""The OpenAI-compatible backend over real HTTP on loopback: the request it sends, retries,
+timeouts, malformed answers, the concurrency bound, and an API key that never leaks."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from openai_server import FakeOpenAI, Reply, completion
+from PIL import Image
+
+from robo_dopamine_ros.backends.openai_backend import OpenAIBackend, OpenAIConfig
+from robo_dopamine_ros.core.errors import BackendError, ConfigError
+from robo_dopamine_ros.core.prompt import prompt_segments
+from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
+
+KEY = 'sk-test-SECRET-4711'
+TASK = 'put the cup on the plate'
+
+
+def query(task: str = TASK, base: int = 0) -> Query:
+    """Eight solid images whose red channel is the slot number (x20), so order is checkable."""
+    images = []
+    for slot in range(8):
+        pixels = np.zeros((56, 84, 3), np.uint8)
+        pixels[..., 0] = (base + slot) * 20
+        pixels[..., 2] = 200
+        images.append(KeyedImage(ImageKey('ep', f'slot{slot}', base), pixels))
+    return Query(task, tuple(images), Mode.INCREMENTAL)
+
+
+@contextlib.contextmanager
+def serving(respond: Callable[[int, dict], Reply],
+            **kw: object) -> Iterator[tuple[FakeOpenAI, OpenAIBackend]]:
+    """A fake server answering ``respond`` and a backend pointed at it."""
+    with FakeOpenAI(respond) as server, backend(server, **kw) as b:
+        yield server, b
+
+
+def backend(server: FakeOpenAI, **kw: object) -> OpenAIBackend:
+    options: dict[str, object] = {'model': 'grm-3b', 'base_url': server.url,
+                                  'api_key_env': 'GRM_TEST_KEY', 'timeout_s': 2.0,
+                                  'retry_delay_s': 0.01, **kw}
+    return OpenAIBackend(OpenAIConfig(**options))  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('GRM_TEST_KEY', KEY)
+
+
+def decode(url: str) -> np.ndarray:
+    head, _, data = url.partition(',')
+    assert head in ('data:image/jpeg;base64', 'data:image/png;base64')
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert('RGB'))
+
+
+def test_openai_request_interleaves_prompt_and_images_in_slot_order() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+12%')), image_format='png',
+                 max_tokens=24) as (server, b):
+        [answer] = b.generate([query()])
+    assert answer.error is None
+    assert answer.text == '<score>+12%</score>'        # stopped on </score>: re-appended
+    assert (answer.meta['attempts'], answer.meta['completion_tokens']) == (1.0, 7.0)
+    [req] = server.requests
+    assert req.path == '/v1/chat/completions'
+    assert req.headers['Authorization'] == f'Bearer {KEY}'
+    body = req.body
+    assert {k: body[k] for k in ('model', 'temperature', 'max_tokens', 'stop')} == {
+        'model': 'grm-3b', 'temperature': 0.0, 'max_tokens': 24, 'stop': ['</score>']}
+    [message] = body['messages']                        # one user turn, no system message
+    assert message['role'] == 'user'
+    content = message['content']
+    assert [c['type'] for c in content] == ['text', 'image_url'] * 8 + ['text']
+    assert [c['text'] for c in content[::2]] == prompt_segments(TASK)
+    for slot, item in enumerate(content[1::2]):
+        pixels = decode(item['image_url']['url'])
+        assert pixels.shape == (56, 84, 3)
+        assert (int(pixels[0, 0, 0]), int(pixels[0, 0, 2])) == (slot * 20, 200)
+
+
+def test_openai_jpeg_like_upstream_and_upstream_temperature() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>-5%</score>')),
+                 upstream_sampling=True) as (server, b):
+        [answer] = b.generate([query()])
+    assert answer.text == '<score>-5%</score>'          # already closed: nothing appended
+    body = server.requests[0].body
+    assert body['temperature'] == 0.1
+    url = body['messages'][0]['content'][1]['image_url']['url']
+    assert url.startswith('data:image/jpeg;base64,')
+    assert abs(int(decode(url)[10, 10, 2]) - 200) <= 3   # lossy, but the same picture
+
+
+def test_openai_vllm_stop_reason_reappends_the_stop_string() -> None:
+    body = completion('<score>+40', finish_reason='stop', stop_reason='</score>')
+    with serving(lambda n, b: Reply(body=body)) as (_, b):
+        assert b.generate([query()])[0].text == '<score>+40</score>'
+
+
+def test_openai_server_errors_are_retried_with_backoff_then_succeed() -> None:
+    replies = [Reply(500, b'{"error": "overloaded"}'), Reply(429, b'{}'),
+               Reply(body=completion('<score>+3%'))]
+    with serving(lambda n, body: replies[n]) as (server, b):
+        [answer] = b.generate([query()])
+    assert answer.error is None and answer.text == '<score>+3%</score>'
+    assert answer.meta['attempts'] == 3.0 and len(server.requests) == 3
+
+
+def test_openai_persistent_failure_is_a_flagged_answer_not_a_fake_score() -> None:
+    with serving(lambda n, body: Reply(503, b'down'), max_retries=3) as (server, b):
+        [answer] = b.generate([query()])
+    assert answer.text == '' and 'HTTP 503' in (answer.error or '')
+    assert '(after 3 attempt(s))' in (answer.error or '') and len(server.requests) == 3
+
+
+def test_openai_client_errors_and_malformed_bodies_are_final() -> None:
+    replies = {0: Reply(400, b'{"error": "bad image"}'), 1: Reply(body=b'{"choices": [}'),
+               2: Reply(body=b'{"choices": []}'), 3: Reply(body=completion('x')[:-1])}
+    with serving(lambda n, body: replies[n]) as (server, b):
+        errors = [b.generate([query()])[0].error or '' for _ in range(4)]
+    assert 'HTTP 400' in errors[0] and 'bad image' in errors[0]
+    assert all('malformed response' in e for e in errors[1:])
+    assert len(server.requests) == 4                     # none of them retried
+
+
+def test_openai_slow_server_times_out_retries_and_is_flagged() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%'), delay_s=0.6),
+                 timeout_s=0.15, max_retries=2) as (server, b):
+        [answer] = b.generate([query()])
+    assert answer.text == '' and 'timed out' in (answer.error or '').lower()
+    assert answer.meta['attempts'] == 2.0 and len(server.requests) == 2
+
+
+def test_openai_slow_first_attempt_then_fast_succeeds() -> None:
+    def respond(n: int, body: dict) -> Reply:
+        return Reply(body=completion('<score>+8%'), delay_s=0.6 if n == 0 else 0.0)
+    with serving(respond, timeout_s=0.15) as (_, b):
+        [answer] = b.generate([query()])
+    assert answer.text == '<score>+8%</score>' and answer.meta['attempts'] == 2.0
+
+
+def test_openai_concurrency_is_bounded_across_callers() -> None:
+    results: list[list] = []
+    with serving(lambda n, body: Reply(body=completion('<score>+1%'), delay_s=0.05),
+                 max_workers=2) as (server, b):
+        threads = [threading.Thread(target=lambda: results.append(
+            b.generate([query(base=i) for i in range(3)]))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert [len(r) for r in results] == [3, 3]
+    assert all(a.error is None for r in results for a in r)
+    assert len(server.requests) == 6 and server.peak_in_flight == 2
+
+
+def test_openai_answers_keep_query_order() -> None:
+    def respond(n: int, body: dict) -> Reply:
+        red = decode(body['messages'][0]['content'][1]['image_url']['url'])[0, 0, 0]
+        return Reply(body=completion(f'<score>+{int(red) // 20}%'),
+                     delay_s=0.05 * (3 - int(red) // 20))
+    with serving(respond, max_workers=4) as (_, b):
+        texts = [a.text for a in b.generate([query(base=i) for i in range(4)])]
+    assert texts == [f'<score>+{i}%</score>' for i in range(4)]
+
+
+def test_openai_key_never_in_logs_errors_or_repr(caplog: pytest.LogCaptureFixture) -> None:
+    def echo(n: int, body: dict) -> Reply:         # a server that echoes the key back
+        auth = server.requests[n].headers['Authorization']
+        return Reply(401, json.dumps({'error': f'invalid key: {auth}' + 'x' * 300}).encode())
+    caplog.set_level(logging.DEBUG)
+    with serving(echo) as (server, b):
+        [answer] = b.generate([query()])
+        text = repr(b) + str(vars(b)) + repr(b.config)
+    assert 'HTTP 401' in (answer.error or '') and '***' in (answer.error or '')
+    assert server.requests[0].headers['Authorization'] == f'Bearer {KEY}'
+    assert KEY not in (answer.error or '') + caplog.text + text
+    assert KEY[:8] not in (answer.error or '')          # not even a cut-off part of it
+    assert 'GRM_TEST_KEY' in text                        # the variable's name is fine
+
+
+def test_openai_without_key_sends_no_authorization(monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv('GRM_TEST_KEY')
+    with serving(lambda n, body: Reply(body=completion('<score>0%'))) as (server, b):
+        assert b.generate([query()])[0].text == '<score>0%</score>'
+    assert 'Authorization' not in server.requests[0].headers
+    assert 'GRM_TEST_KEY is not set' in caplog.text
+
+
+def test_openai_invalid_task_fails_only_its_query_and_stop_is_sticky() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+2%'))) as (server, b):
+        bad, good = b.generate([query(task='<image>'), query()])
+        assert 'ConfigError' in (bad.error or '') and good.error is None
+        b.request_stop()
+        with pytest.raises(BackendError, match='stopped'):
+            b.generate([query()])
+        b.close()
+        with pytest.raises(BackendError, match='closed'):
+            b.generate([query()])
+    assert len(server.requests) == 1
+
+
+def test_openai_stop_ends_a_backoff_wait_at_once() -> None:
+    with serving(lambda n, body: Reply(500, b'{}'), retry_delay_s=30.0) as (server, b):
+        threading.Timer(0.2, b.request_stop).start()
+        [answer] = b.generate([query()])
+    assert 'stopped' in (answer.error or '') and len(server.requests) == 1
+
+
+@pytest.mark.parametrize('bad', [{'model': ''}, {'base_url': 'ftp://x'}, {'max_workers': 0},
+                                 {'image_format': 'gif'}, {'timeout_s': 0}])
+def test_openai_config_rejects_bad_values(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        OpenAIConfig(**{'model': 'm', **bad})

@@ -1,0 +1,96 @@
+"""The vLLM backend without vLLM: the requests it builds, its settings, its missing-vLLM error;
+and the backend factory."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from robo_dopamine_ros.backends.factory import BACKEND_NAMES, config_class, make_backend
+from robo_dopamine_ros.backends.openai_backend import OpenAIBackend
+from robo_dopamine_ros.backends.processor import load_processor, render_query_text
+from robo_dopamine_ros.backends.vllm_backend import (
+    VllmBackend,
+    VllmConfig,
+    build_requests,
+)
+from robo_dopamine_ros.core.errors import ConfigError, ModelLoadError
+from robo_dopamine_ros.core.images import PixelLimits
+from robo_dopamine_ros.core.prompt import render_prompt
+from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
+
+VISION = '<|vision_start|><|image_pad|><|vision_end|>'
+
+
+def query(task: str = 'fold the towel') -> Query:
+    images = tuple(KeyedImage(ImageKey('ep', f's{i}', 0), np.full((56, 56, 3), i * 30, np.uint8))
+                   for i in range(8))
+    return Query(task, images, Mode.FORWARD)
+
+
+@pytest.fixture
+def no_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, 'vllm', None)      # `import vllm` raises ImportError
+
+
+def test_vllm_requests_carry_the_prompt_text_and_8_images_in_slot_order() -> None:
+    q = query()
+    [request] = build_requests([q], lambda qq: f'PROMPT:{qq.task}')
+    assert request['prompt'] == 'PROMPT:fold the towel'
+    images = request['multi_modal_data']['image']
+    assert [im.mode for im in images] == ['RGB'] * 8
+    assert [int(np.asarray(im)[0, 0, 0]) for im in images] == [i * 30 for i in range(8)]
+
+
+def test_vllm_prompt_is_the_chat_template_with_8_image_placeholders(
+        tiny_grm_synthetic_dir) -> None:
+    processor = load_processor(tiny_grm_synthetic_dir)
+    [request] = build_requests([query()], lambda q: render_query_text(processor, q))
+    text = request['prompt']
+    segments = render_prompt('fold the towel').split('<image>')
+    assert text == ('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
+                    '<|im_start|>user\n' + VISION.join(segments)
+                    + '<|im_end|>\n<|im_start|>assistant\n')
+
+
+def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
+    cfg = VllmConfig(model='/models/grm', pixel_limits=PixelLimits(12544, 50176))
+    llm = cfg.llm_kwargs()
+    assert (llm['enable_prefix_caching'], llm['limit_mm_per_prompt']) == (True, {'image': 8})
+    assert llm['mm_processor_kwargs'] == {'min_pixels': 12544, 'max_pixels': 50176}
+    assert (llm['max_model_len'], llm['gpu_memory_utilization']) == (8192, 0.9)
+    assert cfg.sampling_kwargs() == {'max_tokens': 16, 'stop': ['</score>'],
+                                     'include_stop_str_in_output': True, 'temperature': 0.0}
+    upstream = VllmConfig(upstream_sampling=True).sampling_kwargs()
+    assert {k: upstream[k] for k in ('temperature', 'top_p', 'top_k')} == {
+        'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
+    with pytest.raises(ConfigError, match='gpu_memory_utilization'):
+        VllmConfig(gpu_memory_utilization=1.5)
+
+
+def test_vllm_missing_is_a_clear_model_load_error(no_vllm: None) -> None:
+    with pytest.raises(ModelLoadError, match='pip install vllm'):
+        VllmBackend(VllmConfig(model='/models/grm'))
+
+
+def test_factory_builds_product_backends_by_name(no_vllm: None) -> None:
+    assert BACKEND_NAMES == ('transformers', 'openai', 'vllm')
+    assert config_class('vllm') is VllmConfig
+    backend = make_backend('openai', model='grm', base_url='http://127.0.0.1:9/v1')
+    assert isinstance(backend, OpenAIBackend) and backend.model_id == 'grm'
+    backend.close()
+    with pytest.raises(ModelLoadError, match='vLLM'):
+        make_backend('vllm', model='/models/grm')
+    with pytest.raises(ModelLoadError, match='does not exist'):
+        make_backend('transformers', model='/nonexistent/grm', device='cpu')
+
+
+def test_factory_rejects_unknown_names_and_options() -> None:
+    with pytest.raises(ConfigError, match='unknown backend'):
+        make_backend('scripted')                  # the test double is not a product
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['temperature'\]"):
+        make_backend('openai', model='m', temperature=0.5)
+    with pytest.raises(ConfigError, match='model'):
+        make_backend('openai')
