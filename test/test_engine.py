@@ -182,8 +182,10 @@ def test_engine_rejects_bad_stamps() -> None:
 
 def test_engine_goal_rules_follow_the_checkpoint_profile() -> None:
     backend = ScriptedBackend()
+    refusing = EpisodeEngine(backend, profile=GRM_3B)
     with pytest.raises(ConfigError, match='needs a goal image'):
-        EpisodeEngine(backend, profile=GRM_3B).start('t')
+        refusing.start('t')
+    assert refusing.start('t', frame(5)) == 'episode-0001'     # the refusal used no id
     blank = EpisodeEngine(backend, EngineConfig(missing_goal='blank'), GRM_3B)
     blank.start('t')
     assert blank.active_modes == (Mode.INCREMENTAL, Mode.FORWARD)

@@ -165,9 +165,9 @@ class EpisodeEngine:
         if progress and self.config.fusion.method is FusionMethod.UPSTREAM:
             raise ConfigError('initial_progress needs the paper fusion: upstream parity chains '
                               'start at 0 (step-0 rule p = H)')
+        eid = episode_id or f'episode-{self._count + 1:04d}'
+        goal_image, modes = self._goal(eid, goal)      # may refuse: then no id is used up
         self._count += 1
-        eid = episode_id or f'episode-{self._count:04d}'
-        goal_image, modes = self._goal(eid, goal)
         ref = None if ref_start is None else KeyedImage(
             ImageKey(eid, 'ref_start', 0), prepare(ref_start, self.profile.pixel_limits))
         self._episode = _Episode(eid, task, goal_image, modes, ref_start=ref,
