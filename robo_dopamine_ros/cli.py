@@ -42,29 +42,10 @@ def _cmd_build_tiny_grm(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .core.result import StepResult
-    from .core.types import ALL_MODES
-    from .demo import DemoOptions, run_demo
+    from .ros.demo import RosDemoOptions, run_ros_demo
 
-    if args.model is None:
-        print('NOTE: no --model given: using a tiny RANDOM-WEIGHT GRM of the real architecture.\n'
-              '      Its answers are noise, so steps are flagged invalid (that is the point of\n'
-              '      the validity flags). Pass --model <GRM checkpoint dir> for real progress.')
-    print(f'{"step":>4} {"t[s]":>6} {"progress":>8} {"reward":>8} {"valid":>5}  '
-          f'{"I/F/B parse":18s} {"latency":>7}  reason')
-
-    def show(r: StepResult) -> None:
-        parse = '/'.join(r.reading(m).score.status.name.lower()[:6] for m in ALL_MODES)
-        reward = f'{r.reward.reward:+.3f}' if r.reward else '-'
-        print(f'{r.step:4d} {r.stamp_after_ns / 1e9:6.1f} {r.progress:8.3f} {reward:>8} '
-              f'{"yes" if r.valid else "NO":>5}  {parse:18s} {r.latency_s:6.2f}s  {r.reason}')
-
-    opts = DemoOptions(model=args.model, device=args.device, interval_s=args.interval,
-                       max_steps=args.max_steps, out_dir=Path(args.out_dir))
-    results = run_demo(opts, on_result=show)
-    valid = sum(r.valid for r in results)
-    print(f'{len(results)} samples scored ({valid} valid); results in '
-          f'{opts.out_dir / "results.jsonl"}')
+    run_ros_demo(RosDemoOptions(model=args.model, profile=args.profile, device=args.device,
+                                rate=args.rate, out_dir=Path(args.out_dir)))
     return 0
 
 
@@ -88,11 +69,16 @@ def _bag_tools() -> Any:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from .bags import write_episode_bag
-    from .synthetic import EpisodeSpec, render_episode
+    from .synthetic import EpisodeSpec, render_episode, write_episode_files
 
     spec = EpisodeSpec(seed=args.seed, num_frames=args.frames, fps=args.fps,
                        size=tuple(args.size), outcome=args.outcome)
     episode = render_episode(spec)
+    if args.form != 'bag':
+        path = write_episode_files(episode, args.out, args.form)
+        print(f'{path}: {len(episode)} frames as {args.form}, outcome {args.outcome}, task '
+              f'{episode.task!r} (labels: annotated_keyframes.json, ground_truth.json, goal.png)')
+        return 0
     path = write_episode_bag(episode, args.out, storage=args.storage,
                              transport='compressed' if args.compressed else 'raw',
                              include_wrists=not args.single_camera)
@@ -137,15 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
-    demo = sub.add_parser('demo', help='score the bundled real robot episode with the engine')
+    demo = sub.add_parser('demo', help='the reward node on live ROS topics, fed the bundled '
+                                       'real episode from a bag (make demo)')
     demo.add_argument('--model', default=None,
-                      help='GRM checkpoint directory or cached hub id (default: build a tiny '
-                           'random-weight GRM, offline)')
+                      help='GRM checkpoint directory (default: the bundled demo GRM if present, '
+                           'else a tiny random-weight GRM built offline)')
+    demo.add_argument('--profile', default='', help='checkpoint profile name (default: by path)')
     demo.add_argument('--device', default='cpu', help="'cpu', 'cuda:0', ... (default: cpu)")
-    demo.add_argument('--interval', type=float, default=2.0,
-                      help='seconds between scored samples (default: %(default)s)')
-    demo.add_argument('--max-steps', type=int, default=None, help='stop after N transitions')
-    demo.add_argument('--out-dir', default='out/demo', help='where results.jsonl goes')
+    demo.add_argument('--rate', type=float, default=4.0,
+                      help='bag playback speed (samples are picked by header time)')
+    demo.add_argument('--out-dir', default='out/demo', help='where the plot and messages go')
     demo.set_defaults(func=_cmd_demo)
 
     prompt = sub.add_parser('prompt', help='print the GRM prompt rendered for a task')
@@ -163,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument('--vocab', default='qwen', choices=('qwen', 'synthetic'))
     tiny.add_argument('--seed', type=int, default=0)
     tiny.set_defaults(func=_cmd_build_tiny_grm)
-    synth = sub.add_parser('synth', help='write a synthetic episode bag with ground-truth '
-                                         'progress (rosbag2 directory)')
+    synth = sub.add_parser('synth', help='write a synthetic episode with ground-truth progress '
+                                         '(rosbag2 directory, videos or frame folders)')
     synth.add_argument('out', help='bag directory to create; ground_truth.json and goal.png '
                                    'are written inside it')
     synth.add_argument('--outcome', default='success',
@@ -177,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument('--compressed', action='store_true',
                        help='sensor_msgs/CompressedImage (JPEG) on .../compressed topics')
     synth.add_argument('--single-camera', action='store_true', help='front camera only')
+    synth.add_argument('--form', choices=('bag', 'videos', 'frames'), default='bag',
+                       help="bag (rosbag2), or upstream's raw data for 'episode': cam_*.mp4 "
+                            'videos or cam_*/frame_NNNNNN.png folders (default: %(default)s)')
     synth.set_defaults(func=_cmd_synth)
 
     play = sub.add_parser('play', help='publish a bag into the ROS graph at bag timing '
@@ -208,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.cli import add_parsers as add_training_parsers
 
     add_training_parsers(sub)  # data preprocess|generate|postprocess, finetune
+
+    from .offline.commands import add_parsers as add_offline_parsers
+
+    add_offline_parsers(sub)  # episode, replay, video-to-bag
     return parser
 
 

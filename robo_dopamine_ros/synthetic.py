@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +33,20 @@ from .core.errors import ConfigError, coerce_enum
 #: Camera names, in the GRM's view-slot order (front, left wrist, right wrist).
 CAMERAS: tuple[str, ...] = ('front', 'left', 'right')
 
+#: Upstream's camera names (video files, frame folders, header frame ids), by camera.
+CAMERA_FILES: dict[str, str] = {'front': 'cam_high', 'left': 'cam_left_wrist',
+                                'right': 'cam_right_wrist'}
+
 #: A fixed, recognisable default start time (2023-11-14T22:13:20Z) so stamps are never zero.
 DEFAULT_START_NS = 1_700_000_000_000_000_000
+
+#: Label files written beside an episode's frames (bag directory or episode folder).
+GROUND_TRUTH_FILE = 'ground_truth.json'
+GOAL_FILE = 'goal.png'
+#: Upstream's sub-task annotations (spec §8.1; the key is spelled ``anotation`` there).
+KEYFRAMES_FILE = 'annotated_keyframes.json'
+#: Upstream's task paraphrases file (a JSON list of instructions).
+TASK_FILE = 'task_instruction.json'
 
 
 class Outcome(str, enum.Enum):
@@ -122,6 +136,19 @@ class SyntheticEpisode:
             'progress': list(self.progress),
             'keyframes': self.keyframes,
         }
+
+    def write_labels(self, folder: Path, **extra: Any) -> None:
+        """Write the labels beside the frames: ``ground_truth.json`` (with ``extra``), the goal
+        image, and upstream's ``annotated_keyframes.json`` and ``task_instruction.json``."""
+        from PIL import Image
+
+        def dump(name: str, data: object) -> None:
+            (folder / name).write_text(json.dumps(data, indent=1) + '\n', encoding='utf-8')
+
+        dump(GROUND_TRUTH_FILE, {**self.ground_truth(), **extra})
+        dump(KEYFRAMES_FILE, self.keyframes)
+        dump(TASK_FILE, [self.task])
+        Image.fromarray(self.goal).save(folder / GOAL_FILE)
 
 
 # --- Task state -> scene --------------------------------------------------------------------
@@ -507,3 +534,50 @@ def render_episode(spec: EpisodeSpec) -> SyntheticEpisode:
         progress=tuple(round(float(p), 6) for p in progress),
         keyframes=_keyframes(states, outcome, scene), goal=goal)
 
+
+
+class FileForm(str, enum.Enum):
+    """How :func:`write_episode_files` stores the frames (upstream's raw-data forms)."""
+
+    VIDEOS = 'videos'   # cam_high.mp4, ... (mp4v: lossy)
+    FRAMES = 'frames'   # cam_high/frame_000000.png, ... (lossless)
+
+
+def write_episode_files(episode: SyntheticEpisode, folder: str | Path,
+                        form: FileForm | str = FileForm.VIDEOS) -> Path:
+    """Write an episode as upstream's raw data: one video or frame folder per camera, plus
+    the labels (:meth:`SyntheticEpisode.write_labels`), for ``robo-dopamine episode``.
+
+    Videos are mp4v at the episode's fps, as upstream's examples; mp4 is lossy, so pixel-exact
+    comparisons use the frame folders (PNG) instead.
+
+    Raises:
+        ConfigError: ``folder`` exists already, or a video cannot be written.
+    """
+    import cv2
+
+    form = FileForm(form)
+    out = Path(folder)
+    if out.exists():
+        raise ConfigError(f'episode folder exists already, not overwriting: {str(out)!r}')
+    out.mkdir(parents=True)
+    h, w = episode.frames['front'].shape[1:3]
+    for cam, name in CAMERA_FILES.items():
+        frames = episode.frames[cam]
+        if form is FileForm.FRAMES:
+            (out / name).mkdir()
+            for i, rgb in enumerate(frames):
+                cv2.imwrite(str(out / name / f'frame_{i:06d}.png'),
+                            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            continue
+        writer = cv2.VideoWriter(str(out / f'{name}.mp4'), cv2.VideoWriter_fourcc(*'mp4v'),
+                                 episode.spec.fps, (w, h))
+        if not writer.isOpened():
+            raise ConfigError(f'OpenCV cannot write {str(out / name)!r}.mp4 with mp4v')
+        try:
+            for rgb in frames:
+                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+    episode.write_labels(out)
+    return out

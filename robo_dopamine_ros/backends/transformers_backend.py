@@ -16,6 +16,7 @@ Differences from upstream (vLLM, spec §2.2) that are deliberate:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import json
@@ -34,6 +35,7 @@ from ..core.errors import BackendError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
 from ..core.types import Answer, Query
 from .processor import load_processor, render_query_text
+from .vision_cache import VisionCache
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +74,11 @@ class TransformersConfig:
             transformers choose.
         max_gpu_memory_gib: Cap on this process's memory on the GPU (shared-GPU robots); ``None``
             is no cap.
+        vision_cache: Encode each distinct image once (:mod:`.vision_cache`): a fused step then
+            runs the vision tower on its 3 new views instead of 24 images. Off only to measure
+            or to rule the cache out; the answers are the same either way.
+        vision_cache_entries: LRU cap on cached images; one episode uses 11 at a time, so the
+            default holds the concurrent episodes a benchmark batches together.
     """
 
     model: str = DEFAULT_MODEL
@@ -84,6 +91,8 @@ class TransformersConfig:
     local_files_only: bool = True
     attn_implementation: str | None = None
     max_gpu_memory_gib: float | None = None
+    vision_cache: bool = True
+    vision_cache_entries: int = 256
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -100,6 +109,9 @@ class TransformersConfig:
             raise ConfigError(f'pixel_limits must be a PixelLimits, got {self.pixel_limits!r}')
         if self.max_gpu_memory_gib is not None and not self.max_gpu_memory_gib > 0:
             raise ConfigError(f'max_gpu_memory_gib must be > 0, got {self.max_gpu_memory_gib!r}')
+        if not isinstance(self.vision_cache_entries, int) or self.vision_cache_entries < 1:
+            raise ConfigError(f'vision_cache_entries must be a positive int, got '
+                              f'{self.vision_cache_entries!r}')
 
     def generation_kwargs(self) -> dict[str, Any]:
         """Every decoding parameter ``generate`` needs, so no checkpoint default leaks in."""
@@ -226,6 +238,45 @@ class _StopCriteria:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class DistinctImages:
+    """The processor's image processor, run once per distinct image object of a call.
+
+    A fused step's 24 images are about 10 distinct ones (REF START and the goal are in all three
+    queries, the AFTER views too), and preprocessing (rescale, normalise, patchify) runs per
+    image on the host, on the robot's CPU whatever the GPU. The output is what the wrapped
+    processor gives for the full list, rows repeated in order, so the model's inputs are the
+    same.
+    Attribute reads and writes go to the wrapped processor (``apply_pixel_limits`` still works).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        object.__setattr__(self, 'inner', inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.inner, name, value)
+
+    def __call__(self, images: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if not isinstance(images, list) or kwargs.get('return_tensors') != 'pt':
+            return self.inner(images, **kwargs)
+        first: dict[int, int] = {}
+        order = [first.setdefault(id(im), len(first)) for im in images]
+        if len(first) == len(images):
+            return self.inner(images, **kwargs)
+        distinct = list({id(im): im for im in images}.values())
+        out = self.inner(distinct, **kwargs)
+        grid, pixels = out['image_grid_thw'], out['pixel_values']
+        rows = grid.prod(-1).tolist()
+        starts = [sum(rows[:j]) for j in range(len(rows))]
+        out['pixel_values'] = torch.cat([pixels[starts[j]:starts[j] + rows[j]] for j in order])
+        out['image_grid_thw'] = grid[order]
+        return out
+
+
 class TransformersBackend:
     """A ``GrmBackend`` on one device, answering a batch of queries with one ``generate`` call.
 
@@ -265,7 +316,12 @@ class TransformersBackend:
                                             trust_remote_code=self.config.trust_remote_code)
         except Exception as exc:
             raise ModelLoadError(f'cannot load the processor of {self.model_id!r}: {exc}') from exc
+        self.processor.image_processor = DistinctImages(self.processor.image_processor)
         self.model = self._load_model(source)
+        self.vision_cache: VisionCache | None = None
+        if self.config.vision_cache:
+            self.vision_cache = VisionCache(self.config.vision_cache_entries)
+            self.vision_cache.install(self.model)
         self._eos_ids = self._collect_eos_ids()
         logger.info('loaded %r on %s as %s in %.1f s', self.model_id, self.device, self.dtype,
                     time.perf_counter() - t0)
@@ -337,8 +393,11 @@ class TransformersBackend:
     def _encode(self, texts: list[str], queries: Sequence[Query]) -> BatchFeature:
         from PIL import Image
 
-        images = [Image.fromarray(np.ascontiguousarray(im.pixels)) for q in queries
-                  for im in q.images]
+        pil: dict[int, Image.Image] = {}  # one object per pixel array: see DistinctImages
+        for im in (im for q in queries for im in q.images):
+            if id(im.pixels) not in pil:
+                pil[id(im.pixels)] = Image.fromarray(np.ascontiguousarray(im.pixels))
+        images = [pil[id(im.pixels)] for q in queries for im in q.images]
         return self.processor(text=texts, images=images, padding=True, return_tensors='pt')
 
     # -- generation ----------------------------------------------------------------------------
@@ -386,7 +445,7 @@ class TransformersBackend:
         prompt_len = enc['input_ids'].shape[1]
         criteria = _StopCriteria(self.processor.tokenizer, prompt_len, self._stop)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._vision_hints(queries):
                 out = self.model.generate(
                     **enc.to(self.device), **self.config.generation_kwargs(),
                     eos_token_id=self._eos_ids,
@@ -414,6 +473,19 @@ class TransformersBackend:
             }))
         return answers
 
+    def _vision_hints(self, queries: Sequence[Query]) -> contextlib.AbstractContextManager[None]:
+        """The batch's image hints for the vision cache (a no-op context without one)."""
+        if self.vision_cache is None:
+            return contextlib.nullcontext()
+        images = [im for q in queries for im in q.images]
+        return self.vision_cache.batch(frozenset(im.key.episode for im in images),
+                                       [id(im.pixels) for im in images])
+
+    def reset_cache(self) -> None:
+        """Forget every cached image embedding (a new episode is also detected on its own)."""
+        if self.vision_cache is not None:
+            self.vision_cache.reset()
+
     def _count_new(self, row: list[int]) -> int:
         """Generated tokens before the first end or padding token.
 
@@ -435,6 +507,7 @@ class TransformersBackend:
         with self._lock:
             self.model = None
             self.processor = None
+            self.vision_cache = None
             gc.collect()
             if self.device.startswith('cuda'):
                 import torch

@@ -6,8 +6,14 @@ processor's chat template rendered as text (:func:`processor.render_query_text`,
 the transformers backend feeds) and the 8 images travel as ``multi_modal_data`` in slot order.
 Settings, and where they differ from upstream on purpose:
 
-* ``enable_prefix_caching=True`` and ``limit_mm_per_prompt={'image': 8}`` as upstream; the long
-  shared prompt prefix and the REF START/END images are then encoded once per episode;
+* ``enable_prefix_caching=True`` and ``limit_mm_per_prompt={'image': 8}`` as upstream. Prefix
+  caching reuses full KV blocks whose tokens, and the hashes of the images inside them, match a
+  cached prompt's from its start. The slot order (``SLOT_ROLES``) already puts what a step's
+  queries share first: system line, prompt head with the task, REF START, REF END and the text
+  up to the first BEFORE image (about 300 of 1400 tokens at 224x308; the same for every query
+  of an episode, so it is prefilled once per episode). Nothing after it can be shared: every
+  query differs from its first BEFORE image on, and the long closing instructions follow the
+  AFTER images (``test_vision_cache.py`` pins this arrangement);
 * ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default): upstream
   set them on a local processor object vLLM never used (spec §2.2 caveat). The engine already
   resizes every image to these limits, so vLLM's processor leaves them as they are;

@@ -7,20 +7,10 @@ stays instant; each command imports what it runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..backends.factory import BACKEND_NAMES
-
-#: Which command-line values each backend's config takes (None values are left at defaults).
-_BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    'transformers': ('model', 'device', 'upstream_sampling', 'pixel_limits'),
-    'vllm': ('model', 'upstream_sampling', 'pixel_limits', 'max_model_len',
-             'gpu_memory_utilization'),
-    'openai': ('model', 'upstream_sampling', 'base_url', 'api_key_env', 'max_workers',
-               'timeout_s', 'max_retries', 'retry_delay_s', 'image_format'),
-}
+from ..backends.arguments import add_backend_arguments
 
 
 def add_parsers(sub: Any) -> None:
@@ -32,44 +22,19 @@ def add_parsers(sub: Any) -> None:
     bench.add_argument('--base-dir', type=Path, required=True, help="benchmark 'images/'")
     bench.add_argument('--out-root-dir', type=Path, required=True,
                        help='output root; rerunning into it skips finished episodes')
-    bench.add_argument('--backend', required=True, choices=BACKEND_NAMES)
-    bench.add_argument('--model', default=None,
-                       help='checkpoint dir / cached hub id (transformers, vllm; default GRM-3B) '
-                            'or served model name (openai, required)')
     bench.add_argument('--datasets', nargs='+', default=None,
                        help='dataset names (default: every *.json in --input-json-dir)')
     bench.add_argument('--interval', type=int, default=30,
                        help='frames per sampled step, n // interval frames (default 30)')
     bench.add_argument('--batch-size', type=int, default=16,
                        help='queries per backend call, and episodes evaluated at once (16)')
-    bench.add_argument('--upstream-sampling', action='store_true',
-                       help='numeric parity with upstream: its decoding, parsing and '
-                            'short-episode rules')
     bench.add_argument('--no-extra', action='store_true',
                        help='only the upstream passes (voc+, voc-): skip fused and shuffled')
     bench.add_argument('--seed', type=int, default=0, help='shuffled-pass frame order seed')
-    bench.add_argument('--max-pixels', type=int, default=None,
-                       help='resize frames to at most this many pixels (default: the '
-                            "checkpoint profile's, 76800)")
     bench.add_argument('--no-progress', action='store_true', help='no progress bar')
-    local = bench.add_argument_group('transformers / vllm')
-    local.add_argument('--device', default=None, help="transformers: 'cuda:0' (default), 'cpu'")
-    local.add_argument('--max-model-len', type=int, default=None, help='vllm (default 8192)')
-    local.add_argument('--gpu-memory-utilization', type=float, default=None,
-                       help='vllm (default 0.9)')
-    api = bench.add_argument_group('openai (any OpenAI-compatible server)')
-    api.add_argument('--base-url', default=None, help='API root incl. /v1')
-    api.add_argument('--api-key-env', default=None,
-                     help='environment variable holding the key (default OPENAI_API_KEY)')
-    api.add_argument('--max-workers', type=int, default=None,
-                     help='requests in flight at most (default 8)')
-    api.add_argument('--timeout', dest='timeout_s', type=float, default=None,
-                     help='seconds per socket operation (default 60)')
-    api.add_argument('--max-retries', type=int, default=None, help='attempts per query (5)')
-    api.add_argument('--retry-delay', dest='retry_delay_s', type=float, default=None,
-                     help='first backoff in seconds, doubling (2.0)')
-    api.add_argument('--image-format', choices=('jpeg', 'png'), default=None,
-                     help='data-URL encoding (default jpeg, as upstream)')
+    add_backend_arguments(bench, required=True,
+                          upstream_help='numeric parity with upstream: its decoding, parsing '
+                                        'and short-episode rules')
     bench.set_defaults(func=_cmd_bench)
 
     data = sub.add_parser('bench-data', help='write a small benchmark in the upstream layout '
@@ -86,19 +51,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ..backends.factory import make_backend
-    from ..core.images import PixelLimits
-    from ..core.profiles import GRM_3B, profile_for
+    from ..backends.arguments import backend_from_args
     from .runner import BenchConfig, run_benchmark
 
-    profile = profile_for(args.model or GRM_3B.model_id)      # GRM-3B: the local default
-    if args.max_pixels is not None:
-        limits = PixelLimits(min(profile.pixel_limits.min_pixels, args.max_pixels),
-                             args.max_pixels)
-        profile = dataclasses.replace(profile, pixel_limits=limits)
-    values = {**vars(args), 'pixel_limits': profile.pixel_limits}
-    backend = make_backend(args.backend, **{k: values[k] for k in _BACKEND_OPTIONS[args.backend]
-                                            if values[k] is not None})
+    backend, profile = backend_from_args(args)
     meta: dict[str, Any] = {}
     if args.backend == 'openai':
         cfg = backend.config  # type: ignore[attr-defined]

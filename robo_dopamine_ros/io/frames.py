@@ -146,6 +146,37 @@ def open_frames(path: str | Path) -> FrameSource:
     return FrameSource(p, capture=cap, num_frames=num_frames, fps=fps if fps > 0 else None)
 
 
+def open_cameras(front: str | Path, left: str | Path | None = None,
+                 right: str | Path | None = None,
+                 ) -> tuple[FrameSource, FrameSource | None, FrameSource | None]:
+    """Open the front and optional wrist sources of one episode; all must be equally long.
+
+    Upstream refuses cameras of different lengths (a ``ValueError`` in ``run_pipeline``): frame
+    ``i`` of each camera must show the same moment.
+
+    Raises:
+        ConfigError: A source is missing or empty, or the frame counts differ (nothing is left
+            open then).
+    """
+    opened: list[FrameSource] = []
+    try:
+        for path in (front, left, right):
+            if path is not None:
+                opened.append(open_frames(path))
+        n = len(opened[0])
+        for src in opened[1:]:
+            if len(src) != n:
+                raise ConfigError(f'camera frame counts differ: {opened[0]!r} has {n}, '
+                                  f'{src!r} has {len(src)}')
+    except BaseException:
+        for src in opened:
+            src.close()
+        raise
+    wrists = iter(opened[1:])
+    return (opened[0], next(wrists) if left is not None else None,
+            next(wrists) if right is not None else None)
+
+
 def demo_episode_dir() -> Path:
     """The bundled demo episode (three 2 fps 320x240 videos, goal, task, keyframes)."""
     if not (_DEMO_EPISODE / 'cam_high.mp4').is_file():

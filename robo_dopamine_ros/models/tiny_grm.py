@@ -383,3 +383,20 @@ def _transformers_version() -> str:
     import transformers
 
     return transformers.__version__
+
+
+def cached_tiny_grm(cache_dir: str | Path | None = None) -> Path:
+    """The tiny random-weight GRM (real vocabulary), built once into the user cache.
+
+    Used by the demo when no trained model is available; ``model.safetensors`` is written last,
+    so its presence means the directory is complete.
+    """
+    import os
+
+    root = Path(cache_dir) if cache_dir else Path(
+        os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache'))
+    path = root / 'robo_dopamine_ros' / 'tiny-grm-qwen'
+    if not (path / 'model.safetensors').is_file():
+        logger.info('building the tiny random-weight GRM in %s', path)
+        build_tiny_grm(path, vocab='qwen')
+    return path

@@ -30,7 +30,6 @@ import numpy as np
 
 from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
-from ..core.errors import ConfigError
 from ..core.parsing import ParseStatus
 from ..core.profiles import CheckpointProfile
 from ..core.progress import FusionConfig, FusionMethod, ProgressState, fuse_step
@@ -38,7 +37,7 @@ from ..core.result import StepResult
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig
 from ..core.types import ALL_MODES, Mode
-from ..io.frames import FrameSource, open_frames, read_image
+from ..io.frames import FrameSource, open_cameras, read_image
 from .plots import plot_results
 from .records import ResultWriter
 from .visualize import VisFrame, write_reward_video
@@ -119,15 +118,7 @@ class _Episode:
     """The open frame sources of one episode."""
 
     def __init__(self, inputs: EpisodeInputs) -> None:
-        self.front = open_frames(inputs.front)
-        self.left = open_frames(inputs.left) if inputs.left else None
-        self.right = open_frames(inputs.right) if inputs.right else None
-        n = len(self.front)
-        for src in (self.left, self.right):
-            if src is not None and len(src) != n:
-                self.close()
-                raise ConfigError(f'camera frame counts differ: {self.front!r} has {n}, '
-                                  f'{src!r} has {len(src)}')
+        self.front, self.left, self.right = open_cameras(inputs.front, inputs.left, inputs.right)
         self.fps = self.front.fps or inputs.fps
 
     @property

@@ -18,6 +18,7 @@ def plot_results(records: Sequence[dict[str, Any]], path: str | Path, title: str
     """Write a three-panel PNG (progress, hops, reward vs seconds since the first sample).
 
     Invalid samples are drawn hollow in red, so a flagged value is never mistaken for a good one.
+    Records with a ``gt_progress`` (bag replay with labels) also get the ground-truth curve.
     """
     import matplotlib
 
@@ -30,6 +31,9 @@ def plot_results(records: Sequence[dict[str, Any]], path: str | Path, title: str
     t = [(r['stamp_after_ns'] - t0) / 1e9 for r in records]
     fig, (ax_p, ax_h, ax_r) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     ax_p.plot(t, _series(records, 'progress'), 'k-', lw=2, label='fused')
+    truth = _series(records, 'gt_progress')
+    if not all(math.isnan(v) for v in truth):
+        ax_p.plot(t, truth, ':', color='tab:green', lw=2, label='ground truth')
     for mode in ALL_MODES:
         values = _series(records, f'{mode.value}_progress')
         if not all(math.isnan(v) for v in values):

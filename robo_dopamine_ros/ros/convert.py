@@ -4,16 +4,24 @@ cv_bridge cannot be installed from the package registries (docs/ros2-from-pypi.m
 needs only the common 8-bit encodings, so this is a small numpy version. It honours ``step`` (row
 padding) and refuses, with an :class:`ImageError`, anything it cannot convert exactly: a wrong
 colour order or a shifted row would silently change the GRM's answer.
+
+The readers are duck-typed: any object with the ``sensor_msgs`` fields works (``encoding``,
+``height``, ``width``, ``step``, ``data`` for a raw image; ``format``, ``data`` for a compressed
+one), so bag replay decodes rosbags messages with exactly the node's code, without rclpy. Only
+the builders (``rgb_to_image``, ``rgb_to_compressed``, for tests and tools) import rclpy types.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.errors import ImageError
-from .messages import ns_to_time
+
+if TYPE_CHECKING:
+    from sensor_msgs.msg import CompressedImage, Image
 
 #: Supported raw encodings and their channel counts (all 8 bits per channel).
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
@@ -21,27 +29,32 @@ CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
 
 
-def check(msg: Image | CompressedImage) -> None:
+def is_compressed(msg: Any) -> bool:
+    """A ``CompressedImage`` (it has ``format``) rather than a raw ``Image``."""
+    return hasattr(msg, 'format')
+
+
+def check(msg: Any) -> None:
     """Cheap checks done on every received frame, before the pixels are touched.
 
     Raises:
         ImageError: Unsupported encoding or format, or a raw buffer of the wrong size. A corrupt
             compressed payload is only found by :func:`to_rgb`.
     """
-    if isinstance(msg, CompressedImage):
+    if is_compressed(msg):
         _check_compressed(msg)
     else:
         _raw_layout(msg)
 
 
-def to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+def to_rgb(msg: Any) -> np.ndarray:
     """Convert a raw or compressed image message to a contiguous RGB uint8 HxWx3 array."""
-    if isinstance(msg, CompressedImage):
+    if is_compressed(msg):
         return compressed_to_rgb(msg)
     return image_to_rgb(msg)
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg: Any) -> np.ndarray:
     """Convert a ``sensor_msgs/Image`` (see :data:`CHANNELS`) to RGB uint8 HxWx3.
 
     Raises:
@@ -62,7 +75,7 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+def compressed_to_rgb(msg: Any) -> np.ndarray:
     """Decode a jpeg/png ``sensor_msgs/CompressedImage`` to RGB uint8 HxWx3.
 
     image_transport compresses colour images as BGR (``'rgb8; jpeg compressed bgr8'``) and
@@ -88,6 +101,10 @@ def rgb_to_image(pixels: np.ndarray, encoding: str = 'rgb8', *, stamp_ns: int = 
     Raises:
         ImageError: Unsupported encoding or pixels of the wrong shape or dtype.
     """
+    from sensor_msgs.msg import Image
+
+    from .messages import ns_to_time
+
     if encoding not in CHANNELS:
         raise ImageError(f'unsupported encoding {encoding!r}; supported: {sorted(CHANNELS)}')
     want_ndim = 2 if encoding == 'mono8' else 3
@@ -118,6 +135,10 @@ def rgb_to_compressed(pixels: np.ndarray, fmt: str = 'png', *, stamp_ns: int = 0
     Raises:
         ImageError: Unsupported format or encoding failure.
     """
+    from sensor_msgs.msg import CompressedImage
+
+    from .messages import ns_to_time
+
     if fmt not in ('jpeg', 'png'):
         raise ImageError(f"compressed format must be 'jpeg' or 'png', got {fmt!r}")
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == 'jpeg' else []
@@ -131,7 +152,7 @@ def rgb_to_compressed(pixels: np.ndarray, fmt: str = 'png', *, stamp_ns: int = 0
     return msg
 
 
-def _raw_layout(msg: Image) -> int:
+def _raw_layout(msg: Any) -> int:
     """Validate a raw image's geometry; returns its channel count."""
     channels = CHANNELS.get(msg.encoding)
     if channels is None:
@@ -147,7 +168,7 @@ def _raw_layout(msg: Image) -> int:
     return channels
 
 
-def _check_compressed(msg: CompressedImage) -> None:
+def _check_compressed(msg: Any) -> None:
     fmt = msg.format.lower()
     if fmt and not any(f in fmt for f in COMPRESSED_FORMATS):
         raise ImageError(f'unsupported compressed format {msg.format!r}; supported: jpeg, png')

@@ -5,6 +5,9 @@ the contract (docs/node-contract.md), the ROS descriptors (``ros2 param describe
 validation cannot drift apart. Values are read once at startup and declared read-only: a value
 changed at run time would silently have no effect, so ROS refuses the change instead. The task
 and the goal change at run time through the node's services.
+
+rclpy is imported only where ROS itself is needed (descriptors, declaring, topic-name checks), so
+offline tools such as bag replay read the same table and YAML files on a machine without ROS.
 """
 
 from __future__ import annotations
@@ -13,16 +16,10 @@ import enum
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import (
-    InvalidParameterTypeException,
-    InvalidParameterValueException,
-    InvalidTopicNameException,
-)
-from rclpy.node import Node
-from rclpy.validate_topic_name import validate_topic_name
+import yaml
 
 from ..backends.transformers_backend import DTYPES, TransformersConfig
 from ..core.engine import EngineConfig, MissingGoal
@@ -33,6 +30,10 @@ from ..core.prompt import check_task
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig, TerminalPotential
 from ..core.types import ALL_MODES, Mode
+
+if TYPE_CHECKING:
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.node import Node
 
 ParamValue = str | int | float | bool | list[str]
 
@@ -109,6 +110,8 @@ class Param:
         return ' and '.join(parts)
 
     def descriptor(self) -> ParameterDescriptor:
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
         descriptor = ParameterDescriptor(description=self.description, read_only=True,
                                          additional_constraints=self.constraints)
         if self.minimum is not None and self.maximum is not None:
@@ -345,15 +348,24 @@ def _cameras(v: Mapping[str, Any]) -> tuple[CameraConfig, ...]:
             if role == 'front':
                 raise ConfigError(f'parameter {name!r} is required, got {topic!r}')
             continue
-        try:
-            validate_topic_name(topic)
-        except InvalidTopicNameException as err:
-            raise ConfigError(f'parameter {name!r} is not a valid topic name: {err}') from None
+        _check_topic_name(name, topic)
         if any(c.topic == topic for c in cameras):
             raise ConfigError(f'parameter {name!r}: topic {topic!r} is already used by another '
                               'camera; leave a wrist topic empty for single-view use')
         cameras.append(CameraConfig(role, topic, Transport(v[f'cameras.{role}.transport'])))
     return tuple(cameras)
+
+
+def _check_topic_name(name: str, topic: str) -> None:
+    try:
+        from rclpy.exceptions import InvalidTopicNameException
+        from rclpy.validate_topic_name import validate_topic_name
+    except ImportError:     # offline without ROS: replay looks the topic up in the bag instead
+        return
+    try:
+        validate_topic_name(topic)
+    except InvalidTopicNameException as err:
+        raise ConfigError(f'parameter {name!r} is not a valid topic name: {err}') from None
 
 
 @contextmanager
@@ -372,6 +384,8 @@ def declare_and_read(node: Node) -> NodeConfig:
         ConfigError: A parameter override has the wrong type or value (ROS's own descriptor
             checks are reported the same way as ours).
     """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
     try:
         node.declare_parameters('', [(p.name, p.default, p.descriptor()) for p in PARAMS])
     except InvalidParameterTypeException as err:
@@ -380,3 +394,39 @@ def declare_and_read(node: Node) -> NodeConfig:
     except InvalidParameterValueException as err:
         raise ConfigError(str(err)) from None
     return NodeConfig.from_values({p.name: node.get_parameter(p.name).value for p in PARAMS})
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """The values of a node parameter file (``ros2 run --params-file`` form), by dotted name.
+
+    Offline tools (bag replay) read the node's own YAML so that they score with exactly the
+    settings the robot uses. Every ``<node>: ros__parameters:`` entry is merged in file order, as
+    the node would see them; validate the result with :meth:`NodeConfig.from_values`.
+
+    Raises:
+        ConfigError: The file is missing, not YAML, or has no ``ros__parameters`` mapping.
+    """
+    try:
+        tree = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f'cannot read parameter file {str(path)!r}: {err}') from None
+    nodes = list(tree.values()) if isinstance(tree, dict) else []
+    entries = [n.get('ros__parameters') if isinstance(n, dict) else None for n in nodes]
+    if not entries or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f'parameter file {str(path)!r} needs entries of the form '
+                          "'/**: {ros__parameters: {...}}'")
+    values: dict[str, Any] = {}
+    for entry in entries:
+        values.update(_flatten(entry))
+    return values
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f'{name}.'))
+        else:
+            out[name] = value
+    return out

@@ -123,6 +123,29 @@ def sample_frame_ids(segments: Sequence[Segment], sample_factor: int) -> list[in
     return sorted(ids)
 
 
+def stepwise_progress(segments: Sequence[Segment], frames: Sequence[float]) -> np.ndarray:
+    """Ground-truth progress at frame indices: the paper's step-wise labels (spec §5.1).
+
+    Each of the ``N`` sub-tasks is worth ``1/N`` whatever its duration: its start keyframe has
+    progress ``k/N`` and its end ``(k+1)/N``. In between progress is linear in the frame index,
+    which is what the uniformly sampled points ``i/M`` inside a segment amount to. Before the
+    first keyframe it is 0, after the last 1, and between segments that leave a gap it holds.
+
+    Args:
+        segments: Validated segments (:func:`parse_keyframes`), at least one.
+        frames: Frame indices, possibly fractional (e.g. sample times times the frame rate).
+    """
+    n = len(segments)
+    xs: list[float] = []
+    ys: list[float] = []
+    for k, seg in enumerate(segments):
+        for frame, value in ((seg.start, k / n), (seg.end, (k + 1) / n)):
+            if not xs or frame != xs[-1]:
+                xs.append(frame)
+                ys.append(value)
+    return np.interp(np.asarray(frames, dtype=float), xs, ys)
+
+
 def zero_hop_afters(ids: Sequence[int]) -> list[tuple[int, int]]:
     """For each sampled id, the two candidate AFTER frames of a zero-hop sample (upstream).
 
