@@ -45,7 +45,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .ros.demo import RosDemoOptions, run_ros_demo
 
     run_ros_demo(RosDemoOptions(model=args.model, profile=args.profile, device=args.device,
-                                rate=args.rate, out_dir=Path(args.out_dir)))
+                                rate=args.rate, out_dir=Path(args.out_dir),
+                                outcome=args.outcome, seed=args.seed))
     return 0
 
 
@@ -133,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--rate', type=float, default=4.0,
                       help='bag playback speed (samples are picked by header time)')
     demo.add_argument('--out-dir', default='out/demo', help='where the plot and messages go')
+    demo.add_argument('--outcome', default='regress',
+                      choices=('success', 'fail', 'stall', 'regress'),
+                      help='synthetic episode played to the bundled demo GRM')
+    demo.add_argument('--seed', type=int, default=7, help='its seed (held out from training)')
     demo.set_defaults(func=_cmd_demo)
 
     prompt = sub.add_parser('prompt', help='print the GRM prompt rendered for a task')

@@ -45,11 +45,17 @@ GRM_2_8B = CheckpointProfile(
 GRM_2_4B = CheckpointProfile(
     'GRM-2.0-4B-Preview', 'tanhuajie2001/Robo-Dopamine-GRM-2.0-4B-Preview', goalless=True,
     notes='single/multi view, with or without a goal (blank grey goal image)')
+#: The small demo GRM committed under ``robo_dopamine_ros/models/demo_grm`` (trained on synthetic
+#: episodes by ``scripts/train_demo_grm.py``): compact prompt, 112x84 images (12 tokens each).
+DEMO_GRM = CheckpointProfile(
+    'demo-grm', 'demo_grm', prompt_variant=PromptVariant.COMPACT,
+    pixel_limits=PixelLimits(min_pixels=3136, max_pixels=9408),
+    notes='toy model for offline demos on synthetic pick-and-place scenes; not a real GRM')
 #: For checkpoints we do not know (e.g. a local fine-tune): GRM-3B's conservative contract.
 GENERIC = CheckpointProfile('generic', '', notes='unknown checkpoint: GRM-3B rules apply')
 
 PROFILES: dict[str, CheckpointProfile] = {
-    p.name: p for p in (GRM_3B, GRM_8B, GRM_2_8B, GRM_2_4B, GENERIC)}
+    p.name: p for p in (GRM_3B, GRM_8B, GRM_2_8B, GRM_2_4B, DEMO_GRM, GENERIC)}
 
 
 def profile_for(model: str, name: str | None = None) -> CheckpointProfile:
@@ -63,7 +69,7 @@ def profile_for(model: str, name: str | None = None) -> CheckpointProfile:
             raise ConfigError(f'unknown checkpoint profile {name!r}; known: {sorted(PROFILES)}')
         return PROFILES[name]
     base = PurePath(model.rstrip('/')).name.lower()
-    for profile in (GRM_3B, GRM_8B, GRM_2_8B, GRM_2_4B):
+    for profile in (GRM_3B, GRM_8B, GRM_2_8B, GRM_2_4B, DEMO_GRM):
         if model == profile.model_id or base == profile.model_id.split('/')[-1].lower():
             return profile
     log.warning('model %r is not a known GRM checkpoint; using the generic (GRM-3B) profile',

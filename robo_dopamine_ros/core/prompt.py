@@ -70,6 +70,15 @@ Return ONLY one line containing the score wrapped in <score> tags, as an integer
 #: The training-data template (upstream ``1_generate_data.py``): the task without backticks.
 TRAINING_TEMPLATE = INFERENCE_TEMPLATE.replace('`{task}`', '{task}')
 
+#: A short prompt for small checkpoints trained on it (the demo GRM): same 8 slots, same answer
+#: format, ~5x fewer tokens. Never sent to the released GRMs (their profiles keep INFERENCE).
+COMPACT_TEMPLATE = (
+    'Task: {task}\n'
+    'START <image> END <image>\n'
+    'BEFORE <image> <image> <image>\n'
+    'AFTER <image> <image> <image>\n'
+    'Progress from BEFORE to AFTER as <score>+NN%</score>.')
+
 #: What each of the 8 image slots shows, in prompt order.
 SLOT_ROLES: tuple[str, ...] = (
     'ref_start', 'ref_end',
@@ -88,12 +97,14 @@ class PromptVariant(str, enum.Enum):
 
     INFERENCE = 'inference'
     TRAINING = 'training'
+    COMPACT = 'compact'     # COMPACT_TEMPLATE, for small checkpoints trained on it
 
 
 def template_for(variant: PromptVariant | str) -> str:
     """Return the unformatted template of ``variant``."""
     variant = PromptVariant(variant)
-    return INFERENCE_TEMPLATE if variant is PromptVariant.INFERENCE else TRAINING_TEMPLATE
+    return {PromptVariant.INFERENCE: INFERENCE_TEMPLATE, PromptVariant.TRAINING: TRAINING_TEMPLATE,
+            PromptVariant.COMPACT: COMPACT_TEMPLATE}[variant]
 
 
 def render_prompt(task: str, variant: PromptVariant | str = PromptVariant.INFERENCE) -> str:

@@ -1,9 +1,13 @@
-"""``make demo``: the reward node on real ROS topics, fed the bundled episode from a bag.
+"""``make demo``: the reward node on real ROS topics, fed an episode from a bag.
 
-What runs is the product: the bundled three-camera episode becomes a rosbag2 file, the installed
-``reward_node`` starts with ``config/demo.yaml``, our bag player publishes the bag into the live
-graph, and this process subscribes to ``~/progress``, ``~/reward`` and ``~/episode`` like a
-learner would, prints every message and writes ``progress.png`` and ``messages.jsonl``.
+What runs is the product: an episode becomes a rosbag2 file, the installed ``reward_node`` starts
+with ``config/demo.yaml``, our bag player publishes the bag into the live graph, and this process
+subscribes to ``~/progress``, ``~/reward`` and ``~/episode`` like a learner would, prints every
+message and writes ``progress.png`` and ``messages.jsonl``.
+
+The episode matches the model: the bundled demo GRM (trained on synthetic pick-and-place scenes)
+gets a held-out synthetic episode it can judge; a given ``--model`` (a real GRM) or the
+random-weight fallback gets the bundled real robot episode.
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ class RosDemoOptions:
     device: str = 'cpu'
     rate: float = 4.0               # bag playback speed; samples are picked by header time
     out_dir: Path = Path('out/demo')
+    outcome: str = 'regress'        # synthetic episode for the demo GRM: rises, then falls back
+    seed: int = 7                   # held out: the demo GRM trained on seeds >= 10000
+
+
+@dataclass(frozen=True)
+class _DemoEpisode:
+    """The bag to play and what the node must be told about it."""
+
+    bag: Path
+    task: str
+    goal: Path
+    interval_s: float
 
 
 def pick_model(options: RosDemoOptions) -> tuple[str, str, bool]:
@@ -48,12 +64,34 @@ def pick_model(options: RosDemoOptions) -> tuple[str, str, bool]:
     if options.model:
         return options.model, options.profile, True
     if (DEMO_MODEL / 'model.safetensors').is_file():
-        profile = json.loads((DEMO_MODEL / 'profile.json').read_text())['name'] \
-            if (DEMO_MODEL / 'profile.json').is_file() else options.profile
-        return str(DEMO_MODEL), profile, True
+        return str(DEMO_MODEL), options.profile, True
     from ..models.tiny_grm import cached_tiny_grm
 
     return str(cached_tiny_grm()), options.profile, False
+
+
+def _synthetic_episode(out: Path, options: RosDemoOptions) -> _DemoEpisode:
+    """A held-out synthetic episode (the scenes the demo GRM knows), as a bag."""
+    from PIL import Image
+
+    from ..bags import write_episode_bag
+    from ..synthetic import EpisodeSpec, render_episode
+
+    episode = render_episode(EpisodeSpec(seed=options.seed, outcome=options.outcome))
+    bag = write_episode_bag(episode, out / 'demo_bag')
+    goal = out / 'goal.png'
+    Image.fromarray(episode.goal).save(goal)
+    return _DemoEpisode(bag, episode.task, goal, interval_s=0.4)
+
+
+def _real_episode(out: Path) -> _DemoEpisode:
+    """The bundled real three-camera episode (2 fps slice), as a bag."""
+    from ..bags import videos_to_bag
+
+    episode = demo_episode_dir()
+    bag = videos_to_bag(out / 'demo_bag', episode / 'cam_high.mp4',
+                        episode / 'cam_left_wrist.mp4', episode / 'cam_right_wrist.mp4')
+    return _DemoEpisode(bag, 'organize the table', episode / 'goal.png', interval_s=2.0)
 
 
 def _share_dir() -> Path:
@@ -66,12 +104,13 @@ def _share_dir() -> Path:
                           '`make setup` and `. scripts/env.sh`') from None
 
 
-def _node_command(model: str, profile: str, device: str, goal: Path) -> list[str]:
+def _node_command(model: str, profile: str, device: str, episode: _DemoEpisode) -> list[str]:
     share = _share_dir()
     exe = share.parents[1] / 'lib' / 'robo_dopamine_ros' / 'reward_node'
     args = [str(exe), '--ros-args', '--params-file', str(share / 'config' / 'demo.yaml'),
             '-p', f'model.path:={model}', '-p', f'model.device:={device}',
-            '-p', f'goal_image:={goal}', '-p', 'use_sim_time:=true']
+            '-p', f'goal_image:={episode.goal}', '-p', f'task:={episode.task}',
+            '-p', f'sampling.interval_s:={episode.interval_s}', '-p', 'use_sim_time:=true']
     if profile:
         args += ['-p', f'model.profile:={profile}']
     return args
@@ -177,7 +216,6 @@ class _Listener:
 
 def run_ros_demo(options: RosDemoOptions, on_line: Callable[[str], None] = print) -> Path:
     """Run the demo; returns the output directory (``progress.png``, ``messages.jsonl``)."""
-    from ..bags import videos_to_bag
     from .bag_tools import play
 
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -186,16 +224,17 @@ def run_ros_demo(options: RosDemoOptions, on_line: Callable[[str], None] = print
         on_line('=' * 78 + '\nNOTE: no trained demo model is bundled and no --model was given: '
                 'the node runs a tiny\nRANDOM-WEIGHT GRM. Its numbers mean nothing; every step '
                 'is flagged INVALID.\n' + '=' * 78)
-    episode = demo_episode_dir()
     out = Path(options.out_dir)
-    bag = out / 'demo_bag'
-    if bag.exists():
-        shutil.rmtree(bag)
+    if (out / 'demo_bag').exists():
+        shutil.rmtree(out / 'demo_bag')
     out.mkdir(parents=True, exist_ok=True)
-    videos_to_bag(bag, episode / 'cam_high.mp4', episode / 'cam_left_wrist.mp4',
-                  episode / 'cam_right_wrist.mp4')
+    synthetic = Path(model) == DEMO_MODEL
+    episode = _synthetic_episode(out, options) if synthetic else _real_episode(out)
+    bag = episode.bag
+    on_line(f'episode: {"synthetic " + options.outcome if synthetic else "bundled real"} '
+            f'({episode.task!r})')
     listener = _Listener(on_line)
-    cmd = _node_command(model, profile, options.device, episode / 'goal.png')
+    cmd = _node_command(model, profile, options.device, episode)
     on_line(f'starting the reward node: model {model} (log: {out / "node.log"})')
     log = (out / 'node.log').open('w', encoding='utf-8')
     node = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -207,7 +246,7 @@ def run_ros_demo(options: RosDemoOptions, on_line: Callable[[str], None] = print
                                f'{(out / "node.log").read_text()[-2000:]}')
             if time.monotonic() > deadline:
                 raise GrmError('the reward node did not report READY in time')
-        expected = _expected_samples(bag, share=_share_dir())
+        expected = _expected_samples(bag, episode.interval_s)
         on_line(f'playing {bag.name} into the live graph at {options.rate}x '
                 f'({expected} samples to score)')
         stats = play(bag, rate=options.rate)
@@ -232,18 +271,15 @@ def run_ros_demo(options: RosDemoOptions, on_line: Callable[[str], None] = print
     return out
 
 
-def _expected_samples(bag: Path, share: Path) -> int:
-    """How many samples the node will score: the demo config's header-time grid over the bag.
+def _expected_samples(bag: Path, interval_s: float) -> int:
+    """How many samples the node will score: the header-time grid over the bag's front frames.
 
     The last front frame is left out: the synchronizer needs a later frame to close its set.
     """
-    import yaml
-
     from ..bags import BagReader, camera_topics
     from ..core.sampling import HeaderTimeSampler
 
-    params = yaml.safe_load((share / 'config' / 'demo.yaml').read_text())['/**']
-    sampler = HeaderTimeSampler(params['ros__parameters']['sampling']['interval_s'])
+    sampler = HeaderTimeSampler(interval_s)
     with BagReader(bag) as reader:
         stamps = [m.stamp_ns for m in reader.raw([camera_topics()['front']])]
     return sum(sampler.accept(t) for t in stamps[:-1])
