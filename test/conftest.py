@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +61,19 @@ def tiny_grm_synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return build_tiny_grm(tmp_path_factory.mktemp('tiny-grm-synthetic'), vocab='synthetic',
                           seed=0)
+
+
+@pytest.fixture(scope='session')
+def tiny_backend(tiny_grm_dir: Path) -> Iterator[Any]:
+    """One TransformersBackend on the tiny GRM, loaded once for every module that shares it."""
+    from robo_dopamine_ros.backends.transformers_backend import (
+        TransformersBackend,
+        TransformersConfig,
+    )
+
+    backend = TransformersBackend(TransformersConfig(model=str(tiny_grm_dir), device='cpu'))
+    yield backend
+    backend.close()
 
 
 # --- Training data (data-step and fine-tuning tests) -------------------------------------------

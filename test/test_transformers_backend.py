@@ -55,11 +55,9 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope='module')
-def backend(tiny_grm_dir: Path) -> TransformersBackend:
-    b = TransformersBackend(TransformersConfig(model=str(tiny_grm_dir), device='cpu'))
-    yield b
-    b.close()
+@pytest.fixture
+def backend(tiny_backend: TransformersBackend) -> TransformersBackend:
+    return tiny_backend
 
 
 @pytest.fixture

@@ -51,19 +51,12 @@ def plain(tiny_grm_dir: Path) -> TransformersBackend:
     b.close()
 
 
-@pytest.fixture(scope='module')
-def shared_cached(tiny_grm_dir: Path) -> TransformersBackend:
-    b = TransformersBackend(TransformersConfig(model=str(tiny_grm_dir), device='cpu'))
-    yield b
-    b.close()
-
-
 @pytest.fixture
-def cached(shared_cached: TransformersBackend) -> TransformersBackend:
-    """The cached backend with an empty cache and zero counts (loading one costs ~3 s)."""
-    shared_cached.reset_cache()
-    shared_cached.vision_cache.hits = shared_cached.vision_cache.misses = 0
-    return shared_cached
+def cached(tiny_backend: TransformersBackend) -> TransformersBackend:
+    """The shared backend (cache on) with an empty cache and zero counts."""
+    tiny_backend.reset_cache()
+    tiny_backend.vision_cache.hits = tiny_backend.vision_cache.misses = 0
+    return tiny_backend
 
 
 def image(episode: str, role: str, stamp: int, size: tuple[int, int] = (112, 140),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import GrmBackend
 from ..core.errors import BackendError
-from ..core.types import Answer, Query
+from ..core.types import Answer, Query, generate_checked
 
 logger = logging.getLogger(__name__)
 
@@ -121,10 +121,7 @@ class BatchDispatcher:
         queries = [q for r in batch for q in r.queries]
         t0 = time.perf_counter()
         try:
-            answers = self.backend.generate(queries)
-            if len(answers) != len(queries):
-                raise BackendError(f'backend returned {len(answers)} answers for '
-                                   f'{len(queries)} queries')
+            answers = generate_checked(self.backend, queries)
         except Exception as exc:  # handed to every waiter, whose engine flags its step
             logger.debug('batch of %d queries failed', len(queries), exc_info=True)
             for r in batch:

@@ -56,7 +56,7 @@ from .prompt import check_task
 from .result import StepResult
 from .sampling import SamplingConfig
 from .shaping import ShapingConfig, shape
-from .types import ALL_MODES, ImageKey, KeyedImage, Mode, Query, Views
+from .types import ALL_MODES, ImageKey, KeyedImage, Mode, Query, Views, generate_checked
 from .views import layout_name, map_views
 
 if TYPE_CHECKING:
@@ -314,10 +314,7 @@ class EpisodeEngine:
             slot[mode] = index[sig]
         t0 = time.perf_counter()
         try:
-            answers = self.backend.generate(unique)
-            if len(answers) != len(unique):
-                raise ValueError(f'backend returned {len(answers)} answers for '
-                                 f'{len(unique)} queries')
+            answers = generate_checked(self.backend, unique)
         except Exception as err:  # a runtime boundary: log and flag, never crash the node
             log.error('GRM backend failed: %s', err, exc_info=True)
             latency = time.perf_counter() - t0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
+from .errors import BackendError
 from .prompt import NUM_IMAGES, PromptVariant
 
 
@@ -80,3 +83,18 @@ class Answer:
     text: str
     error: str | None = None
     meta: dict[str, float] = field(default_factory=dict)
+
+
+class _Generates(Protocol):
+    def generate(self, queries: Sequence[Query]) -> list[Answer]: ...
+
+
+def generate_checked(backend: _Generates, queries: Sequence[Query]) -> list[Answer]:
+    """``backend.generate(queries)``, with a ``BackendError`` when the answer count is wrong.
+
+    Every caller pairs answers with queries by position, so a short list must never be zipped.
+    """
+    answers = backend.generate(queries)
+    if len(answers) != len(queries):
+        raise BackendError(f'backend returned {len(answers)} answers for {len(queries)} queries')
+    return answers
