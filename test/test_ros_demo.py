@@ -20,7 +20,7 @@ def test_ros_demo_scores_every_sample_through_the_node(repo_root: Path, tmp_path
     exe = shutil.which('robo-dopamine', path=env['PATH'])
     assert exe, 'robo-dopamine is not on the PATH of the installed environment'
     out = tmp_path / 'demo'
-    proc = subprocess.run([exe, 'demo', '--model', str(tiny_grm_dir), '--rate', '8',
+    proc = subprocess.run([exe, 'demo', '--model', str(tiny_grm_dir), '--rate', '4',
                            '--out-dir', str(out)], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
