@@ -328,13 +328,12 @@ class _Replay:
         if not self.engine.wants(stamp):
             return
         self.counters['samples_due'] += 1
-        views: dict[str, np.ndarray] = {}
-        for index, frame in enumerate(synced.items):
-            try:
-                views[self.node.cameras[index].role] = convert.to_rgb(frame.msg)
-            except ImageError as err:
-                self._bad_frame(index, err)
-                return
+        try:
+            views = convert.to_views([frame.msg for frame in synced.items],
+                                     [camera.role for camera in self.node.cameras])
+        except convert.ViewError as err:
+            self._bad_frame(err.index, err.error)
+            return
         try:
             result = self.engine.step(Sample(stamp, **views))
         except GrmError as err:      # as the node's worker: the sample is skipped, counted

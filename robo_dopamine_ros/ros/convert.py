@@ -13,6 +13,7 @@ the builders (``rgb_to_image``, ``rgb_to_compressed``, for tests and tools) impo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -52,6 +53,32 @@ def to_rgb(msg: Any) -> np.ndarray:
     if is_compressed(msg):
         return compressed_to_rgb(msg)
     return image_to_rgb(msg)
+
+
+class ViewError(ImageError):
+    """One view of a synchronized set failed to convert; ``index`` says which camera."""
+
+    def __init__(self, index: int, error: ImageError) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
+
+def to_views(msgs: Sequence[Any], roles: Sequence[str]) -> dict[str, np.ndarray]:
+    """Convert one synchronized set (one message per camera role) to RGB views by role.
+
+    Shared by the node and bag replay so both drop a set for the same reasons.
+
+    Raises:
+        ViewError: a view is not convertible (the first one, with its camera index).
+    """
+    views: dict[str, np.ndarray] = {}
+    for index, (role, msg) in enumerate(zip(roles, msgs, strict=True)):
+        try:
+            views[role] = to_rgb(msg)
+        except ImageError as err:
+            raise ViewError(index, err) from err
+    return views
 
 
 def image_to_rgb(msg: Any) -> np.ndarray:

@@ -246,13 +246,12 @@ class RewardNode(Node):
 
     def _queued(self, synced: SyncedSet) -> QueuedSample | None:
         """Convert a set's images (None if one is bad: it is counted and logged)."""
-        views: dict[str, np.ndarray] = {}
-        for index, frame in enumerate(synced.items):
-            try:
-                views[self.config.cameras[index].role] = convert.to_rgb(frame.msg)
-            except ImageError as err:
-                self._bad_frame(index, err)
-                return None
+        try:
+            views = convert.to_views([frame.msg for frame in synced.items],
+                                     [camera.role for camera in self.config.cameras])
+        except convert.ViewError as err:
+            self._bad_frame(err.index, err.error)
+            return None
         front = synced.items[FRONT].msg
         return QueuedSample(Sample(synced.stamp_ns, **views), front.header.frame_id)
 
