@@ -98,7 +98,9 @@ def test_convert_compressed_without_format_is_decoded_from_the_data() -> None:
 @pytest.mark.parametrize(('fmt', 'data', 'match'), [
     ('tiff', b'II*\x00', "unsupported compressed format 'tiff'"),
     ('png', b'', "empty 'png' compressed image"),
-    ('jpeg', b'not a jpeg at all', "cannot decode the 'jpeg' compressed image"),
+    ('jpeg', b'not a jpeg at all', 'not a PNG or JPEG image'),
+    ('jpeg', b'\xff\xd8\xff\xc0\x00\x11\x08\x00\x10\x00\x10\x03' + bytes(40),
+     "cannot decode the 'jpeg' compressed image"),
 ])
 def test_convert_rejects_bad_compressed_images(fmt: str, data: bytes, match: str) -> None:
     with pytest.raises(ImageError, match=match):

@@ -95,6 +95,8 @@ def test_diagnostics_pipeline_warns_when_samples_are_dropped() -> None:
     pipeline = diag_values(report(stats, 1.0, dropped=2), 'pipeline')
     assert (pipeline['level'], pipeline['queue_dropped'], pipeline['sync_emitted'],
             pipeline['sync_dropped_stale'], pipeline['stale_sets']) == ('1', '2', '4', '1', '1')
+    for index in range(len(CAMERAS)):   # fresh cameras: a stale one would warn on its own
+        stats.frame(index, 1.9)
     assert diag_values(report(stats, 2.0, dropped=2), 'pipeline')['level'] == '0'
     assert report(stats, 3.0).status[0].level == DiagnosticStatus.OK
 

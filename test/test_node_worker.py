@@ -130,7 +130,8 @@ def test_worker_drops_the_oldest_pending_sample_when_the_queue_is_full(
         for t in (3, 4, 5):                 # queue.length 2: 3 goes when 5 arrives
             offer_and_submit(worker, t)
         assert worker.counters() == {'dropped': 1, 'superseded': 0, 'rejected': 0,
-                                     'pending': 2}
+                                     'not_ready': 0, 'paused': 0, 'no_episode': 0,
+                                     'pending': 2, 'commands_pending': 0}
         for _ in range(3):
             gated.gate.release()
         wait_until(lambda: len(rec.scored()) == 4, 'four results')

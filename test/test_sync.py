@@ -44,7 +44,7 @@ def test_sync_three_jittered_streams_form_expected_sets() -> None:
     assert ms_stamps(sync.flush()) == [(1066, 1070, 1064)]
     assert sync.emitted == 3
     assert sync.stats() == {'emitted': 3, 'dropped_stale': 0, 'dropped_overflow': 0,
-                            'out_of_order': 0}
+                            'out_of_order': 0, 'pending': 0}
 
 
 def test_sync_late_stream_still_forms_the_sets() -> None:

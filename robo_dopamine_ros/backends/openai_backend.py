@@ -42,7 +42,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..core.errors import BackendError, ConfigError, GrmError
+from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.prompt import user_content
 from ..core.types import Answer, KeyedImage, Query
 
@@ -200,7 +200,7 @@ class OpenAIBackend:
     """A ``GrmBackend`` over HTTP; ``generate`` runs the batch's requests concurrently.
 
     A stop request (or ``close``) is sticky: retries in their backoff end at once with an error,
-    and every later ``generate`` raises ``BackendError('stopped')``. A request already on the
+    and every later ``generate`` raises ``BackendStoppedError``. A request already on the
     wire finishes or times out.
     """
 
@@ -230,7 +230,7 @@ class OpenAIBackend:
         if pool is None:
             raise BackendError('the backend is closed')
         if self._stop.is_set():
-            raise BackendError('stopped')
+            raise BackendStoppedError('stopped')
         try:
             futures = [pool.submit(self._answer, q) for q in queries]
         except RuntimeError as exc:                      # close() shut the pool meanwhile
@@ -238,7 +238,7 @@ class OpenAIBackend:
         try:
             return [f.result() for f in futures]
         except CancelledError as exc:                    # closed while this batch waited
-            raise BackendError('stopped') from exc
+            raise BackendStoppedError('stopped') from exc
 
     def _answer(self, query: Query) -> Answer:
         t0 = time.perf_counter()

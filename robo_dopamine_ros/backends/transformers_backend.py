@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.errors import BackendError, ConfigError, GrmError, ModelLoadError
+from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
 from ..core.types import Answer, Query
 from .processor import load_processor, render_query_text
@@ -281,7 +281,7 @@ class TransformersBackend:
     """A ``GrmBackend`` on one device, answering a batch of queries with one ``generate`` call.
 
     Thread safety: ``generate`` calls are serialised; ``request_stop`` may be called from any
-    thread. A stop request is sticky: every later ``generate`` raises ``BackendError('stopped')``
+    thread. A stop request is sticky: every later ``generate`` raises ``BackendStoppedError``
     (it exists for shutdown).
     """
 
@@ -416,7 +416,7 @@ class TransformersBackend:
             if getattr(self, 'model', None) is None:
                 raise BackendError('the backend is closed')
             if self._stop.is_set():
-                raise BackendError('stopped')
+                raise BackendStoppedError('stopped')
             t0 = time.perf_counter()
             answers: list[Answer | None] = [None] * len(queries)
             texts: list[str] = []
@@ -457,7 +457,7 @@ class TransformersBackend:
             raise BackendError(f'generation failed for a batch of {len(queries)} '
                                f'({type(exc).__name__}: {exc})') from exc
         if criteria.stopped:
-            raise BackendError('stopped')
+            raise BackendStoppedError('stopped')
         new = out[:, prompt_len:].cpu()
         texts_out = self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
         latency = time.perf_counter() - t0

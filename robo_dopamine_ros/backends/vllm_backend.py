@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..core.errors import BackendError, ConfigError, GrmError, ModelLoadError
+from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
 from ..core.prompt import NUM_IMAGES, check_task
 from ..core.types import Answer, Query
@@ -185,7 +185,7 @@ class VllmBackend:
             if getattr(self, 'llm', None) is None:
                 raise BackendError('the backend is closed')
             if self._stop.is_set():
-                raise BackendError('stopped')
+                raise BackendStoppedError('stopped')
             t0 = time.perf_counter()
             answers: list[Answer | None] = [None] * len(queries)
             runnable: list[int] = []

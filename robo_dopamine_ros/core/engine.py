@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError, StampError, coerce_enum
+from .errors import BackendStoppedError, ConfigError, StampError, coerce_enum
 from .images import blank_goal, prepare
 from .parsing import ParseStatus, ScoreReading, parse_score
 from .profiles import GENERIC, CheckpointProfile
@@ -315,6 +315,8 @@ class EpisodeEngine:
         t0 = time.perf_counter()
         try:
             answers = generate_checked(self.backend, unique)
+        except BackendStoppedError:      # shutdown, not a failed step: the caller is stopping
+            raise
         except Exception as err:  # a runtime boundary: log and flag, never crash the node
             log.error('GRM backend failed: %s', err, exc_info=True)
             latency = time.perf_counter() - t0

@@ -32,6 +32,10 @@ class BackendError(GrmError):
     """A backend failed to answer a batch as a whole (e.g. it was stopped)."""
 
 
+class BackendStoppedError(BackendError):
+    """The backend was asked to stop (shutdown): the call was interrupted, nothing failed."""
+
+
 def coerce_enum(obj: object, name: str, enum_cls: type[E]) -> E:
     """Set field ``name`` of frozen dataclass ``obj`` to its ``enum_cls`` member, or raise.
 

@@ -127,7 +127,8 @@ class ApproxTimeSynchronizer:
     def stats(self) -> dict[str, int]:
         """The counters as a dict, for diagnostics and logs."""
         return {'emitted': self._emitted, 'dropped_stale': self._dropped_stale,
-                'dropped_overflow': self._dropped_overflow, 'out_of_order': self._out_of_order}
+                'dropped_overflow': self._dropped_overflow, 'out_of_order': self._out_of_order,
+                'pending': sum(self.pending)}
 
     # -- input ------------------------------------------------------------------------------
 
@@ -170,8 +171,13 @@ class ApproxTimeSynchronizer:
         return out
 
     def reset(self) -> None:
-        """Forget queued messages and stream positions (e.g. after a bag loops); keep counters."""
+        """Forget queued messages and stream positions (e.g. after a bag loops); keep counters.
+
+        The forgotten messages are counted as ``dropped_stale``, so every pushed message stays
+        accounted for.
+        """
         for q in self._queues:
+            self._dropped_stale += len(q)
             q.clear()
         self._latest = [None] * self._n
 

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import ConfigError, ImageError
+from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS, check_pixel_budget
 
 logger = logging.getLogger(__name__)
 
@@ -185,21 +186,29 @@ def demo_episode_dir() -> Path:
     return _DEMO_EPISODE
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Read one image file (a frame, a goal image) as RGB uint8 with Pillow.
+
+    The size the file declares is checked against the decode budget ``max_pixels``
+    (core/image_headers.py) before its pixels are decoded: ``Image.open`` reads only the header.
 
     Raises:
         ConfigError: the file does not exist (a wrong path is a setting error).
-        ImageError: the file exists but cannot be decoded.
+        ImageError: the file exists but cannot be decoded, or declares more than ``max_pixels``.
     """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f'image file does not exist: {str(p)!r}')
     try:
         with Image.open(p) as im:
+            check_pixel_budget(*im.size, max_pixels, f'image {str(p)!r}')
             return np.asarray(im.convert('RGB'), dtype=np.uint8).copy()
-    except (OSError, ValueError) as e:
-        raise ImageError(f'cannot read image {str(p)!r}: {e}') from e
+    except ImageError:
+        raise
+    # Pillow's plugins report malformed files in many ways: OSError (truncated, unidentified),
+    # ValueError, SyntaxError (broken PNG chunks), EOFError, DecompressionBombError.
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise ImageError(f'cannot read image {str(p)!r}: {type(e).__name__}: {e}') from e
 
 
 def _import_cv2() -> Any:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import ImageError
+from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS, check_pixel_budget, encoded_size
 
 if TYPE_CHECKING:
     from sensor_msgs.msg import CompressedImage, Image
@@ -35,24 +36,27 @@ def is_compressed(msg: Any) -> bool:
     return hasattr(msg, 'format')
 
 
-def check(msg: Any) -> None:
+def check(msg: Any, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
     """Cheap checks done on every received frame, before the pixels are touched.
 
+    A compressed image is sized from its header against the decode budget ``max_pixels``
+    (core/image_headers.py), so a small payload declaring a huge image is never decoded.
+
     Raises:
-        ImageError: Unsupported encoding or format, or a raw buffer of the wrong size. A corrupt
-            compressed payload is only found by :func:`to_rgb`.
+        ImageError: Unsupported encoding or format, a raw buffer of the wrong size, or a size
+            above the budget. A corrupt compressed payload is only found by :func:`to_rgb`.
     """
     if is_compressed(msg):
-        _check_compressed(msg)
+        _check_compressed(msg, max_pixels)
     else:
-        _raw_layout(msg)
+        _raw_layout(msg, max_pixels)
 
 
-def to_rgb(msg: Any) -> np.ndarray:
+def to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Convert a raw or compressed image message to a contiguous RGB uint8 HxWx3 array."""
     if is_compressed(msg):
-        return compressed_to_rgb(msg)
-    return image_to_rgb(msg)
+        return compressed_to_rgb(msg, max_pixels)
+    return image_to_rgb(msg, max_pixels)
 
 
 class ViewError(ImageError):
@@ -64,7 +68,8 @@ class ViewError(ImageError):
         self.error = error
 
 
-def to_views(msgs: Sequence[Any], roles: Sequence[str]) -> dict[str, np.ndarray]:
+def to_views(msgs: Sequence[Any], roles: Sequence[str],
+             max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> dict[str, np.ndarray]:
     """Convert one synchronized set (one message per camera role) to RGB views by role.
 
     Shared by the node and bag replay so both drop a set for the same reasons.
@@ -75,20 +80,20 @@ def to_views(msgs: Sequence[Any], roles: Sequence[str]) -> dict[str, np.ndarray]
     views: dict[str, np.ndarray] = {}
     for index, (role, msg) in enumerate(zip(roles, msgs, strict=True)):
         try:
-            views[role] = to_rgb(msg)
+            views[role] = to_rgb(msg, max_pixels)
         except ImageError as err:
             raise ViewError(index, err) from err
     return views
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
+def image_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Convert a ``sensor_msgs/Image`` (see :data:`CHANNELS`) to RGB uint8 HxWx3.
 
     Raises:
-        ImageError: Unsupported encoding, empty image, ``step`` shorter than a row, or a data
-            buffer whose size is not ``step * height``.
+        ImageError: Unsupported encoding, empty image, more pixels than ``max_pixels``, ``step``
+            shorter than a row, or a data buffer whose size is not ``step * height``.
     """
-    channels = _raw_layout(msg)
+    channels = _raw_layout(msg, max_pixels)
     h, w = msg.height, msg.width
     rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(h, msg.step)
     pixels = rows[:, :w * channels].reshape(h, w, channels)
@@ -102,17 +107,22 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
+def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Decode a jpeg/png ``sensor_msgs/CompressedImage`` to RGB uint8 HxWx3.
 
     image_transport compresses colour images as BGR (``'rgb8; jpeg compressed bgr8'``) and
     OpenCV decodes to BGR, so the channels are always reversed after decoding.
 
     Raises:
-        ImageError: Unsupported format, empty or undecodable data.
+        ImageError: Unsupported format, empty or undecodable data, or a declared size above
+            ``max_pixels`` (checked before decoding).
     """
-    _check_compressed(msg)
-    bgr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    _check_compressed(msg, max_pixels)
+    try:
+        bgr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:    # OpenCV's own limits and corrupt streams raise, not return None
+        raise ImageError(f'cannot decode the {msg.format!r} compressed image '
+                         f'({len(msg.data)} bytes): {err}') from None
     if bgr is None:
         raise ImageError(f'cannot decode the {msg.format!r} compressed image '
                          f'({len(msg.data)} bytes)')
@@ -179,14 +189,15 @@ def rgb_to_compressed(pixels: np.ndarray, fmt: str = 'png', *, stamp_ns: int = 0
     return msg
 
 
-def _raw_layout(msg: Any) -> int:
-    """Validate a raw image's geometry; returns its channel count."""
+def _raw_layout(msg: Any, max_pixels: int) -> int:
+    """Validate a raw image's geometry and size budget; returns its channel count."""
     channels = CHANNELS.get(msg.encoding)
     if channels is None:
         raise ImageError(f'unsupported encoding {msg.encoding!r}; supported: {sorted(CHANNELS)}')
     h, w, step = msg.height, msg.width, msg.step
     if h < 1 or w < 1:
         raise ImageError(f'empty image: {h}x{w}')
+    check_pixel_budget(w, h, max_pixels)
     if step < w * channels:
         raise ImageError(f'step {step} is shorter than a {w}px {msg.encoding} row '
                          f'({w * channels} bytes)')
@@ -195,9 +206,11 @@ def _raw_layout(msg: Any) -> int:
     return channels
 
 
-def _check_compressed(msg: Any) -> None:
+def _check_compressed(msg: Any, max_pixels: int) -> None:
     fmt = msg.format.lower()
     if fmt and not any(f in fmt for f in COMPRESSED_FORMATS):
         raise ImageError(f'unsupported compressed format {msg.format!r}; supported: jpeg, png')
     if not len(msg.data):
         raise ImageError(f'empty {msg.format!r} compressed image')
+    width, height = encoded_size(msg.data)
+    check_pixel_budget(width, height, max_pixels)

@@ -35,6 +35,7 @@ class StampProblem(str, enum.Enum):
     ZERO = 'zero_stamps'                    # an unset header (the frame is dropped)
     NON_MONOTONIC = 'non_monotonic_stamps'  # not newer than the camera's last (dropped)
     SKEWED = 'skewed_stamps'                # |header - receive| > stamps.max_age_s (reported)
+    TIME_JUMP = 'time_jumps'                # header time went back beyond the sync slop
 
 
 @dataclass
@@ -82,6 +83,8 @@ class NodeStats:
         self._invalid = 0
         self._parse_failures = 0
         self._stale_sets = 0
+        self._callback_errors = 0
+        self._services_refused = 0
         self._last_answers: tuple[str, ...] | None = None
         self._same_answers = 0
         self._last_report = now
@@ -108,6 +111,16 @@ class NodeStats:
         with self._lock:
             self._stale_sets += 1
 
+    def callback_error(self) -> None:
+        """An unexpected error was caught at a callback's boundary (the node stayed up)."""
+        with self._lock:
+            self._callback_errors += 1
+
+    def service_refused(self) -> None:
+        """A service call was refused because enough calls already wait for the worker."""
+        with self._lock:
+            self._services_refused += 1
+
     def result(self, result: StepResult) -> None:
         """Count a scored step; the START sample has no answers and no latency."""
         if result.is_start:
@@ -132,7 +145,7 @@ class NodeStats:
             elapsed = max(now - self._last_report, 1e-9)
             statuses = [self._model_status(node_name, ready, model)]
             statuses += [self._camera_status(node_name, c, now, elapsed) for c in self._cameras]
-            statuses.append(self._pipeline_status(node_name, sync, worker))
+            statuses.append(self._pipeline_status(node_name, sync, worker, now))
             self._last_report = now
             return statuses
 
@@ -191,11 +204,20 @@ class NodeStats:
                        cam.config.topic, values)
 
     def _pipeline_status(self, node_name: str, sync: Mapping[str, int],
-                         worker: Mapping[str, int]) -> DiagnosticStatus:
+                         worker: Mapping[str, int], now: float) -> DiagnosticStatus:
         values: dict[str, object] = {f'sync_{k}': v for k, v in sync.items()}
         values.update({f'queue_{k}': v for k, v in worker.items()})
         values['stale_sets'] = self._stale_sets
-        if self._grew('queue:dropped', worker.get('dropped', 0)):
+        values['callback_errors'] = self._callback_errors
+        values['services_refused'] = self._services_refused
+        stale = [c.config.role for c in self._cameras if self._stale(c, now)]
+        errors = self._grew('callback_errors', self._callback_errors)
+        dropped = self._grew('queue:dropped', worker.get('dropped', 0))
+        if stale:
+            level, message = WARN, f'stale camera(s) {", ".join(stale)}: nothing is scored'
+        elif errors:
+            level, message = WARN, 'unexpected errors in callbacks (see the log)'
+        elif dropped:
             level, message = WARN, 'the model is slower than the sampling: samples dropped'
         else:
             level, message = OK, 'ok'

@@ -6,6 +6,15 @@ each synchronized set whose frames are all fresh, the engine's sampler (via the 
 whether it is due; only then are its images converted and queued. The inference worker thread
 calls the model and publishes. Services wait, bounded, for the worker in a reentrant group while
 the camera callbacks keep flowing. Names and parameters: docs/node-contract.md.
+
+Hardening. Every image is sized from its header against ``input.max_pixels`` before it is
+decoded. An unexpected error in a callback is caught at the callback's boundary, logged with its
+traceback (once per place and error type), counted in /diagnostics and, for a service, answered
+as a failure: one bad message never ends the node. At most :data:`SERVICE_SLOTS` service calls
+wait for the worker at a time; more are refused at once, so a flood of calls never occupies the
+executor threads the cameras need. Header time (or the ROS clock) jumping back beyond the sync
+slop starts a new episode: no transition spans the jump. A fatal error (the worker or the model
+lost, an error escaping the executor) ends the process with a FATAL line and exit code 1.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import logging
 import signal
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +35,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -66,6 +77,11 @@ WORKER_STOP_TIMEOUT_S = 3.0
 SCORE_BUFFER_SETS = 32
 #: Minimum seconds between repeats of the same warning about bad input.
 WARN_THROTTLE_S = 5.0
+#: Service calls that may wait for the worker at once; further calls are refused at once. Keeps
+#: executor threads free for the cameras however fast a client calls.
+SERVICE_SLOTS = 2
+#: Requests a service keeps queued in DDS while the executor is busy (the default is 10).
+SERVICE_QUEUE_DEPTH = 100
 
 BackendFactory = Callable[[NodeConfig], GrmBackend]
 
@@ -120,6 +136,13 @@ class RewardNode(Node):
         self._latest_front: Image | CompressedImage | None = None
         self._buffer: deque[SyncedSet] = deque(maxlen=SCORE_BUFFER_SETS)
         self._buffer_lock = threading.Lock()
+        # Camera callbacks and the clock's jump callback both touch the input state.
+        self._input_lock = threading.Lock()
+        #: Cameras whose header time has already jumped back since the last jump-triggered
+        #: reset (None: no jump in progress). The other cameras' jumps are the same jump.
+        self._jumped: set[int] | None = None
+        self._service_slots = threading.BoundedSemaphore(SERVICE_SLOTS)
+        self._errors_logged: set[tuple[str, type]] = set()
 
         self._progress_pub = self.create_publisher(Progress, '~/progress', 10)
         self._reward_pub = self.create_publisher(Reward, '~/reward', 10)
@@ -137,25 +160,30 @@ class RewardNode(Node):
                          else ReliabilityPolicy.BEST_EFFORT))
         for index, cam in enumerate(cfg.cameras):
             msg_type = CompressedImage if cam.transport is Transport.COMPRESSED else Image
-            self.create_subscription(msg_type, cam.topic, partial(self._frame_callback, index),
+            self.create_subscription(msg_type, cam.topic, partial(self._guarded_frame, index),
                                      camera_qos, callback_group=camera_group)
 
         service_group = ReentrantCallbackGroup()
-        self.create_service(TriggerSrv, '~/reset', self._reset_callback,
-                            callback_group=service_group)
-        self.create_service(SetTask, '~/set_task', self._set_task_callback,
-                            callback_group=service_group)
-        self.create_service(SetGoal, '~/set_goal', self._set_goal_callback,
-                            callback_group=service_group)
-        self.create_service(ScoreTransition, '~/score_transition', self._score_callback,
-                            callback_group=service_group)
+        service_qos = QoSProfile(depth=SERVICE_QUEUE_DEPTH, history=HistoryPolicy.KEEP_LAST,
+                                 reliability=ReliabilityPolicy.RELIABLE)
+        for srv_type, name, handler in (
+                (TriggerSrv, '~/reset', self._reset_callback),
+                (SetTask, '~/set_task', self._set_task_callback),
+                (SetGoal, '~/set_goal', self._set_goal_callback),
+                (ScoreTransition, '~/score_transition', self._score_callback)):
+            self.create_service(srv_type, name, partial(self._guarded_service, name, handler),
+                                qos_profile=service_qos, callback_group=service_group)
         self.create_timer(cfg.diagnostics_period_s, self._diagnostics_callback)
+        self._clock_jump = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(
+                nanoseconds=-max(cfg.sync_slop_ns, 1)), on_clock_change=False),
+            post_callback=self._clock_jumped)
 
         self._worker = InferenceWorker(
             partial(backend_factory, cfg), cfg.engine, cfg.profile, task=cfg.task, goal=goal,
             queue_length=cfg.queue_length, logger=self.get_logger(),
             on_result=self._publish_result, on_event=self._publish_event,
-            on_fatal=self._on_fatal)
+            on_fatal=self.fail)
         cams = ', '.join(f'{c.role}={c.topic} ({c.transport.value})' for c in cfg.cameras)
         model = cfg.transformers.model if cfg.transformers else cfg.backend.value
         self.get_logger().info(
@@ -169,11 +197,20 @@ class RewardNode(Node):
         if not path:
             return None
         try:
-            return read_image(path)
+            return read_image(path, self.config.max_input_pixels)
         except GrmError as err:
             raise ConfigError(f'parameter goal_image: {err}') from None
 
     # -- camera input (camera callback group) --------------------------------------------------
+
+    def _guarded_frame(self, index: int, msg: Image | CompressedImage,
+                       info: dict[str, Any]) -> None:
+        """The camera callback's boundary: an unexpected error drops the frame, not the node."""
+        try:
+            self._frame_callback(index, msg, info)
+        except Exception as err:  # noqa: BLE001 - the callback boundary: log, count, go on
+            self._stats.bad_frame(index)
+            self._callback_error(f'camera {self.config.cameras[index].role}', err)
 
     def _frame_callback(self, index: int, msg: Image | CompressedImage,
                         info: dict[str, Any]) -> None:
@@ -181,16 +218,20 @@ class RewardNode(Node):
         rx = time.monotonic()
         self._stats.frame(index, rx)
         try:
-            convert.check(msg)
+            convert.check(msg, self.config.max_input_pixels)
         except ImageError as err:
             self._bad_frame(index, err)
             return
-        stamp = self._stamp(index, msg, info.get('received_timestamp') or 0)
-        if stamp is None:
-            return
-        if index == FRONT:
-            self._latest_front = msg
-        for synced in self._sync.push(index, stamp, _Frame(msg, rx)):
+        with self._input_lock:
+            stamp = self._stamp(index, msg, info.get('received_timestamp') or 0)
+            if stamp is None:
+                return
+            if index == FRONT:
+                self._latest_front = msg
+            synced_sets = self._sync.push(index, stamp, _Frame(msg, rx))
+            if synced_sets:
+                self._jumped = None     # every camera is past any jump
+        for synced in synced_sets:
             self._synced(synced)
 
     def _stamp(self, index: int, msg: Image | CompressedImage, received_ns: int) -> int | None:
@@ -198,7 +239,8 @@ class RewardNode(Node):
 
         The receive policy uses the DDS reception time (``received_ns``, wall clock), not the
         callback's: callbacks of different cameras can run far apart on a busy executor, which
-        would pull frames taken together out of the sync slop.
+        would pull frames taken together out of the sync slop. Under the header policy a jump
+        back beyond the sync slop starts a new episode (:meth:`_time_jumped`).
         """
         cfg = self.config
         now_ns = self.get_clock().now().nanoseconds
@@ -207,6 +249,10 @@ class RewardNode(Node):
         problem = None
         if header_ns == 0:
             problem = StampProblem.ZERO
+        elif (cfg.stamp_policy is StampPolicy.HEADER and last is not None
+              and header_ns < last - cfg.sync_slop_ns):
+            self._last_header[index] = header_ns
+            self._header_jumped(index, last, header_ns)
         elif last is not None and header_ns <= last:
             problem = StampProblem.NON_MONOTONIC
         else:
@@ -222,6 +268,42 @@ class RewardNode(Node):
         if cfg.stamp_policy is StampPolicy.RECEIVE:
             return received_ns or now_ns
         return None if problem in (StampProblem.ZERO, StampProblem.NON_MONOTONIC) else header_ns
+
+    def _header_jumped(self, index: int, last_ns: int, header_ns: int) -> None:
+        """A camera's header time went back: one jump per all cameras starts a new episode."""
+        self._stats.stamp_problem(index, StampProblem.TIME_JUMP)
+        if self._jumped is not None and index not in self._jumped:
+            self._jumped.add(index)     # the jump another camera (or the clock) already made
+            self._sync.reset()
+            return
+        self._jumped = {index}
+        self._time_jumped(f'header time of {self.config.cameras[index].topic} jumped back '
+                          f'{(last_ns - header_ns) / 1e9:.3f} s (from {last_ns} to '
+                          f'{header_ns} ns)')
+
+    def _clock_jumped(self, jump: TimeJump) -> None:
+        """The ROS clock went back (``use_sim_time`` and a looping ``/clock``)."""
+        try:
+            with self._input_lock:
+                if self._jumped is not None:    # the cameras' header jump already did it
+                    return
+                self._jumped = set()
+                self._time_jumped(f'the ROS clock jumped back {-jump.delta.nanoseconds / 1e9:.3f}'
+                                  ' s')
+        except Exception as err:  # noqa: BLE001 - a clock callback must never raise
+            self._callback_error('clock jump', err)
+
+    def _time_jumped(self, reason: str) -> None:
+        """Start a new episode after a jump back in time (call with the input lock held).
+
+        Frames and sets from before the jump are forgotten, so no BEFORE from before the jump
+        is ever paired with an AFTER from after it.
+        """
+        self._sync.reset()
+        with self._buffer_lock:
+            self._buffer.clear()
+        self.get_logger().warning(f'{reason}: starting a new episode')
+        self._worker.reset(detail=reason)
 
     def _bad_frame(self, index: int, err: ImageError) -> None:
         self._stats.bad_frame(index)
@@ -248,7 +330,8 @@ class RewardNode(Node):
         """Convert a set's images (None if one is bad: it is counted and logged)."""
         try:
             views = convert.to_views([frame.msg for frame in synced.items],
-                                     [camera.role for camera in self.config.cameras])
+                                     [camera.role for camera in self.config.cameras],
+                                     self.config.max_input_pixels)
         except convert.ViewError as err:
             self._bad_frame(err.index, err.error)
             return None
@@ -271,12 +354,48 @@ class RewardNode(Node):
             episode_event_msg(event, stamp, front.header.frame_id if front else ''))
         self.get_logger().info(f'{event.kind.name} {event.episode_id!r}: {event.detail}')
 
-    def _on_fatal(self, err: BaseException) -> None:
+    def fail(self, err: BaseException) -> None:
+        """A fatal error: log it as FATAL and make :func:`main` stop with exit code 1."""
         self.fatal_error = err
         self.get_logger().fatal(f'{type(err).__name__}: {err}; the node stops')
         self.stop_requested.set()
 
     # -- services (reentrant group: they may wait for the worker) -----------------------------
+
+    def _guarded_service(self, name: str, handler: Callable[[Any, Any], Any], request: Any,
+                         response: Any) -> Any:
+        """A service callback's boundary: bounded waiting, and no error ends the node.
+
+        Without a free slot (:data:`SERVICE_SLOTS` calls already wait for the worker) the call
+        is refused at once. An unexpected error is answered as a failure naming it.
+        """
+        if not self._service_slots.acquire(blocking=False):
+            self._stats.service_refused()
+            response.success = False
+            response.message = (f'busy: {SERVICE_SLOTS} calls are already waiting for the '
+                                'inference worker; call again')
+            return response
+        try:
+            return handler(request, response)
+        except Exception as err:  # noqa: BLE001 - the callback boundary: answer, log, count
+            self._callback_error(f'service {name}', err)
+            response.success = False
+            response.message = f'internal error: {type(err).__name__}: {err}'
+            return response
+        finally:
+            self._service_slots.release()
+
+    def _callback_error(self, where: str, err: Exception) -> None:
+        """Count an unexpected error; log it with its traceback the first time per kind."""
+        self._stats.callback_error()
+        key = (where, type(err))
+        if key in self._errors_logged:
+            self.get_logger().error(f'{where}: {type(err).__name__}: {err}',
+                                    throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        self._errors_logged.add(key)
+        self.get_logger().error(f'{where}: unexpected {type(err).__name__}: {err}; the node '
+                                f'stays up\n{traceback.format_exc()}')
 
     def _wait(self, future: Future[Outcome]) -> Outcome:
         try:
@@ -311,15 +430,16 @@ class RewardNode(Node):
         return response
 
     def _goal_from(self, request: SetGoal.Request) -> tuple[np.ndarray, str]:
+        budget = self.config.max_input_pixels
         if request.source == SetGoal.Request.FROM_FILE:
-            return read_image(request.path), f'goal from file {request.path!r}'
+            return read_image(request.path, budget), f'goal from file {request.path!r}'
         if request.source == SetGoal.Request.FROM_IMAGE:
-            return convert.image_to_rgb(request.image), 'goal from the request image'
+            return convert.image_to_rgb(request.image, budget), 'goal from the request image'
         if request.source == SetGoal.Request.CAPTURE_FRONT:
             front = self._latest_front
             if front is None:
                 raise ImageError('no front camera frame received yet to capture')
-            return (convert.to_rgb(front),
+            return (convert.to_rgb(front, budget),
                     f'goal captured from the front frame at {time_to_ns(front.header.stamp)} ns')
         raise ConfigError(f'source must be FROM_FILE (0), FROM_IMAGE (1) or CAPTURE_FRONT (2), '
                           f'got {request.source!r}')
@@ -374,6 +494,11 @@ class RewardNode(Node):
                                           worker=self._worker.counters())
         self._diag_pub.publish(array)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` began."""
+        return self._closed
+
     def close(self) -> None:
         """Stop the worker (interrupting a model call), publish SHUTDOWN, free the model.
 
@@ -399,13 +524,18 @@ class RewardNode(Node):
         super().destroy_node()
 
 
-def _spin(executor: MultiThreadedExecutor, done: threading.Event) -> None:
+def _spin(executor: MultiThreadedExecutor, node: RewardNode) -> None:
+    """Spin until shutdown; an error escaping the executor is fatal (never a silent exit 0)."""
     try:
         executor.spin()
     except ExternalShutdownException:
         pass
+    except Exception as err:  # noqa: BLE001 - the executor boundary: never exit 0 after it
+        if not node.closed:     # handles destroyed by the shutdown itself are no failure
+            node.get_logger().error(traceback.format_exc())
+            node.fail(err)
     finally:
-        done.set()
+        node.stop_requested.set()
 
 
 def main(args: list[str] | None = None) -> int:
@@ -424,7 +554,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = RewardNode()
         executor.add_node(node)
-        spin = threading.Thread(target=_spin, args=(executor, node.stop_requested), daemon=True)
+        spin = threading.Thread(target=_spin, args=(executor, node), daemon=True)
         spin.start()
         node.stop_requested.wait()
     except GrmError as err:
@@ -432,6 +562,11 @@ def main(args: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    except Exception as err:  # noqa: BLE001 - the process boundary: FATAL and exit 1
+        rclpy.logging.get_logger(NODE_NAME).fatal(
+            f'{"cannot start" if node is None else "stopped"}: unexpected '
+            f'{type(err).__name__}: {err}\n{traceback.format_exc()}')
+        return 1
     finally:
         if node is not None:
             node.close()

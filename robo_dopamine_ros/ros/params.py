@@ -12,8 +12,9 @@ offline tools such as bag replay read the same table and YAML files on a machine
 
 from __future__ import annotations
 
+import difflib
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 from ..backends.transformers_backend import DTYPES, TransformersConfig
 from ..core.engine import EngineConfig, MissingGoal
 from ..core.errors import ConfigError
+from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
 from ..core.profiles import PROFILES, CheckpointProfile, profile_for
 from ..core.progress import FusionConfig, FusionMethod
 from ..core.prompt import check_task
@@ -182,6 +184,9 @@ def _camera_params() -> list[Param]:
 #: Every parameter of the node, in the order of docs/node-contract.md.
 PARAMS: tuple[Param, ...] = (
     *_camera_params(),
+    Param('input.max_pixels', DEFAULT_MAX_INPUT_PIXELS,
+          'decode budget: an image (camera frame, goal) declaring more pixels is refused '
+          'before decoding', minimum=1),
     Param('qos.reliability', Reliability.BEST_EFFORT.value,
           'camera subscription reliability: best_effort (sensor data) or reliable (replay)',
           choices=_values(Reliability)),
@@ -251,6 +256,11 @@ PARAMS: tuple[Param, ...] = (
           'this many identical answers in a row raise a warning', minimum=1, maximum=100000),
 )
 PARAM_NAMES = frozenset(p.name for p in PARAMS)
+#: The first parts of this node's dotted names: an undeclared name under one is a typo.
+OWN_PREFIXES = frozenset(name.split('.')[0] for name in PARAM_NAMES if '.' in name)
+#: Parameters every rclpy node may be given (declared by ROS itself, or meant for it).
+ROS_PARAMS = frozenset({'use_sim_time', 'start_type_description_service'})
+ROS_PREFIXES = ('qos_overrides.',)
 
 
 @dataclass(frozen=True)
@@ -270,6 +280,7 @@ class NodeConfig:
     """
 
     cameras: tuple[CameraConfig, ...]
+    max_input_pixels: int
     reliability: Reliability
     qos_depth: int
     sync_slop_ns: int
@@ -327,7 +338,8 @@ class NodeConfig:
             with _about('task'):
                 check_task(v['task'])
         return cls(
-            cameras=_cameras(v), reliability=Reliability(v['qos.reliability']),
+            cameras=_cameras(v), max_input_pixels=v['input.max_pixels'],
+            reliability=Reliability(v['qos.reliability']),
             qos_depth=v['qos.depth'], sync_slop_ns=round(v['sync.slop_s'] * _NS_PER_S),
             sync_queue_size=v['sync.queue_size'], trigger=Trigger(v['trigger']),
             stamp_policy=StampPolicy(v['stamps.policy']),
@@ -377,13 +389,44 @@ def _about(*names: str) -> Iterator[None]:
         raise ConfigError(f'parameter(s) {", ".join(names)}: {err}') from None
 
 
+def unknown_parameters(names: Iterable[str]) -> list[str]:
+    """Check parameter names given to the node against :data:`PARAMS`.
+
+    A name under one of this node's prefixes (``cameras.``, ``model.``, ...) that is not declared
+    is a typo that would silently leave the default in force, so it is refused. Any other unknown
+    name only earns a warning (returned): a robot-wide params file passes ``/**`` entries meant
+    for other nodes.
+
+    Raises:
+        ConfigError: Unknown names under this node's prefixes, each with the nearest known name.
+    """
+    unknown = sorted(n for n in set(names) - PARAM_NAMES - ROS_PARAMS
+                     if not n.startswith(ROS_PREFIXES))
+    ours = [n for n in unknown if n.split('.')[0] in OWN_PREFIXES]
+    if ours:
+        raise ConfigError('unknown parameter(s): ' + '; '.join(_did_you_mean(n) for n in ours))
+    return [f'{_did_you_mean(n)} (ignored)' for n in unknown]
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(PARAM_NAMES), n=1, cutoff=0.6)
+    return f'{name!r}' + (f' (did you mean {close[0]!r}?)' if close else '')
+
+
 def declare_and_read(node: Node) -> NodeConfig:
     """Declare every parameter of :data:`PARAMS` on ``node`` and read them into a config.
 
+    Unknown names among the node's overrides are checked by :func:`unknown_parameters`; its
+    warnings are logged.
+
     Raises:
         ConfigError: A parameter override has the wrong type or value (ROS's own descriptor
-            checks are reported the same way as ours).
+            checks are reported the same way as ours), or an unknown name under our prefixes.
     """
+    # rclpy keeps the overrides (command line, params files, constructor) only in this private
+    # attribute; a name that is never declared would otherwise be dropped without a word.
+    for warning in unknown_parameters(getattr(node, '_parameter_overrides', {})):
+        node.get_logger().warning(f'unknown parameter {warning}')
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
     try:

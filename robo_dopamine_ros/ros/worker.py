@@ -34,7 +34,7 @@ import numpy as np
 
 from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
-from ..core.errors import ConfigError, GrmError
+from ..core.errors import BackendStoppedError, ConfigError, GrmError
 from ..core.images import blank_goal, prepare
 from ..core.profiles import CheckpointProfile
 from ..core.prompt import NUM_IMAGES, check_task
@@ -153,6 +153,9 @@ class InferenceWorker:
         self._dropped = 0
         self._superseded = 0
         self._rejected = 0
+        self._not_ready = 0
+        self._paused = 0
+        self._no_episode = 0
         self._thread = threading.Thread(target=self._run, name='grm-worker', daemon=True)
 
     # -- state, read from any thread ---------------------------------------------------------
@@ -161,6 +164,12 @@ class InferenceWorker:
     def ready(self) -> bool:
         with self._cond:
             return self._ready
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (or the thread ended)."""
+        with self._cond:
+            return self._stopping
 
     @property
     def backend(self) -> GrmBackend | None:
@@ -173,10 +182,15 @@ class InferenceWorker:
             return self._engine.episode_id if self._engine else None
 
     def counters(self) -> dict[str, int]:
-        """Samples dropped (queue full), superseded (by a command), rejected (by the engine)."""
+        """Samples dropped (queue full), superseded (by a command), rejected (by the engine);
+        sets offered before READY (not_ready), while an episode change was pending (paused) or
+        without an episode (no_episode); samples and commands still pending."""
         with self._cond:
             return {'dropped': self._dropped, 'superseded': self._superseded,
-                    'rejected': self._rejected, 'pending': len(self._samples)}
+                    'rejected': self._rejected, 'not_ready': self._not_ready,
+                    'paused': self._paused,
+                    'no_episode': self._no_episode, 'pending': len(self._samples),
+                    'commands_pending': len(self._commands)}
 
     # -- input -------------------------------------------------------------------------------
 
@@ -191,8 +205,14 @@ class InferenceWorker:
         engine's sampler does not want this stamp.
         """
         with self._cond:
-            if (not self._ready or self._stopping or self._pending_changes
-                    or self._engine is None or self._engine.episode_id is None):
+            if not self._ready or self._stopping:
+                self._not_ready += 1
+                return None
+            if self._pending_changes:
+                self._paused += 1
+                return None
+            if self._engine is None or self._engine.episode_id is None:
+                self._no_episode += 1
                 return None
             return self._generation if self._engine.wants(stamp_ns) else None
 
@@ -208,9 +228,9 @@ class InferenceWorker:
             self._samples.append(item)
             self._cond.notify()
 
-    def reset(self, episode_id: str = '') -> Future[Outcome]:
-        """Open a new episode with the same task and goal."""
-        return self._command(lambda: self._reset(episode_id), supersedes=True)
+    def reset(self, episode_id: str = '', detail: str = 'reset on request') -> Future[Outcome]:
+        """Open a new episode with the same task and goal; ``detail`` is the RESET reason."""
+        return self._command(lambda: self._reset(episode_id, detail), supersedes=True)
 
     def set_task(self, task: str, episode_id: str = '') -> Future[Outcome]:
         """Change the task; opens a new episode when a goal allows it."""
@@ -275,7 +295,8 @@ class InferenceWorker:
         except GrmError as err:     # the backend cannot load or answer: a clear message suffices
             self._fail(err)
         except Exception as err:  # the thread's boundary: a bug must not leave a silent node
-            log.error('inference worker failed', exc_info=True)
+            if not self.stopping:   # an error caused by the stop request itself is no failure
+                log.error('inference worker failed', exc_info=True)
             self._fail(err)
         finally:
             if backend is not None:
@@ -288,9 +309,7 @@ class InferenceWorker:
                 cmd.future.set_result(Outcome(False, 'the node is shutting down'))
 
     def _fail(self, err: BaseException) -> None:
-        with self._cond:
-            stopping = self._stopping
-        if not stopping:    # an error caused by the stop request itself is no failure
+        if not self.stopping:   # an error caused by the stop request itself is no failure
             self._on_fatal(err)
 
     def _serve(self, backend: GrmBackend) -> None:
@@ -301,16 +320,20 @@ class InferenceWorker:
         warm_up(backend, self._profile)
         with self._cond:
             self._engine = EpisodeEngine(backend, self._config, self._profile)
-        self._on_event(WorkerEvent(EventKind.READY, task=self._task,
-                                   detail=f'model {backend.model_id!r} loaded and warmed up'))
-        if self._task:
-            outcome = self._open(None, 'startup', '')
-            if not outcome.success:
-                self._log.warning(f'no episode yet: {outcome.message}')
-        else:
-            self._log.info('no task yet: waiting for ~/set_task')
+        # The startup episode opens before READY, and READY/START go out only once samples are
+        # accepted: a client that starts its cameras on START loses no frame.
+        started = self._open(None, 'startup', '', announce=False) if self._task else None
         with self._cond:
             self._ready = True
+        self._on_event(WorkerEvent(EventKind.READY, task=self._task,
+                                   detail=f'model {backend.model_id!r} loaded and warmed up'))
+        if started is None:
+            self._log.info('no task yet: waiting for ~/set_task')
+        elif started.success:
+            self._on_event(WorkerEvent(EventKind.START, started.episode_id, '', self._task,
+                                       'startup'))
+        else:
+            self._log.warning(f'no episode yet: {started.message}')
         while (item := self._next()) is not None:
             if isinstance(item, QueuedSample):
                 self._step(item)
@@ -343,6 +366,8 @@ class InferenceWorker:
     def _step(self, item: QueuedSample) -> None:
         try:
             self._score_one(item)
+        except BackendStoppedError:      # shutdown interrupted the model call: nothing to report
+            return
         except GrmError as err:     # a stamp going back, an unusable view: skip the sample
             with self._cond:
                 self._rejected += 1
@@ -350,8 +375,10 @@ class InferenceWorker:
 
     # -- commands (worker thread) ------------------------------------------------------------
 
-    def _open(self, change: EventKind | None, detail: str, episode_id: str) -> Outcome:
-        """Start an episode with the current task and goal; emit ``change`` then START.
+    def _open(self, change: EventKind | None, detail: str, episode_id: str,
+              announce: bool = True) -> Outcome:
+        """Start an episode with the current task and goal; emit ``change`` then START
+        (unless not ``announce``: the caller emits them).
 
         Raises nothing: a failure (no goal where one is needed, a goal image that cannot be
         used) leaves the running episode, if any, as it was.
@@ -364,16 +391,18 @@ class InferenceWorker:
         except GrmError as err:
             return Outcome(False, str(err), previous)
         self._last_stamp = None
+        if not announce:
+            return Outcome(True, f'episode {eid!r} started ({detail})', eid)
         if change is not None and previous:
             self._on_event(WorkerEvent(change, eid, previous, self._task, detail))
         self._on_event(WorkerEvent(EventKind.START, eid, previous, self._task, detail))
         return Outcome(True, f'episode {eid!r} started ({detail})', eid)
 
-    def _reset(self, episode_id: str) -> Outcome:
+    def _reset(self, episode_id: str, detail: str) -> Outcome:
         assert self._engine is not None
         if self._engine.episode_id is None:
             return Outcome(False, 'no episode to reset: set a task (and a goal image) first')
-        return self._open(EventKind.RESET, 'reset on request', episode_id)
+        return self._open(EventKind.RESET, detail, episode_id)
 
     def _set_task(self, task: str, episode_id: str) -> Outcome:
         try:
