@@ -29,6 +29,16 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+@pytest.fixture(scope='session')
+def reward_node(repo_root: Path) -> Path:
+    """The colcon-installed ``reward_node`` executable."""
+    path = repo_root / 'install' / 'robo_dopamine_ros' / 'lib' / 'robo_dopamine_ros' / \
+        'reward_node'
+    if not path.is_file():
+        pytest.fail(f'{path} is not installed: run `make build`')
+    return path
+
+
 # --- Tiny random-weight GRM (transformers backend tests) ---------------------------------------
 # Tests never download: the hub client reads these when it is first imported, which happens only
 # after conftest has run.

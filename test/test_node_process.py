@@ -18,15 +18,6 @@ from robo_dopamine_ros.ros.worker import EventKind
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture(scope='module')
-def reward_node(repo_root: Path) -> Path:
-    path = repo_root / 'install' / 'robo_dopamine_ros' / 'lib' / 'robo_dopamine_ros' / \
-        'reward_node'
-    if not path.is_file():
-        pytest.fail(f'{path} is not installed: run `make build`')
-    return path
-
-
 @pytest.mark.parametrize(('param', 'match'), [
     ('qos.reliability:=sometimes',
      "parameter 'qos.reliability' must be one of: 'best_effort', 'reliable', got 'sometimes'"),

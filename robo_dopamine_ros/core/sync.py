@@ -181,6 +181,15 @@ class ApproxTimeSynchronizer:
             q.clear()
         self._latest = [None] * self._n
 
+    def reset_stream(self, stream: int) -> None:
+        """Forget one stream's queued messages and position (its clock jumped back).
+
+        The other streams keep theirs: frames already taken on the new time line stay usable.
+        """
+        self._dropped_stale += len(self._queues[stream])
+        self._queues[stream].clear()
+        self._latest[stream] = None
+
     # -- internals --------------------------------------------------------------------------
 
     def _min_anchor(self) -> int | None:

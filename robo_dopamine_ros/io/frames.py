@@ -21,12 +21,15 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import ConfigError, ImageError
-from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS, check_pixel_budget
+from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS, check_pixel_budget, encoded_size
 
 logger = logging.getLogger(__name__)
 
 #: Frame file types accepted in a folder (case-insensitive), as in the upstream eval scripts.
 FRAME_SUFFIXES: tuple[str, ...] = ('.png', '.jpg', '.jpeg')
+
+#: Bytes read to size a PNG or JPEG file from its header (JPEG metadata may come first).
+_HEADER_BYTES = 1 << 20
 
 _DEMO_EPISODE = Path(__file__).resolve().parent.parent / 'data' / 'demo_episode'
 
@@ -200,6 +203,12 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> 
     if not p.is_file():
         raise ConfigError(f'image file does not exist: {str(p)!r}')
     try:
+        with p.open('rb') as f:
+            head = f.read(_HEADER_BYTES)
+        # Pillow refuses only far larger images (and raises at open): size PNG/JPEG ourselves.
+        size = _declared_size(head)
+        if size is not None:
+            check_pixel_budget(*size, max_pixels, f'image {str(p)!r}')
         with Image.open(p) as im:
             check_pixel_budget(*im.size, max_pixels, f'image {str(p)!r}')
             return np.asarray(im.convert('RGB'), dtype=np.uint8).copy()
@@ -209,6 +218,14 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> 
     # ValueError, SyntaxError (broken PNG chunks), EOFError, DecompressionBombError.
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise ImageError(f'cannot read image {str(p)!r}: {type(e).__name__}: {e}') from e
+
+
+def _declared_size(head: bytes) -> tuple[int, int] | None:
+    """The size a PNG/JPEG header declares; None for another format (Pillow sizes those)."""
+    try:
+        return encoded_size(head)
+    except ImageError:
+        return None
 
 
 def _import_cv2() -> Any:

@@ -274,7 +274,7 @@ class RewardNode(Node):
         self._stats.stamp_problem(index, StampProblem.TIME_JUMP)
         if self._jumped is not None and index not in self._jumped:
             self._jumped.add(index)     # the jump another camera (or the clock) already made
-            self._sync.reset()
+            self._sync.reset_stream(index)
             return
         self._jumped = {index}
         self._time_jumped(f'header time of {self.config.cameras[index].topic} jumped back '
