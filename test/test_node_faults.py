@@ -93,21 +93,17 @@ def scored_stamps(h: NodeHarness) -> list[int]:
 
 def publish_good_and_bad(h: NodeHarness, bad: dict[int, Any], count: int) -> list[int]:
     """Publish ``count`` sets; for set i in ``bad`` the front frame is replaced by ``bad[i]``
-    (a function of the stamp). Returns the stamps of the good sets.
-
-    With several cameras a last set follows (not returned): it lets the synchronizer settle
-    the last good set, which would otherwise wait for later frames.
-    """
+    (a function of the stamp). Returns the stamps of the good sets (every camera's frame has
+    the same stamp, so the synchronizer emits a set at once)."""
     t0 = now_stamp()
     good = []
-    closer = 1 if len(h.transports) > 1 else 0
-    for i in range(count + closer):
+    for i in range(count):
         stamp = t0 + i * 100 * MS
         msgs = {role: h.message(role, frame(10 * i + k), stamp)
                 for k, role in enumerate(h.transports)}
         if i in bad:
             msgs['front'] = bad[i](stamp)
-        elif i < count:
+        else:
             good.append(stamp)
         for role, msg in msgs.items():
             h.publish(role, msg)
@@ -374,8 +370,8 @@ def test_faults_header_time_jumping_back_starts_a_new_episode() -> None:
         reset = next(e for e in events if e.event == EventKind.RESET)
         assert 'jumped back 0.900 s' in reset.detail, reset.detail
         new_id = events[-1].episode_id
-        wait_until(lambda: time_to_ns(h.snapshot('progress')[-1].header.stamp) == second[14],
-                   'the last sample of the loop')
+        wait_until(lambda: time_to_ns(h.snapshot('progress')[-1].header.stamp) >= second[14],
+                   'the last samples of the loop')
     got = [(p.episode_id, time_to_ns(p.header.stamp)) for p in h.snapshot('progress')]
     assert got[:5] == [(first_id, t) for t in first[:9:2]]
     # The loop is a new episode from its first samples on (a set that arrives while the new
@@ -383,7 +379,7 @@ def test_faults_header_time_jumping_back_starts_a_new_episode() -> None:
     looped = got[5:]
     assert {eid for eid, _ in looped} == {new_id}
     assert looped[0][1] <= second[4] and looped == [(new_id, t) for t in second
-                                                    if looped[0][1] <= t <= second[14]
+                                                    if t >= looped[0][1]
                                                     and (t - looped[0][1]) % (200 * MS) == 0]
     progress = h.snapshot('progress')
     assert all(p.valid for p in progress)
