@@ -40,13 +40,24 @@ if ! command -v colcon >/dev/null; then
   exit 2
 fi
 
+# composition_interfaces (needed by launch_ros) comes as source with the ROS 2 tooling that
+# scripts/setup.sh lays into the venv (wheels path); a system ROS has it built.
+bases=("$ROOT")
+if [[ "$MODE" == wheels ]]; then
+  if [[ ! -f "$VENV/src/ros2-jazzy/composition_interfaces/package.xml" ]]; then
+    echo 'build: no ROS 2 tooling sources in .venv/src/ros2-jazzy; run scripts/setup.sh' >&2
+    exit 2
+  fi
+  bases+=("$VENV/src/ros2-jazzy/composition_interfaces")
+fi
+
 start=$SECONDS
 if ! colcon --log-base "$ROOT/log" build \
-    --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
+    --base-paths "${bases[@]}" --build-base "$ROOT/build" --install-base "$ROOT/install" \
     --symlink-install --event-handlers console_cohesion- status- desktop_notification- \
     --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" -Wno-dev \
     "$@"; then
-  echo "build: FAILED; full log: $ROOT/log/latest_build/robo_dopamine_ros/stdout_stderr.log" >&2
+  echo "build: FAILED; full logs: $ROOT/log/latest_build/<package>/stdout_stderr.log" >&2
   exit 1
 fi
 echo "build: done in $((SECONDS - start)) s"

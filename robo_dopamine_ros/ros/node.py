@@ -57,6 +57,7 @@ from . import convert
 from .diagnostics import ModelInfo, NodeStats, StampProblem
 from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
 from .params import (
+    NODE_NAME,
     BackendKind,
     NodeConfig,
     Reliability,
@@ -67,7 +68,6 @@ from .params import (
 )
 from .worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
 
-NODE_NAME = 'robo_dopamine'
 #: How long a service waits for the worker (a model step, or the step in flight before a reset).
 SERVICE_TIMEOUT_S = 60.0
 #: How long shutdown waits for the worker to leave a model call (it is asked to stop first).

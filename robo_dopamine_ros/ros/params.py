@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 ParamValue = str | int | float | bool | list[str]
 
+#: The node's name (``ros2 run`` default; launch files keep it).
+NODE_NAME = 'robo_dopamine'
 #: Camera roles in view-slot order; the index of a configured camera is its sync stream.
 ROLES = ('front', 'left', 'right')
 _NS_PER_S = 1_000_000_000
@@ -439,29 +442,58 @@ def declare_and_read(node: Node) -> NodeConfig:
     return NodeConfig.from_values({p.name: node.get_parameter(p.name).value for p in PARAMS})
 
 
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """The values of a node parameter file (``ros2 run --params-file`` form), by dotted name.
+def load_params_file(path: str | Path, node: str = f'/{NODE_NAME}') -> dict[str, Any]:
+    """The values a node parameter file gives the node ``node`` (fully qualified name).
 
     Offline tools (bag replay) read the node's own YAML so that they score with exactly the
-    settings the robot uses. Every ``<node>: ros__parameters:`` entry is merged in file order, as
-    the node would see them; validate the result with :meth:`NodeConfig.from_values`.
+    settings the robot uses. As rcl does, only the sections whose key matches the node are taken
+    (``/**``, ``robo_dopamine``, ``/robot1/robo_dopamine``, ``/**/robo_dopamine``, ``*`` for one
+    name; keys may also nest namespaces), merged in file order; a robot-wide file's sections for
+    other nodes are ignored. ROS's own parameters (``use_sim_time``, ...) are dropped. Validate
+    the result with :meth:`NodeConfig.from_values`.
 
     Raises:
-        ConfigError: The file is missing, not YAML, or has no ``ros__parameters`` mapping.
+        ConfigError: The file is missing, not YAML, has no ``ros__parameters`` section, or none
+            for this node.
     """
     try:
         tree = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f'cannot read parameter file {str(path)!r}: {err}') from None
-    nodes = list(tree.values()) if isinstance(tree, dict) else []
-    entries = [n.get('ros__parameters') if isinstance(n, dict) else None for n in nodes]
-    if not entries or not all(isinstance(e, dict) for e in entries):
+    sections = list(_sections(tree, '')) if isinstance(tree, dict) else []
+    if not sections:
         raise ConfigError(f'parameter file {str(path)!r} needs entries of the form '
                           "'/**: {ros__parameters: {...}}'")
+    matching = [params for key, params in sections if _matches(key, node)]
+    if not matching:
+        raise ConfigError(f'parameter file {str(path)!r} has no section for node {node!r} '
+                          f'(sections: {", ".join(key for key, _ in sections)})')
     values: dict[str, Any] = {}
-    for entry in entries:
-        values.update(_flatten(entry))
-    return values
+    for params in matching:
+        values.update(_flatten(params))
+    return {k: v for k, v in values.items()
+            if k not in ROS_PARAMS and not k.startswith(ROS_PREFIXES)}
+
+
+def _sections(tree: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(node key, ros__parameters)`` for every node section, nested namespaces joined."""
+    for key, value in tree.items():
+        if not isinstance(value, Mapping):
+            continue
+        name = f'{prefix}/{str(key).strip("/")}'
+        params = value.get('ros__parameters')
+        if isinstance(params, Mapping):
+            yield name, params
+        else:
+            yield from _sections(value, name)
+
+
+def _matches(key: str, node: str) -> bool:
+    """rcl's node-name wildcards: ``*`` is one name, ``**`` any number of them."""
+    parts = []
+    for token in key.strip('/').split('/'):
+        parts.append({'**': r'(/[^/]+)*', '*': r'/[^/]+'}.get(token, '/' + re.escape(token)))
+    return re.fullmatch(''.join(parts), '/' + node.strip('/')) is not None
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
