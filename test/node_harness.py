@@ -24,6 +24,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.msg import EpisodeEvent, Progress, Reward
 from sensor_msgs.msg import CompressedImage, Image
 
+from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.node import RewardNode, make_backend
 
@@ -211,15 +212,21 @@ class NodeHarness:
         self.probe.executor.add_node(self.node)
         self.probe.start()
         try:
-            wait_until(lambda: all(p.get_subscription_count() > 0
-                                   for p in self.cameras.values()),
-                       'the node to subscribe to every camera')
+            if self.node.autostart:
+                if (reason := self.node.start_up()) is not None:
+                    raise ConfigError(reason)
+                self.wait_cameras()
             wait_until(lambda: all(
                 self.node.count_subscribers(self.probe.resolve(OUTPUTS[kind][1])) > 0
                 for kind in ('progress', 'reward', 'episode')), 'the probe to subscribe')
         except BaseException:
             self.close()
             raise
+
+    def wait_cameras(self) -> None:
+        """Wait until the (active) node subscribes to every camera."""
+        wait_until(lambda: all(p.get_subscription_count() > 0 for p in self.cameras.values()),
+                   'the node to subscribe to every camera')
 
     def snapshot(self, kind: str) -> list[Any]:
         return self.probe.snapshot(kind)

@@ -34,6 +34,7 @@ from node_harness import (
     wait_until,
 )
 from PIL import Image as PILImage
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.srv import SetGoal
 from rosgraph_msgs.msg import Clock
@@ -465,25 +466,16 @@ def test_faults_pipeline_warns_while_a_camera_is_stale_and_frames_are_accounted_
     assert pipeline['level'] == '1' and int(pipeline['sync_pending']) >= 1
 
 
-def test_faults_frames_before_ready_are_counted_and_frames_after_start_are_scored() -> None:
-    loading = threading.Event()
-
-    def factory(cfg: Any) -> ScriptedBackend:
-        loading.set()
-        time.sleep(1.0)
-        return ScriptedBackend()
-
-    with NodeHarness(SCORING, {'front': 'raw'}, backend_factory=factory) as h:
-        assert loading.wait(30)
-        t0 = now_stamp()
-        for i in range(3):
-            h.publish_set(t0 + i * 100 * MS, i)
-        h.wait_events(EventKind.READY, EventKind.START)
-        after = now_stamp() + SEC
-        h.publish_set(after, 9)                       # right after START: scored
+def test_faults_a_set_sent_right_after_activation_is_scored() -> None:
+    """READY and START go out only once samples are accepted: nothing sent after them is lost
+    (frames offered before are counted in ``queue_not_ready``)."""
+    with NodeHarness({**SCORING, 'autostart': False}, {'front': 'raw'}) as h:
+        assert h.node.trigger_configure() is TransitionCallbackReturn.SUCCESS
+        assert h.node.trigger_activate() is TransitionCallbackReturn.SUCCESS
+        h.wait_cameras()
+        after = now_stamp()
+        h.publish_set(after, 9)
         progress = h.wait_progress(1)
-        pipeline = h.wait_diagnostics(
-            lambda a: diag_values(a, 'pipeline')['queue_not_ready'] == '3',
-            'the sets offered before READY counted')
+        pipeline = h.diagnostics('pipeline')
     assert [time_to_ns(p.header.stamp) for p in progress] == [after]
-    assert diag_values(pipeline, 'pipeline')['queue_no_episode'] == '0'
+    assert (pipeline['queue_not_ready'], pipeline['queue_no_episode']) == ('0', '0')

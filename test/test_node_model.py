@@ -1,6 +1,7 @@
 """The reward node with the real transformers backend over real DDS (loopback), in-process: the
 tiny random-weight GRM loads, warms up and publishes progress flagged invalid (its answers are
-noise); a checkpoint that cannot load stops the node before READY."""
+noise); a checkpoint that cannot load leaves the node unconfigured, and configure can be
+retried once the parameter is fixed."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from node_harness import TASK, NodeHarness, diag_values, frame, wait_until
+from node_harness import TASK, NodeHarness, diag_values, frame
 from PIL import Image as PILImage
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from robo_dopamine_ros.msg import Progress
 
-from robo_dopamine_ros.core.errors import ModelLoadError
 from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
@@ -44,12 +46,25 @@ def test_node_runs_the_tiny_grm_and_flags_its_noise_invalid(tiny_grm_dir: Path,
     assert values['invalid_steps'] == '1' and float(values['latency_p50_s']) > 0
 
 
-def test_node_model_load_failure_stops_the_node_before_ready(tmp_path: Path) -> None:
+def test_node_model_load_failure_leaves_the_node_unconfigured_and_retryable(
+        tiny_grm_synthetic_dir: Path, tmp_path: Path) -> None:
+    """A failed configure does not end the process: the reason is in /diagnostics, the
+    parameter can be fixed and configure retried (the managed node's contract)."""
     params = {'model.backend': 'transformers', 'model.path': str(tmp_path / 'missing-grm'),
-              'model.device': 'cpu', 'task': TASK}
+              'model.device': 'cpu', 'task': TASK, 'engine.missing_goal': 'blank',
+              'autostart': False}
     with NodeHarness(params) as h:
-        wait_until(h.node.stop_requested.is_set, 'the node to give up')
-        assert isinstance(h.node.fatal_error, ModelLoadError)
-        assert 'does not exist' in str(h.node.fatal_error)
-        assert h.diagnostics('model')['ready'] == 'false'
+        assert h.node.trigger_configure() is TransitionCallbackReturn.FAILURE
+        assert h.node.state == 'unconfigured' and not h.node.stop_requested.is_set()
+        status = h.wait_diagnostics(
+            lambda a: 'does not exist' in diag_values(a, 'model')['message'],
+            'the load error in the diagnostics')
+        assert diag_values(status, 'model')['level'] == '2'
         assert h.snapshot('episode') == []                 # no READY, no episode
+        fixed = h.node.set_parameters([Parameter('model.path', value=str(tiny_grm_synthetic_dir))])
+        assert fixed[0].successful
+        assert h.node.trigger_configure() is TransitionCallbackReturn.SUCCESS
+        assert h.node.trigger_activate() is TransitionCallbackReturn.SUCCESS
+        h.wait_events(EventKind.READY, EventKind.START)
+        refused = h.node.set_parameters([Parameter('model.path', value='/elsewhere')])
+        assert not refused[0].successful and 'change while unconfigured' in refused[0].reason

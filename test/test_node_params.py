@@ -53,10 +53,11 @@ def test_node_params_match_the_contract_table(repo_root: Path) -> None:
     assert {name: ours[name] for name in contract} == contract
 
 
-def test_node_params_descriptors_are_read_only_with_ranges_and_choices() -> None:
+def test_node_params_descriptors_have_ranges_and_choices() -> None:
     by_name = {p.name: p for p in PARAMS}
     gamma = by_name['reward.gamma'].descriptor()
-    assert gamma.read_only and gamma.additional_constraints == '> 0 and <= 1'
+    # Not read-only: fixed while unconfigured, then configure again (the node refuses later).
+    assert not gamma.read_only and gamma.additional_constraints == '> 0 and <= 1'
     assert (gamma.floating_point_range[0].from_value,
             gamma.floating_point_range[0].to_value) == (0.0, 1.0)
     depth = by_name['qos.depth'].descriptor()

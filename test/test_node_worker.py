@@ -3,8 +3,10 @@ never mix two episodes, on-demand scoring, fatal load errors and stop. Pure Pyth
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -80,13 +82,18 @@ def item(t: int) -> QueuedSample:
 
 
 def make_worker(make_backend: Callable[[], Any], *, task: str = TASK,
-                goal: np.ndarray | None = GOAL) -> tuple[InferenceWorker, Recorder]:
+                goal: np.ndarray | None = GOAL,
+                activate: bool = True) -> tuple[InferenceWorker, Recorder]:
+    """A started worker (loaded, as after ``configure``), activated unless told otherwise."""
     rec = Recorder()
     worker = InferenceWorker(make_backend, EngineConfig(), GRM_3B, task=task, goal=goal,
                              queue_length=2, logger=logging.getLogger('test'),
                              on_result=rec.result, on_event=rec.event,
                              on_fatal=rec.fatal.append)
     worker.start()
+    if activate:
+        worker.loaded.result(timeout=30)
+        assert worker.activate().result(timeout=30).success
     return worker, rec
 
 
@@ -237,17 +244,63 @@ def test_worker_emits_done_once_at_the_first_success() -> None:
         assert worker.stop(5.0)
 
 
-def test_worker_load_failure_is_fatal_and_nothing_becomes_ready() -> None:
+def test_worker_load_failure_is_reported_to_configure_and_nothing_becomes_ready() -> None:
     def fail() -> ScriptedBackend:
         raise ModelLoadError('model directory does not exist')
 
-    worker, rec = make_worker(fail)
+    worker, rec = make_worker(fail, activate=False)
     try:
-        wait_until(lambda: rec.fatal, 'the fatal error')
-        assert isinstance(rec.fatal[0], ModelLoadError)
-        assert rec.kinds() == [] and not worker.ready
+        with pytest.raises(ModelLoadError, match='does not exist'):
+            worker.loaded.result(timeout=30)
+        assert rec.kinds() == [] and not worker.ready and rec.fatal == []
         outcome = worker.reset().result(timeout=30)
         assert not outcome.success and outcome.message == 'the node is shutting down'
+    finally:
+        assert worker.stop(5.0)
+
+
+def test_worker_deactivate_cancels_the_step_in_flight_and_publishes_nothing_of_it(
+        gated: GatedBackend) -> None:
+    worker, rec = make_worker(lambda: gated)
+    try:
+        gated.gated = True
+        offer_and_submit(worker, 1)         # START: no model call
+        offer_and_submit(worker, 2)
+        gated.wait_entered()                # step 2 is in the model
+        done = worker.deactivate(release=False)
+        assert not worker.ready and worker.offer(3 * SEC) is None
+        gated.gate.release()                # the cancelled call returns; its result is dropped
+        assert done.result(timeout=30).success
+        assert rec.scored() == [('episode-0001', 0, 1)]
+        assert worker.backend is gated      # kept loaded
+        gated.gated = False
+        assert worker.activate().result(timeout=30).success
+        assert rec.kinds()[-2:] == [EventKind.READY, EventKind.START]
+        assert worker.episode_id == 'episode-0002'      # a new episode, ids never repeat
+        offer_and_submit(worker, 5)
+        wait_until(lambda: len(rec.scored()) == 2, 'the new episode START')
+    finally:
+        assert worker.stop(5.0)
+
+
+def test_worker_release_on_deactivate_frees_the_model_and_activate_reloads_it() -> None:
+    built: list[ScriptedBackend] = []
+
+    def build() -> ScriptedBackend:
+        built.append(ScriptedBackend())
+        return built[-1]
+
+    worker, rec = make_worker(build)
+    try:
+        first = weakref.ref(built[0])
+        assert worker.deactivate(release=True).result(timeout=30).success
+        assert worker.backend is None
+        built.clear()
+        gc.collect()
+        assert first() is None, 'the released model is still referenced'
+        assert worker.activate().result(timeout=30).success and worker.backend is built[0]
+        offer_and_submit(worker, 1)
+        wait_until(lambda: len(rec.scored()) == 1, 'a score from the reloaded model')
     finally:
         assert worker.stop(5.0)
 

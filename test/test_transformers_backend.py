@@ -24,7 +24,12 @@ from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
     TransformersConfig,
     resolve_dtype,
 )
-from robo_dopamine_ros.core.errors import BackendError, ConfigError, ModelLoadError  # noqa: E402
+from robo_dopamine_ros.core.errors import (  # noqa: E402
+    BackendError,
+    BackendStoppedError,
+    ConfigError,
+    ModelLoadError,
+)
 from robo_dopamine_ros.core.images import PixelLimits, smart_resize  # noqa: E402
 from robo_dopamine_ros.core.prompt import prompt_segments  # noqa: E402
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query  # noqa: E402
@@ -257,6 +262,26 @@ def test_transformers_backend_stop_while_generating(
     with pytest.raises(BackendError, match='stopped'):
         fresh_backend.generate([make_query('open the drawer')])
     assert len(calls) == 1  # stopped after the first decode step, not after 16
+
+
+def test_transformers_backend_cancel_ends_only_the_call_in_flight(
+        fresh_backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    forward = fresh_backend.model.forward
+
+    @functools.wraps(forward)
+    def forward_then_cancel(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            fresh_backend.cancel()  # as if the node were deactivated during the first step
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(fresh_backend.model, 'forward', forward_then_cancel)
+    with pytest.raises(BackendStoppedError, match='cancelled'):
+        fresh_backend.generate([make_query('open the drawer')])
+    assert len(calls) == 1
+    answers = fresh_backend.generate([make_query('open the drawer')])   # not sticky
+    assert len(answers) == 1 and answers[0].error is None and len(calls) > 2
 
 
 def test_transformers_backend_stop_from_another_thread(fresh_backend: TransformersBackend,

@@ -24,7 +24,13 @@ class GrmBackend(Protocol):
         ...
 
     def request_stop(self) -> None:
-        """Ask a running ``generate`` to stop between decode steps (for shutdown)."""
+        """Ask a running ``generate`` to stop between decode steps and refuse later calls
+        (sticky: for shutdown)."""
+        ...
+
+    def cancel(self) -> None:
+        """Interrupt the ``generate`` in flight, if any (it raises ``BackendStoppedError``);
+        later calls run normally. The node cancels the step in flight when it is deactivated."""
         ...
 
     def close(self) -> None:

@@ -213,6 +213,8 @@ class OpenAIBackend:
             logger.warning('environment variable %s is not set: requests go without an '
                            'Authorization header', config.api_key_env)
         self._stop = threading.Event()
+        #: Set by a stop or a cancel: ends the backoff waits of the batch in flight.
+        self._wake = threading.Event()
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix='grm-openai')
 
@@ -231,14 +233,18 @@ class OpenAIBackend:
             raise BackendError('the backend is closed')
         if self._stop.is_set():
             raise BackendStoppedError('stopped')
+        self._wake.clear()
         try:
             futures = [pool.submit(self._answer, q) for q in queries]
         except RuntimeError as exc:                      # close() shut the pool meanwhile
             raise BackendError('the backend is closed') from exc
         try:
-            return [f.result() for f in futures]
+            answers = [f.result() for f in futures]
         except CancelledError as exc:                    # closed while this batch waited
             raise BackendStoppedError('stopped') from exc
+        if self._wake.is_set() and not self._stop.is_set():
+            raise BackendStoppedError('cancelled')
+        return answers
 
     def _answer(self, query: Query) -> Answer:
         t0 = time.perf_counter()
@@ -260,7 +266,7 @@ class OpenAIBackend:
                 logger.warning('chat completion attempt %d/%d failed (%s); retrying in %.1f s',
                                attempt, self.config.max_retries, self._key.scrub(str(exc)),
                                delay)
-                if self._stop.wait(delay):
+                if self._wake.wait(delay):
                     return self._failed(_FinalError('stopped'), attempt, t0)
                 delay *= 2
                 continue
@@ -298,6 +304,12 @@ class OpenAIBackend:
     def request_stop(self) -> None:
         """End backoff waits now and refuse later batches (for shutdown)."""
         self._stop.set()
+        self._wake.set()
+
+    def cancel(self) -> None:
+        """End the backoff waits of the batch in flight (it then raises); later batches run.
+        A request already on the wire finishes or times out."""
+        self._wake.set()
 
     def close(self) -> None:
         """Stop and wait for requests in flight to finish; queued ones are cancelled."""

@@ -70,5 +70,8 @@ class ScriptedBackend:
     def request_stop(self) -> None:
         self._stopped = True
 
+    def cancel(self) -> None:
+        """Nothing to interrupt: every answer is immediate."""
+
     def close(self) -> None:
         self.batches.clear()

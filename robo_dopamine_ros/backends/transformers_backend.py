@@ -216,10 +216,11 @@ class _StopCriteria:
 
     _WINDOW = 12
 
-    def __init__(self, tokenizer: Any, prompt_len: int, stop_event: threading.Event) -> None:
+    def __init__(self, tokenizer: Any, prompt_len: int,
+                 stop_events: Sequence[threading.Event]) -> None:
         self.tokenizer = tokenizer
         self.prompt_len = prompt_len
-        self.stop_event = stop_event
+        self.stop_events = stop_events
         self.stopped = False
         self.hit: set[int] = set()
 
@@ -228,7 +229,7 @@ class _StopCriteria:
         import torch
 
         rows = input_ids.shape[0]
-        if self.stop_event.is_set():
+        if any(event.is_set() for event in self.stop_events):
             self.stopped = True
             return torch.ones(rows, dtype=torch.bool, device=input_ids.device)
         start = max(self.prompt_len, input_ids.shape[1] - self._WINDOW)
@@ -295,6 +296,7 @@ class TransformersBackend:
         self.config = config or TransformersConfig()
         self.model_id = self.config.model
         self._stop = threading.Event()
+        self._cancel = threading.Event()
         self._lock = threading.Lock()
         try:
             import torch  # noqa: F401
@@ -417,6 +419,7 @@ class TransformersBackend:
                 raise BackendError('the backend is closed')
             if self._stop.is_set():
                 raise BackendStoppedError('stopped')
+            self._cancel.clear()
             t0 = time.perf_counter()
             answers: list[Answer | None] = [None] * len(queries)
             texts: list[str] = []
@@ -443,7 +446,7 @@ class TransformersBackend:
             raise BackendError(f'cannot build the inputs of a batch of {len(queries)}: '
                                f'{exc}') from exc
         prompt_len = enc['input_ids'].shape[1]
-        criteria = _StopCriteria(self.processor.tokenizer, prompt_len, self._stop)
+        criteria = _StopCriteria(self.processor.tokenizer, prompt_len, (self._stop, self._cancel))
         try:
             with torch.inference_mode(), self._vision_hints(queries):
                 out = self.model.generate(
@@ -457,7 +460,7 @@ class TransformersBackend:
             raise BackendError(f'generation failed for a batch of {len(queries)} '
                                f'({type(exc).__name__}: {exc})') from exc
         if criteria.stopped:
-            raise BackendStoppedError('stopped')
+            raise BackendStoppedError('stopped' if self._stop.is_set() else 'cancelled')
         new = out[:, prompt_len:].cpu()
         texts_out = self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
         latency = time.perf_counter() - t0
@@ -500,6 +503,10 @@ class TransformersBackend:
     def request_stop(self) -> None:
         """Make a running ``generate`` return within one decode step (it then raises)."""
         self._stop.set()
+
+    def cancel(self) -> None:
+        """Make the running ``generate`` return within one decode step; later calls run."""
+        self._cancel.set()
 
     def close(self) -> None:
         """Drop the model and processor and return cached GPU memory to the driver."""

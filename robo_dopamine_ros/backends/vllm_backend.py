@@ -216,6 +216,10 @@ class VllmBackend:
         """Refuse every later batch (a running ``generate`` finishes)."""
         self._stop.set()
 
+    def cancel(self) -> None:
+        """Nothing to do: a running ``LLM.generate`` cannot be interrupted; the caller
+        discards its result."""
+
     def close(self) -> None:
         """Drop the engine and return cached GPU memory to the driver."""
         self._stop.set()

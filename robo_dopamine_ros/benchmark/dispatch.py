@@ -173,6 +173,9 @@ class EpisodeBackend:
     def request_stop(self) -> None:
         """Nothing to stop here: the shared backend is stopped by the runner."""
 
+    def cancel(self) -> None:
+        """Nothing to cancel here: the shared backend's calls belong to the runner."""
+
     def close(self) -> None:
         """Forget this episode's answers."""
         self._memory.clear()

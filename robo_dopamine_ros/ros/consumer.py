@@ -166,8 +166,8 @@ class RewardConsumer(Node):
         if msg.event in OPENING_EVENTS:
             self._close(lambda eid: eid != msg.episode_id, OPENING_EVENTS[msg.event])
             self.open.setdefault(msg.episode_id, EpisodeTally(msg.episode_id))
-        elif msg.event == EpisodeEvent.SHUTDOWN:
-            self.close_all('SHUTDOWN')
+        elif msg.event in (EpisodeEvent.SHUTDOWN, EpisodeEvent.PAUSED):
+            self.close_all('SHUTDOWN' if msg.event == EpisodeEvent.SHUTDOWN else 'PAUSED')
         elif msg.event == EpisodeEvent.DONE:
             self.get_logger().info(f'episode {msg.episode_id!r} reached success')
         elif msg.event == EpisodeEvent.READY:

@@ -168,7 +168,7 @@ class _Listener:
         self._thread.start()
         self._event_names = {getattr(EpisodeEvent, n): n for n in
                              ('READY', 'START', 'RESET', 'DONE', 'TASK_CHANGED',
-                              'GOAL_CHANGED', 'SHUTDOWN')}
+                              'GOAL_CHANGED', 'SHUTDOWN', 'PAUSED')}
 
     def _on_event(self, msg: Any) -> None:
         name = self._event_names.get(msg.event, str(msg.event))

@@ -139,11 +139,15 @@ class NodeStats:
     # -- output -------------------------------------------------------------------------------
 
     def report(self, now: float, node_name: str, *, ready: bool, model: ModelInfo,
-               sync: Mapping[str, int], worker: Mapping[str, int]) -> list[DiagnosticStatus]:
-        """One status for the model, one per camera, one for the pipeline; resets the deltas."""
+               sync: Mapping[str, int], worker: Mapping[str, int],
+               state: str = '') -> list[DiagnosticStatus]:
+        """One status for the model, one per camera, one for the pipeline; resets the deltas.
+
+        ``state`` is the node's lifecycle state (shown while not ready).
+        """
         with self._lock:
             elapsed = max(now - self._last_report, 1e-9)
-            statuses = [self._model_status(node_name, ready, model)]
+            statuses = [self._model_status(node_name, ready, model, state)]
             statuses += [self._camera_status(node_name, c, now, elapsed) for c in self._cameras]
             statuses.append(self._pipeline_status(node_name, sync, worker, now))
             self._last_report = now
@@ -159,7 +163,8 @@ class NodeStats:
         last = self._started if cam.last_rx is None else cam.last_rx
         return now - last > self._stale_after
 
-    def _model_status(self, node_name: str, ready: bool, model: ModelInfo) -> DiagnosticStatus:
+    def _model_status(self, node_name: str, ready: bool, model: ModelInfo,
+                      state: str) -> DiagnosticStatus:
         lat = np.asarray(self._latencies, dtype=float)
         p50, p95 = np.percentile(lat, [50, 95]) if lat.size else (math.nan, math.nan)
         stuck = self._same_answers >= self._constant_steps
@@ -172,8 +177,10 @@ class NodeStats:
         if memory is not None:
             values['gpu_allocated_gib'] = f'{memory[0]:.3f}'
             values['gpu_reserved_gib'] = f'{memory[1]:.3f}'
+        if state:
+            values['state'] = state
         if not ready:
-            level, message = WARN, 'loading the model'
+            level, message = WARN, f'not scoring: {state}' if state else 'loading the model'
         elif stuck:
             level, message = WARN, (f'the model gave the same answer {self._same_answers} '
                                     'steps in a row')
@@ -222,6 +229,13 @@ class NodeStats:
         else:
             level, message = OK, 'ok'
         return _status(f'{node_name}: pipeline', level, message, '', values)
+
+
+def unconfigured_status(node_name: str, state: str, error: str) -> DiagnosticStatus:
+    """The model status before ``configure`` succeeded: the state, and why it failed if it did."""
+    return _status(f'{node_name}: model', ERROR if error else WARN,
+                   f'{state}: {error}' if error else state, '',
+                   {'ready': False, 'state': state, 'error': error})
 
 
 def _status(name: str, level: bytes, message: str, hardware_id: str,

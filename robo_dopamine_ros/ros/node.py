@@ -19,6 +19,7 @@ lost, an error escaping the executor) ends the process with a FATAL line and exi
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -34,11 +35,13 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
@@ -54,17 +57,20 @@ from ..io.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
 from ..srv import ScoreTransition, SetGoal, SetTask
 from . import convert
-from .diagnostics import ModelInfo, NodeStats, StampProblem
+from .diagnostics import ModelInfo, NodeStats, StampProblem, unconfigured_status
 from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
 from .params import (
     NODE_NAME,
+    PARAM_NAMES,
+    PARAMS_BY_NAME,
     BackendKind,
     NodeConfig,
     Reliability,
     StampPolicy,
     Transport,
     Trigger,
-    declare_and_read,
+    declare,
+    read,
 )
 from .worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
 
@@ -103,8 +109,18 @@ class _Frame:
     rx: float
 
 
-class RewardNode(Node):
+class RewardNode(LifecycleNode):
     """Scores synchronized camera samples with the GRM and publishes progress and reward.
+
+    A managed (lifecycle) node. ``configure``: parameters validated, the goal image read, the
+    model loaded and warmed up, the services created (an operator can set the task and goal
+    before scoring); a failure leaves it unconfigured, with the reason in the log and
+    /diagnostics, and ``configure`` can be retried after fixing parameters. ``activate``: camera
+    subscriptions and publishers on, READY and an episode; scoring happens only while active.
+    ``deactivate``: scoring stops at once (the model call in flight is cancelled and never
+    published), PAUSED; with ``model.release_on_deactivate`` the model is freed and the next
+    ``activate`` reloads it. ``cleanup``: the model released. ``shutdown``: from any state.
+    With ``autostart`` (default) :func:`main` drives configure and activate itself.
 
     Args:
         backend_factory: Builds the backend from the config on the worker thread; default
@@ -112,27 +128,34 @@ class RewardNode(Node):
         **kwargs: Passed to ``rclpy.node.Node`` (``context``, ``parameter_overrides``, ...).
 
     Raises:
-        ConfigError: A parameter or the goal image file is invalid.
+        ConfigError: A parameter override has the wrong type or range, or an unknown name under
+            the node's own prefixes.
     """
 
     def __init__(self, *, backend_factory: BackendFactory = make_backend, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         try:
-            self.config = declare_and_read(self)
-            goal = self._initial_goal()
+            declare(self)
+            period = PARAMS_BY_NAME['diagnostics.period_s'].check(
+                self.get_parameter('diagnostics.period_s').value)
         except GrmError:
             self.destroy_node()
             raise
-        cfg = self.config
-        #: Set when the node should exit (a fatal worker error); ``main`` waits on it.
+        self._backend_factory = backend_factory
+        #: Configure and activate at startup (:func:`main`, tests) instead of waiting for a
+        #: lifecycle manager.
+        self.autostart: bool = self.get_parameter('autostart').value
+        #: Set when the node should exit (a fatal error, a shutdown transition); ``main`` waits.
         self.stop_requested = threading.Event()
         self.fatal_error: BaseException | None = None
+        self.config: NodeConfig | None = None
         self._closed = False
-        self._sync = ApproxTimeSynchronizer(len(cfg.cameras), cfg.sync_slop_ns,
-                                            cfg.sync_queue_size)
-        self._stats = NodeStats(cfg.cameras, cfg.stale_after_s, cfg.constant_output_steps,
-                                time.monotonic())
-        self._last_header: list[int | None] = [None] * len(cfg.cameras)
+        self._error = ''        # why the last transition failed ('' after a success)
+        self._worker: InferenceWorker | None = None
+        self._stats: NodeStats | None = None
+        self._cameras: list[Any] = []
+        self._service_handles: list[Any] = []
+        self._clock_jump: Any = None
         self._latest_front: Image | CompressedImage | None = None
         self._buffer: deque[SyncedSet] = deque(maxlen=SCORE_BUFFER_SETS)
         self._buffer_lock = threading.Lock()
@@ -144,44 +167,52 @@ class RewardNode(Node):
         self._service_slots = threading.BoundedSemaphore(SERVICE_SLOTS)
         self._errors_logged: set[tuple[str, type]] = set()
 
-        self._progress_pub = self.create_publisher(Progress, '~/progress', 10)
-        self._reward_pub = self.create_publisher(Reward, '~/reward', 10)
-        self._episode_pub = self.create_publisher(
+        # Lifecycle publishers: they publish only while the node is active.
+        self._progress_pub = self.create_lifecycle_publisher(Progress, '~/progress', 10)
+        self._reward_pub = self.create_lifecycle_publisher(Reward, '~/reward', 10)
+        self._episode_pub = self.create_lifecycle_publisher(
             EpisodeEvent, '~/episode',
             QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                        reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        # Diagnostics in every state (an unconfigured node says why), on their own group so a
+        # long configure (model loading) does not silence them.
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(period, self._diagnostics_callback,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        camera_group = MutuallyExclusiveCallbackGroup()
-        camera_qos = QoSProfile(
-            depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
-            reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
-                         else ReliabilityPolicy.BEST_EFFORT))
-        for index, cam in enumerate(cfg.cameras):
-            msg_type = CompressedImage if cam.transport is Transport.COMPRESSED else Image
-            self.create_subscription(msg_type, cam.topic, partial(self._guarded_frame, index),
-                                     camera_qos, callback_group=camera_group)
+    # -- lifecycle transitions -------------------------------------------------------------------
 
-        service_group = ReentrantCallbackGroup()
-        service_qos = QoSProfile(depth=SERVICE_QUEUE_DEPTH, history=HistoryPolicy.KEEP_LAST,
-                                 reliability=ReliabilityPolicy.RELIABLE)
-        for srv_type, name, handler in (
-                (TriggerSrv, '~/reset', self._reset_callback),
-                (SetTask, '~/set_task', self._set_task_callback),
-                (SetGoal, '~/set_goal', self._set_goal_callback),
-                (ScoreTransition, '~/score_transition', self._score_callback)):
-            self.create_service(srv_type, name, partial(self._guarded_service, name, handler),
-                                qos_profile=service_qos, callback_group=service_group)
-        self.create_timer(cfg.diagnostics_period_s, self._diagnostics_callback)
-        self._clock_jump = self.get_clock().create_jump_callback(
-            JumpThreshold(min_forward=None, min_backward=Duration(
-                nanoseconds=-max(cfg.sync_slop_ns, 1)), on_clock_change=False),
-            post_callback=self._clock_jumped)
+    @property
+    def state(self) -> str:
+        """The lifecycle state's label (unconfigured, inactive, active, finalized, ...)."""
+        # rclpy keeps the state machine in this attribute and has no public getter.
+        return self._state_machine.current_state[1]
 
+    def start_up(self) -> str | None:
+        """Configure and activate (``autostart``); returns None, or why a transition failed."""
+        for transition in (self.trigger_configure, self.trigger_activate):
+            if transition() is not TransitionCallbackReturn.SUCCESS:
+                return self._error or f'{transition.__name__} failed'
+        return None
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = read(self)
+            goal = self._initial_goal()
+        except GrmError as err:
+            self.config = None
+            return self._failed('configure', err)
+        cfg = self.config
+        self._sync = ApproxTimeSynchronizer(len(cfg.cameras), cfg.sync_slop_ns,
+                                            cfg.sync_queue_size)
+        self._stats = NodeStats(cfg.cameras, cfg.stale_after_s, cfg.constant_output_steps,
+                                time.monotonic())
+        self._last_header: list[int | None] = [None] * len(cfg.cameras)
         self._worker = InferenceWorker(
-            partial(backend_factory, cfg), cfg.engine, cfg.profile, task=cfg.task, goal=goal,
-            queue_length=cfg.queue_length, logger=self.get_logger(),
+            partial(self._backend_factory, cfg), cfg.engine, cfg.profile, task=cfg.task,
+            goal=goal, queue_length=cfg.queue_length, logger=self.get_logger(),
             on_result=self._publish_result, on_event=self._publish_event,
             on_fatal=self.fail)
         cams = ', '.join(f'{c.role}={c.topic} ({c.transport.value})' for c in cfg.cameras)
@@ -189,10 +220,129 @@ class RewardNode(Node):
         self.get_logger().info(
             f'cameras: {cams}; trigger {cfg.trigger.value}, every '
             f'{cfg.engine.sampling.interval_s} s of {cfg.stamp_policy.value} time; model '
-            f'{model} (profile {cfg.profile.name}); loading in the background')
+            f'{model} (profile {cfg.profile.name}); loading')
         self._worker.start()
+        try:
+            self._worker.loaded.result()     # loading may take minutes: the transition waits
+        except Exception as err:  # noqa: BLE001 - any loading error fails configure, not the node
+            self._teardown()
+            return self._failed('configure', err)
+        self._create_services()
+        self._error = ''
+        self.get_logger().info(f'configured: model {model!r} loaded and warmed up')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self._worker is not None
+        self._create_inputs()
+        super().on_activate(state)          # the lifecycle publishers
+        outcome = self._worker.activate().result()      # may reload a released model
+        if not outcome.success:
+            self._destroy_inputs()
+            super().on_deactivate(state)
+            return self._failed('activate', outcome.message)
+        self._error = ''
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self._worker is not None and self.config is not None
+        self._destroy_inputs()
+        done = self._worker.deactivate(self.config.release_on_deactivate)
+        self._publish_event(WorkerEvent(EventKind.PAUSED, self._worker.episode_id or '',
+                                        detail='deactivated: no rewards until activated'))
+        outcome = self._wait(done)
+        self.get_logger().info(outcome.message)
+        super().on_deactivate(state)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.get_logger().info('cleaned up: model released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        self.stop_requested.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f'error in a transition from {state.label}; cleaning up')
+        self._destroy_inputs()
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _failed(self, transition: str, err: object) -> TransitionCallbackReturn:
+        """Log a failed transition and keep its reason for /diagnostics and ``start_up``."""
+        self._error = str(err)
+        self.get_logger().error(f'{transition} failed: {err}')
+        return TransitionCallbackReturn.FAILURE
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Our parameters are read by ``configure``: change them only while unconfigured."""
+        ours = [p.name for p in params if p.name in PARAM_NAMES]
+        if ours and self.state != 'unconfigured':
+            return SetParametersResult(successful=False, reason=(
+                f'{", ".join(ours)}: read by configure; change while unconfigured (the node is '
+                f'{self.state}: deactivate and clean up first)'))
+        return SetParametersResult(successful=True)
+
+    def _create_services(self) -> None:
+        group = ReentrantCallbackGroup()
+        qos = QoSProfile(depth=SERVICE_QUEUE_DEPTH, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE)
+        self._service_handles = [
+            self.create_service(srv_type, name, partial(self._guarded_service, name, handler),
+                                qos_profile=qos, callback_group=group)
+            for srv_type, name, handler in (
+                (TriggerSrv, '~/reset', self._reset_callback),
+                (SetTask, '~/set_task', self._set_task_callback),
+                (SetGoal, '~/set_goal', self._set_goal_callback),
+                (ScoreTransition, '~/score_transition', self._score_callback))]
+
+    def _create_inputs(self) -> None:
+        """Camera subscriptions and the clock-jump watch (activate)."""
+        cfg = self.config
+        assert cfg is not None
+        group = MutuallyExclusiveCallbackGroup()
+        qos = QoSProfile(
+            depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
+            reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
+                         else ReliabilityPolicy.BEST_EFFORT))
+        self._cameras = [
+            self.create_subscription(
+                CompressedImage if cam.transport is Transport.COMPRESSED else Image, cam.topic,
+                partial(self._guarded_frame, index), qos, callback_group=group)
+            for index, cam in enumerate(cfg.cameras)]
+        self._clock_jump = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(
+                nanoseconds=-max(cfg.sync_slop_ns, 1)), on_clock_change=False),
+            post_callback=self._clock_jumped)
+
+    def _destroy_inputs(self) -> None:
+        for subscription in self._cameras:
+            self.destroy_subscription(subscription)
+        self._cameras = []
+        if self._clock_jump is not None:
+            self._clock_jump.unregister()
+            self._clock_jump = None
+
+    def _teardown(self) -> None:
+        """Stop the worker (it closes the backend) and remove the services (cleanup)."""
+        if self._worker is not None and not self._worker.stop(WORKER_STOP_TIMEOUT_S):
+            self.get_logger().warning(
+                f'the inference worker did not stop within {WORKER_STOP_TIMEOUT_S:g} s; the '
+                'model is freed when its call returns')
+        self._worker = None
+        for service in self._service_handles:
+            self.destroy_service(service)
+        self._service_handles = []
+        with self._buffer_lock:
+            self._buffer.clear()
+        self._latest_front = None
+        gc.collect()
 
     def _initial_goal(self) -> np.ndarray | None:
+        assert self.config is not None
         path = self.config.goal_image
         if not path:
             return None
@@ -483,15 +633,19 @@ class RewardNode(Node):
     # -- diagnostics and shutdown -------------------------------------------------------------
 
     def _diagnostics_callback(self) -> None:
-        backend = self._worker.backend
-        model = ModelInfo(backend.model_id if backend else '',
-                          str(getattr(backend, 'device', '')), self._worker.episode_id or '')
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = self._stats.report(time.monotonic(), self.get_fully_qualified_name(),
-                                          ready=self._worker.ready, model=model,
-                                          sync=self._sync.stats(),
-                                          worker=self._worker.counters())
+        name = self.get_fully_qualified_name()
+        worker, stats = self._worker, self._stats
+        if worker is None or stats is None:
+            array.status = [unconfigured_status(name, self.state, self._error)]
+        else:
+            backend = worker.backend
+            model = ModelInfo(backend.model_id if backend else '',
+                              str(getattr(backend, 'device', '')), worker.episode_id or '')
+            array.status = stats.report(time.monotonic(), name, ready=worker.ready,
+                                        model=model, sync=self._sync.stats(),
+                                        worker=worker.counters(), state=self.state)
         self._diag_pub.publish(array)
 
     @property
@@ -500,21 +654,22 @@ class RewardNode(Node):
         return self._closed
 
     def close(self) -> None:
-        """Stop the worker (interrupting a model call), publish SHUTDOWN, free the model.
+        """Stop scoring (interrupting a model call), publish SHUTDOWN if active, free the model.
 
-        Idempotent; called by :meth:`destroy_node`. The node's context must still be valid.
+        Idempotent; called by :meth:`destroy_node` and the shutdown transition. The node's
+        context must still be valid.
         """
         if self._closed:
             return
         self._closed = True
-        if not self._worker.stop(WORKER_STOP_TIMEOUT_S):
-            self.get_logger().warning(
-                f'the inference worker did not stop within {WORKER_STOP_TIMEOUT_S:g} s; the '
-                'model is freed when its call returns')
-        if not self.context.ok():       # shut down from outside: nothing can be published
+        worker = self._worker
+        active = worker is not None and worker.ready
+        episode = (worker.episode_id if worker else None) or ''
+        self._destroy_inputs()
+        self._teardown()
+        if not active or not self.context.ok():   # nothing to announce, or no way to
             return
-        self._publish_event(WorkerEvent(EventKind.SHUTDOWN, self._worker.episode_id or '',
-                                        detail='node stopping'))
+        self._publish_event(WorkerEvent(EventKind.SHUTDOWN, episode, detail='node stopping'))
         # The process may exit right after: let the readers acknowledge the last event.
         self._episode_pub.wait_for_all_acked(Duration(seconds=1.0))
 
@@ -556,6 +711,9 @@ def main(args: list[str] | None = None) -> int:
         executor.add_node(node)
         spin = threading.Thread(target=_spin, args=(executor, node), daemon=True)
         spin.start()
+        if node.autostart and (reason := node.start_up()) is not None:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {reason}')
+            return 1
         node.stop_requested.wait()
     except GrmError as err:
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')

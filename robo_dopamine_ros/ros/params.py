@@ -2,9 +2,11 @@
 
 Every parameter is declared from :data:`PARAMS` (name, default, description, allowed values), so
 the contract (docs/node-contract.md), the ROS descriptors (``ros2 param describe``) and the
-validation cannot drift apart. Values are read once at startup and declared read-only: a value
-changed at run time would silently have no effect, so ROS refuses the change instead. The task
-and the goal change at run time through the node's services.
+validation cannot drift apart. The node is a managed (lifecycle) node: values are read and
+validated by ``configure``, and the node accepts changes only while unconfigured (a value changed
+later would silently have no effect, so it is refused); after a failed ``configure`` an operator
+fixes the value with ``ros2 param set`` and configures again. The task and the goal change at run
+time through the node's services.
 
 rclpy is imported only where ROS itself is needed (descriptors, declaring, topic-name checks), so
 offline tools such as bag replay read the same table and YAML files on a machine without ROS.
@@ -117,7 +119,7 @@ class Param:
     def descriptor(self) -> ParameterDescriptor:
         from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-        descriptor = ParameterDescriptor(description=self.description, read_only=True,
+        descriptor = ParameterDescriptor(description=self.description,
                                          additional_constraints=self.constraints)
         if self.minimum is not None and self.maximum is not None:
             if isinstance(self.default, int):
@@ -233,10 +235,15 @@ PARAMS: tuple[Param, ...] = (
     Param('model.device', 'cuda:0', "torch device: 'cuda:N', 'cuda', 'cpu' or 'auto'"),
     Param('model.dtype', 'auto', 'auto = bfloat16 on CUDA, float32 on CPU', choices=DTYPES),
     Param('model.max_gpu_memory_gib', 0.0, 'cap on GPU memory, GiB; 0 = no cap', minimum=0.0),
+    Param('model.release_on_deactivate', False,
+          'deactivate also frees the model (GPU memory); activate then loads it again'),
     Param('model.max_new_tokens', 16, 'decode budget per answer (an answer is ~8 tokens)',
           minimum=1, maximum=4096),
     Param('model.upstream_sampling', False,
           "upstream's temperature 0.1 / top-p 0.9 sampling instead of greedy decoding"),
+    Param('autostart', True,
+          'configure and activate by itself at startup (false: a lifecycle manager or '
+          '`ros2 lifecycle set` drives the transitions)'),
     Param('task', '', "task instruction; '' = none until ~/set_task"),
     Param('goal_image', '', "goal image file; '' = none (see engine.missing_goal, ~/set_goal)"),
     Param('reward.gamma', 0.99, 'discount per control step', minimum=0.0, maximum=1.0,
@@ -259,6 +266,7 @@ PARAMS: tuple[Param, ...] = (
           'this many identical answers in a row raise a warning', minimum=1, maximum=100000),
 )
 PARAM_NAMES = frozenset(p.name for p in PARAMS)
+PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 #: The first parts of this node's dotted names: an undeclared name under one is a typo.
 OWN_PREFIXES = frozenset(name.split('.')[0] for name in PARAM_NAMES if '.' in name)
 #: Parameters every rclpy node may be given (declared by ROS itself, or meant for it).
@@ -295,6 +303,7 @@ class NodeConfig:
     engine: EngineConfig
     profile: CheckpointProfile
     transformers: TransformersConfig | None
+    release_on_deactivate: bool
     task: str
     goal_image: str
     queue_length: int
@@ -347,7 +356,8 @@ class NodeConfig:
             sync_queue_size=v['sync.queue_size'], trigger=Trigger(v['trigger']),
             stamp_policy=StampPolicy(v['stamps.policy']),
             max_age_ns=round(v['stamps.max_age_s'] * _NS_PER_S), backend=backend,
-            engine=engine, profile=profile, transformers=transformers, task=v['task'],
+            engine=engine, profile=profile, transformers=transformers,
+            release_on_deactivate=v['model.release_on_deactivate'], task=v['task'],
             goal_image=v['goal_image'], queue_length=v['queue.length'],
             diagnostics_period_s=v['diagnostics.period_s'],
             stale_after_s=v['diagnostics.stale_after_s'],
@@ -416,15 +426,16 @@ def _did_you_mean(name: str) -> str:
     return f'{name!r}' + (f' (did you mean {close[0]!r}?)' if close else '')
 
 
-def declare_and_read(node: Node) -> NodeConfig:
-    """Declare every parameter of :data:`PARAMS` on ``node`` and read them into a config.
+def declare(node: Node) -> None:
+    """Declare every parameter of :data:`PARAMS` on ``node`` (its constructor).
 
     Unknown names among the node's overrides are checked by :func:`unknown_parameters`; its
     warnings are logged.
 
     Raises:
-        ConfigError: A parameter override has the wrong type or value (ROS's own descriptor
-            checks are reported the same way as ours), or an unknown name under our prefixes.
+        ConfigError: A parameter override has the wrong type or is out of the descriptor's
+            range (ROS's own checks, reported the same way as ours), or an unknown name under
+            our prefixes.
     """
     # rclpy keeps the overrides (command line, params files, constructor) only in this private
     # attribute; a name that is never declared would otherwise be dropped without a word.
@@ -439,6 +450,14 @@ def declare_and_read(node: Node) -> NodeConfig:
                           '(e.g. 1.0, not 1, for a floating-point parameter)') from None
     except InvalidParameterValueException as err:
         raise ConfigError(str(err)) from None
+
+
+def read(node: Node) -> NodeConfig:
+    """The node's current parameter values, validated (``configure``).
+
+    Raises:
+        ConfigError: A value is invalid; the message names the parameter and the value.
+    """
     return NodeConfig.from_values({p.name: node.get_parameter(p.name).value for p in PARAMS})
 
 

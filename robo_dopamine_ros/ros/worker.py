@@ -13,8 +13,14 @@ Rules:
 * A command that opens a new episode (reset, task, goal) drops the samples still pending (counted
   as superseded) and pauses sampling until it has run; a sample offered before it but submitted
   after it is superseded too. No sample of the old episode is scored into the new one.
-* The backend is loaded and warmed up on this thread before anything is scored; READY is
-  emitted only then, and nothing is offered before it.
+* Lifecycle (the node is a managed node). :meth:`start` loads and warms up the backend on this
+  thread (``loaded`` tells the outcome: the node's ``configure`` waits for it). Commands are
+  served from then on, but samples are scored only while active: :meth:`activate` emits READY
+  and opens an episode; :meth:`deactivate` stops scoring at once, drops pending samples,
+  cancels the model call in flight (per call, never the sticky stop) and publishes nothing of
+  it, optionally releasing the model (the next :meth:`activate` reloads it); :meth:`stop` ends
+  the thread and closes the backend.
+* While inactive, task and goal changes are stored for the next activation.
 
 Pure Python (no rclpy): the node adapts it to topics and services.
 """
@@ -54,6 +60,7 @@ class EventKind(enum.IntEnum):
     TASK_CHANGED = 4
     GOAL_CHANGED = 5
     SHUTDOWN = 6
+    PAUSED = 7
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,10 @@ class InferenceWorker:
         self._generation = 0
         self._pending_changes = 0
         self._stopping = False
-        self._ready = False
+        self._active = False
+        #: Held while a result is published; deactivate takes it so nothing follows it.
+        self._publish_lock = threading.Lock()
+        self._loaded: Future[str] = Future()
         self._backend: GrmBackend | None = None
         self._engine: EpisodeEngine | None = None
         self._last_stamp: int | None = None     # last sample scored in the episode (worker only)
@@ -162,8 +172,14 @@ class InferenceWorker:
 
     @property
     def ready(self) -> bool:
+        """True while active: samples are scored and results published."""
         with self._cond:
-            return self._ready
+            return self._active
+
+    @property
+    def loaded(self) -> Future[str]:
+        """Resolves to the model id once loaded and warmed up, or to the loading error."""
+        return self._loaded
 
     @property
     def stopping(self) -> bool:
@@ -195,8 +211,27 @@ class InferenceWorker:
     # -- input -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the thread: load and warm up the backend, then serve."""
+        """Start the thread: load and warm up the backend (see :attr:`loaded`), then serve."""
         self._thread.start()
+
+    def activate(self) -> Future[Outcome]:
+        """Score from now on: reload a released model, emit READY, open an episode."""
+        return self._command(self._activate, supersedes=True)
+
+    def deactivate(self, release: bool) -> Future[Outcome]:
+        """Stop scoring now; the returned future resolves once the step in flight is over
+        (cancelled, never published) and, with ``release``, the model is closed."""
+        with self._cond:
+            self._active = False
+            self._generation += 1
+            self._superseded += len(self._samples)
+            self._samples.clear()
+            backend = self._backend
+        if backend is not None:
+            backend.cancel()
+        with self._publish_lock:    # a publish in progress ends before this returns
+            pass
+        return self._command(lambda: self._deactivated(release), supersedes=False)
 
     def offer(self, stamp_ns: int) -> int | None:
         """Is a sample with this stamp due? Returns a ticket for :meth:`submit`, or None.
@@ -205,7 +240,7 @@ class InferenceWorker:
         engine's sampler does not want this stamp.
         """
         with self._cond:
-            if not self._ready or self._stopping:
+            if not self._active or self._stopping:
                 self._not_ready += 1
                 return None
             if self._pending_changes:
@@ -281,26 +316,31 @@ class InferenceWorker:
 
     def _next(self) -> _Command | QueuedSample | None:
         with self._cond:
-            while not (self._stopping or self._commands or self._samples):
+            while not (self._stopping or self._commands or (self._active and self._samples)):
                 self._cond.wait()
             if self._stopping:
                 return None
             return self._commands.popleft() if self._commands else self._samples.popleft()
 
     def _run(self) -> None:
-        backend: GrmBackend | None = None
         try:
-            backend = self._make_backend()
-            self._serve(backend)
-        except GrmError as err:     # the backend cannot load or answer: a clear message suffices
+            try:
+                self._load()
+            except Exception as err:  # noqa: BLE001 - reported to configure through the future
+                self._loaded.set_exception(err)
+                return
+            with self._cond:
+                self._engine = EpisodeEngine(self._backend, self._config, self._profile)
+            self._loaded.set_result(self._backend.model_id)
+            self._serve()
+        except GrmError as err:     # the backend cannot answer: a clear message suffices
             self._fail(err)
         except Exception as err:  # the thread's boundary: a bug must not leave a silent node
             if not self.stopping:   # an error caused by the stop request itself is no failure
                 log.error('inference worker failed', exc_info=True)
             self._fail(err)
         finally:
-            if backend is not None:
-                backend.close()
+            self._release()
             with self._cond:
                 self._stopping = True
                 commands = list(self._commands)
@@ -312,28 +352,26 @@ class InferenceWorker:
         if not self.stopping:   # an error caused by the stop request itself is no failure
             self._on_fatal(err)
 
-    def _serve(self, backend: GrmBackend) -> None:
+    def _load(self) -> None:
+        """Build and warm up the backend (this thread); ``stop`` can interrupt it from then on."""
+        backend = self._make_backend()
         with self._cond:
-            self._backend = backend     # from now on stop() can interrupt it
-            if self._stopping:
-                return
+            self._backend = backend
+            stopping = self._stopping
+        if stopping:
+            raise BackendStoppedError('stopped while loading')
         warm_up(backend, self._profile)
+
+    def _release(self) -> None:
+        """Close the backend (its memory goes back to the system or the GPU driver)."""
         with self._cond:
-            self._engine = EpisodeEngine(backend, self._config, self._profile)
-        # The startup episode opens before READY, and READY/START go out only once samples are
-        # accepted: a client that starts its cameras on START loses no frame.
-        started = self._open(None, 'startup', '', announce=False) if self._task else None
-        with self._cond:
-            self._ready = True
-        self._on_event(WorkerEvent(EventKind.READY, task=self._task,
-                                   detail=f'model {backend.model_id!r} loaded and warmed up'))
-        if started is None:
-            self._log.info('no task yet: waiting for ~/set_task')
-        elif started.success:
-            self._on_event(WorkerEvent(EventKind.START, started.episode_id, '', self._task,
-                                       'startup'))
-        else:
-            self._log.warning(f'no episode yet: {started.message}')
+            backend, self._backend = self._backend, None
+            if self._engine is not None:
+                self._engine.backend = None
+        if backend is not None:
+            backend.close()
+
+    def _serve(self) -> None:
         while (item := self._next()) is not None:
             if isinstance(item, QueuedSample):
                 self._step(item)
@@ -353,14 +391,15 @@ class InferenceWorker:
         assert self._engine is not None
         result = self._engine.step(item.sample)
         self._last_stamp = result.stamp_after_ns
-        with self._cond:
-            if self._stopping:      # SHUTDOWN is next: no rewards after it was requested
-                return result
-        self._on_result(result, item.frame_id)
-        if result.terminal:
-            self._on_event(WorkerEvent(EventKind.DONE, result.episode_id, task=result.task,
-                                       detail=f'progress {result.progress:.3f}',
-                                       stamp_ns=result.stamp_after_ns))
+        with self._publish_lock:
+            with self._cond:
+                if self._stopping or not self._active:  # deactivated or stopping meanwhile
+                    return result
+            self._on_result(result, item.frame_id)
+            if result.terminal:
+                self._on_event(WorkerEvent(EventKind.DONE, result.episode_id, task=result.task,
+                                           detail=f'progress {result.progress:.3f}',
+                                           stamp_ns=result.stamp_after_ns))
         return result
 
     def _step(self, item: QueuedSample) -> None:
@@ -375,10 +414,36 @@ class InferenceWorker:
 
     # -- commands (worker thread) ------------------------------------------------------------
 
-    def _open(self, change: EventKind | None, detail: str, episode_id: str,
-              announce: bool = True) -> Outcome:
-        """Start an episode with the current task and goal; emit ``change`` then START
-        (unless not ``announce``: the caller emits them).
+    def _activate(self) -> Outcome:
+        assert self._engine is not None
+        if self._backend is None:       # released by a deactivate: load it again
+            try:
+                self._load()
+            except GrmError as err:
+                return Outcome(False, f'cannot reload the model: {err}')
+            self._engine.backend = self._backend
+        with self._cond:
+            self._active = True
+        assert self._backend is not None
+        model = self._backend.model_id
+        self._on_event(WorkerEvent(EventKind.READY, task=self._task,
+                                   detail=f'model {model!r} loaded and warmed up'))
+        if not self._task:
+            self._log.info('no task yet: waiting for ~/set_task')
+            return Outcome(True, 'active; no task yet')
+        outcome = self._open(None, 'activated', '')
+        if not outcome.success:
+            self._log.warning(f'no episode yet: {outcome.message}')
+        return Outcome(True, f'active; {outcome.message}', outcome.episode_id)
+
+    def _deactivated(self, release: bool) -> Outcome:
+        if release:
+            self._release()
+            return Outcome(True, 'scoring stopped; model released')
+        return Outcome(True, 'scoring stopped; model kept loaded')
+
+    def _open(self, change: EventKind | None, detail: str, episode_id: str) -> Outcome:
+        """Start an episode with the current task and goal; emit ``change`` then START.
 
         Raises nothing: a failure (no goal where one is needed, a goal image that cannot be
         used) leaves the running episode, if any, as it was.
@@ -391,8 +456,6 @@ class InferenceWorker:
         except GrmError as err:
             return Outcome(False, str(err), previous)
         self._last_stamp = None
-        if not announce:
-            return Outcome(True, f'episode {eid!r} started ({detail})', eid)
         if change is not None and previous:
             self._on_event(WorkerEvent(change, eid, previous, self._task, detail))
         self._on_event(WorkerEvent(EventKind.START, eid, previous, self._task, detail))
@@ -400,6 +463,8 @@ class InferenceWorker:
 
     def _reset(self, episode_id: str, detail: str) -> Outcome:
         assert self._engine is not None
+        if not self._active:
+            return Outcome(False, 'the node is not active: nothing to reset')
         if self._engine.episode_id is None:
             return Outcome(False, 'no episode to reset: set a task (and a goal image) first')
         return self._open(EventKind.RESET, detail, episode_id)
@@ -409,6 +474,9 @@ class InferenceWorker:
             check_task(task)
         except ConfigError as err:
             return Outcome(False, str(err), self.episode_id or '')
+        if not self._active:
+            self._task = task
+            return Outcome(True, 'task set; the episode starts when the node is activated')
         previous_task, self._task = self._task, task
         outcome = self._open(EventKind.TASK_CHANGED, 'task changed', episode_id)
         if outcome.success:
@@ -419,12 +487,14 @@ class InferenceWorker:
         return Outcome(True, f'task set; no episode yet: {outcome.message}')
 
     def _set_goal(self, goal: np.ndarray, detail: str, episode_id: str) -> Outcome:
-        if not self._task:
+        if not self._task or not self._active:
             try:
                 prepare(goal, self._profile.pixel_limits)   # refuse an unusable image now
             except GrmError as err:
                 return Outcome(False, f'goal image rejected: {err}')
             self._goal = goal
+            if not self._active:
+                return Outcome(True, 'goal set; the episode starts when the node is activated')
             return Outcome(True, 'goal set; no episode until a task is set')
         previous_goal, self._goal = self._goal, goal
         outcome = self._open(EventKind.GOAL_CHANGED, detail, episode_id)
@@ -437,6 +507,8 @@ class InferenceWorker:
                slop_ns: int) -> Outcome:
         assert self._engine is not None
         eid = self._engine.episode_id
+        if not self._active:
+            return Outcome(False, 'the node is not active')
         if eid is None:
             return Outcome(False, 'no episode: set a task (and a goal image) first')
         last = self._last_stamp
