@@ -9,10 +9,12 @@ count on every frame arriving.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,6 +49,20 @@ def ros_env() -> dict[str, str]:
     """The environment for a node subprocess: this test domain, discovery on loopback only."""
     env = {k: v for k, v in os.environ.items() if k != '_ROS_WHEELS_BOOTSTRAP_COMPLETE'}
     env.update(ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    return env
+
+
+def ros_environment(repo_root: Path, domain_id: int) -> dict[str, str]:
+    """The environment ``scripts/env.sh`` gives (venv + install/), DDS on loopback, own domain:
+    for subprocesses started outside the already-sourced shell (the demo, the consumer)."""
+    if not (repo_root / 'install' / 'setup.bash').is_file():
+        raise RuntimeError('no colcon install/: run `make setup` (scripts/build.sh) first')
+    base = {k: v for k, v in os.environ.items() if k != '_ROS_WHEELS_BOOTSTRAP_COMPLETE'}
+    proc = subprocess.run(['bash', '-c', '. scripts/env.sh >&2 && env -0'], cwd=repo_root,
+                          env=base, capture_output=True, timeout=60, check=True)
+    env = dict(item.split('=', 1) for item in proc.stdout.decode().split('\0') if '=' in item)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['ROS_DOMAIN_ID'] = str(domain_id)
     return env
 
 

@@ -19,7 +19,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy is not importable: no ROS 2 here')
 
-from launch_harness import ros_environment  # noqa: E402
+from node_harness import ros_environment  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402

@@ -45,6 +45,16 @@ def ros2(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProc
                           timeout=timeout, check=False)
 
 
+def ros2_discovering(expect: str, *args: str, tries: int = 4) -> subprocess.CompletedProcess[str]:
+    """A ``ros2 ... --no-daemon`` query, repeated while its output lacks ``expect``: without the
+    daemon each call discovers the graph anew, which a loaded machine may not finish in time."""
+    for _ in range(tries):
+        done = ros2(*args)
+        if expect in done.stdout:
+            break
+    return done
+
+
 def flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
@@ -164,12 +174,12 @@ def test_launch_runs_the_node_active_with_this_nodes_section_and_the_overrides(
         assert got == {**expected, 'use_sim_time': True}
 
         # The same through the real ros2 CLI.
-        interval = ros2('param', 'get', '--no-daemon', '--spin-time', '3', fqn,
-                        'sampling.interval_s')
+        interval = ros2_discovering('value is', 'param', 'get', '--no-daemon', '--spin-time',
+                                    '3', fqn, 'sampling.interval_s')
         assert interval.stdout.strip() == 'Double value is: 1.0', interval   # not 5.0
-        state = ros2('lifecycle', 'get', '--no-daemon', '--spin-time', '3', fqn)
+        state = ros2_discovering('[', 'lifecycle', 'get', '--no-daemon', '--spin-time', '3', fqn)
         assert state.stdout.strip() == 'active [3]', state
-        nodes = ros2('node', 'list', '--no-daemon', '--spin-time', '3')
+        nodes = ros2_discovering(fqn, 'node', 'list', '--no-daemon', '--spin-time', '3')
         assert fqn in nodes.stdout.split(), nodes
         echo = ros2('topic', 'echo', '--once', '--qos-durability', 'transient_local',
                     '--qos-reliability', 'reliable', f'{fqn}/episode')
@@ -196,11 +206,12 @@ def test_launch_autostart_false_leaves_the_lifecycle_to_the_operator(
     try:
         wait_until(lambda: ('robo_dopamine', ns) in
                    probe.node.get_node_names_and_namespaces(), 'the node', timeout=90)
-        state = ros2('lifecycle', 'get', '--no-daemon', '--spin-time', '3', fqn)
+        state = ros2_discovering('[', 'lifecycle', 'get', '--no-daemon', '--spin-time', '3', fqn)
         assert state.stdout.strip() == 'unconfigured [1]', state
         assert probe.snapshot('episode') == []
         for transition in ('configure', 'activate'):
-            done = ros2('lifecycle', 'set', '--no-daemon', '--spin-time', '3', fqn, transition)
+            done = ros2_discovering('Transitioning', 'lifecycle', 'set', '--no-daemon',
+                                    '--spin-time', '3', fqn, transition)
             assert 'Transitioning successful' in done.stdout, done
         probe.wait_events(EventKind.READY, EventKind.START)
     except (AssertionError, TimeoutError) as err:

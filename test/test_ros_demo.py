@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from launch_harness import ros_environment
+from node_harness import ros_environment
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

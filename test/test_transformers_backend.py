@@ -23,6 +23,7 @@ from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
     TransformersBackend,
     TransformersConfig,
     resolve_dtype,
+    weights_bytes,
 )
 from robo_dopamine_ros.core.errors import (  # noqa: E402
     BackendError,
@@ -71,6 +72,26 @@ def fresh_backend(tiny_grm_synthetic_dir: Path) -> TransformersBackend:
     b = TransformersBackend(TransformersConfig(model=str(tiny_grm_synthetic_dir), device='cpu'))
     yield b
     b.close()
+
+
+def test_transformers_backend_refuses_weights_above_the_memory_cap(
+        tiny_grm_synthetic_dir: Path) -> None:
+    from safetensors import safe_open
+
+    exact = 0
+    for file in tiny_grm_synthetic_dir.glob('*.safetensors'):
+        with safe_open(file, 'pt') as f:
+            exact += sum(f.get_tensor(k).numel() for k in f.keys())  # noqa: SIM118 - not a dict
+    need = weights_bytes(tiny_grm_synthetic_dir, 4)
+    assert need == 4 * exact                    # fp32 on CPU: every tensor here is floating
+    tiny_cap = need / 2**30 / 2
+    with pytest.raises(ModelLoadError, match=rf'need {need / 2**30:.3f} GiB as float32, above '
+                                             rf'model.max_gpu_memory_gib = {tiny_cap:g} GiB'):
+        TransformersBackend(TransformersConfig(model=str(tiny_grm_synthetic_dir), device='cpu',
+                                               max_gpu_memory_gib=tiny_cap))
+    fits = TransformersBackend(TransformersConfig(model=str(tiny_grm_synthetic_dir),
+                                                  device='cpu', max_gpu_memory_gib=2 * tiny_cap))
+    fits.close()
 
 
 class ForcedTokens:

@@ -21,7 +21,9 @@ import gc
 import importlib.util
 import json
 import logging
+import math
 import re
+import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -206,6 +208,43 @@ def _download_hint(model: str = DEFAULT_MODEL) -> str:
             f'<dir>` and pass that directory as the model')
 
 
+#: safetensors dtypes of floating-point tensors: loaded as the model dtype, whatever they are.
+_FLOAT_DTYPES = frozenset({'F16', 'BF16', 'F32', 'F64', 'F8_E4M3', 'F8_E5M2'})
+_DTYPE_BYTES = {'BOOL': 1, 'U8': 1, 'I8': 1, 'I16': 2, 'U16': 2, 'I32': 4, 'U32': 4,
+                'I64': 8, 'U64': 8}
+
+
+def weights_bytes(directory: Path, float_bytes: int) -> int:
+    """Bytes the checkpoint's tensors take once loaded, from the ``*.safetensors`` headers only.
+
+    Floating-point tensors count ``float_bytes`` per element (the dtype they are loaded as);
+    other tensors keep their own size. No tensor data is read.
+
+    Raises:
+        ModelLoadError: No safetensors file, or a header that cannot be read.
+    """
+    files = sorted(directory.glob('*.safetensors'))
+    if not files:
+        raise ModelLoadError(f'no *.safetensors weights in {str(directory)!r}')
+    total = 0
+    for file in files:
+        try:
+            with file.open('rb') as f:
+                (length,) = struct.unpack('<Q', f.read(8))
+                header = json.loads(f.read(length))
+        except (OSError, ValueError, struct.error) as exc:
+            raise ModelLoadError(f'cannot read the safetensors header of {str(file)!r}: '
+                                 f'{exc}') from exc
+        for name, tensor in header.items():
+            if name == '__metadata__':
+                continue
+            numel = math.prod(tensor['shape'])
+            dtype = tensor['dtype']
+            size = float_bytes if dtype in _FLOAT_DTYPES else _DTYPE_BYTES.get(dtype, 8)
+            total += numel * size
+    return total
+
+
 class _StopCriteria:
     """Ends each row at ``</score>`` and every row when the backend is asked to stop.
 
@@ -310,6 +349,7 @@ class TransformersBackend:
                          trust_remote_code=self.config.trust_remote_code)
         local = Path(self.config.model).expanduser()
         source = str(local) if local.exists() else self.config.model
+        self._check_weights_fit(local)
         self._apply_memory_cap()
         t0 = time.perf_counter()
         try:
@@ -329,6 +369,23 @@ class TransformersBackend:
                     time.perf_counter() - t0)
 
     # -- loading -------------------------------------------------------------------------------
+
+    def _check_weights_fit(self, local: Path) -> None:
+        """Refuse a checkpoint whose weights alone exceed ``max_gpu_memory_gib`` (before loading:
+        a robot sharing its GPU must not find out by running out of memory)."""
+        cap = self.config.max_gpu_memory_gib
+        if cap is None:
+            return
+        if not local.is_dir():
+            logger.warning('max_gpu_memory_gib: %r is not a local directory; the weights are '
+                           'not sized before loading', self.config.model)
+            return
+        need = weights_bytes(local, self.dtype.itemsize) / 2**30
+        if need > cap:
+            raise ModelLoadError(f'the weights of {self.model_id!r} need {need:.3f} GiB as '
+                                 f'{str(self.dtype).removeprefix("torch.")}, above '
+                                 f'model.max_gpu_memory_gib = {cap:g} GiB')
+        logger.info('weights: %.3f GiB of the %.3g GiB cap', need, cap)
 
     def _apply_memory_cap(self) -> None:
         import torch
