@@ -20,26 +20,17 @@ from robo_dopamine_ros.ros.params import (
     NodeConfig,
     Reliability,
     Transport,
+    flatten,
 )
 
 DEFAULTS = {p.name: p.default for p in PARAMS}
-
-
-def flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f'{prefix}{key}.'))
-        else:
-            out[f'{prefix}{key}'] = value
-    return out
 
 
 def load(repo_root: Path, name: str) -> dict[str, Any]:
     """The file's parameters; it must use the ``/**: ros__parameters:`` wildcard form."""
     tree = yaml.safe_load((repo_root / 'config' / name).read_text())
     assert list(tree) == ['/**'] and list(tree['/**']) == ['ros__parameters']
-    return flat(tree['/**']['ros__parameters'])
+    return flatten(tree['/**']['ros__parameters'])
 
 
 @pytest.mark.parametrize('name', ['default.yaml', 'single_camera.yaml', 'demo.yaml'])

@@ -8,7 +8,6 @@ forwarded to the node, which exits cleanly."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from PIL import Image
 from rcl_interfaces.srv import GetParameters, ListParameters
 from rclpy.parameter import parameter_value_to_python
 
+from robo_dopamine_ros.ros.demo import interrupt
+from robo_dopamine_ros.ros.params import flatten
 from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
@@ -55,16 +56,6 @@ def ros2_discovering(expect: str, *args: str, tries: int = 4) -> subprocess.Comp
     return done
 
 
-def flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f'{prefix}{key}.'))
-        else:
-            out[f'{prefix}{key}'] = value
-    return out
-
-
 class Launch:
     """``ros2 launch robo_dopamine_ros reward.launch.py ARGS`` as a subprocess."""
 
@@ -80,14 +71,7 @@ class Launch:
 
     def interrupt(self) -> int:
         """Ctrl-C, as in a terminal; returns the launch's exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return interrupt(self.proc, timeout_s=30)
 
 
 @pytest.fixture

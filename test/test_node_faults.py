@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import resource
-import signal
 import struct
 import subprocess
 import threading
@@ -46,6 +45,7 @@ from robo_dopamine_ros.core.errors import BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.types import Answer, Query
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros import node as node_module
+from robo_dopamine_ros.ros.demo import interrupt
 from robo_dopamine_ros.ros.messages import ns_to_time, time_to_ns
 from robo_dopamine_ros.ros.worker import EventKind
 
@@ -303,7 +303,7 @@ def test_faults_a_service_flood_is_answered_and_frames_keep_being_scored(
     finally:
         stop.set()
         streamer.join(timeout=5)
-        stop_node(proc)
+        interrupt(proc)
         probe.close()
     answers = [f.result() for f in futures]
     refused = [a for a in answers if not a.success]
@@ -324,15 +324,6 @@ def start_node(reward_node: Path, cwd: Path, ns: str, **params: Any) -> subproce
     log = (cwd / 'node.log').open('w')
     return subprocess.Popen(command, cwd=cwd, env=ros_env(), stdout=log,
                             stderr=subprocess.STDOUT, text=True)
-
-
-def stop_node(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # -- 5: misspelt parameters ----------------------------------------------------------------------

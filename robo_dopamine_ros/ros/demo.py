@@ -253,11 +253,7 @@ def run_ros_demo(options: RosDemoOptions, on_line: Callable[[str], None] = print
         on_line(f'played {sum(stats.published.values())} messages')
         _wait_for(listener, expected, node)
     finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        interrupt(node)
         log.close()
         listener.close()
     (out / 'messages.jsonl').write_text(
@@ -269,6 +265,18 @@ def run_ros_demo(options: RosDemoOptions, on_line: Callable[[str], None] = print
     on_line(f'{len(listener.records)} samples received ({valid} valid); plot: '
             f'{out / "progress.png"}')
     return out
+
+
+def interrupt(proc: subprocess.Popen[Any], timeout_s: float = 15.0) -> int:
+    """Ctrl-C a ROS process (it publishes SHUTDOWN and exits), kill it if it hangs; its code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def _expected_samples(bag: Path, interval_s: float) -> int:

@@ -489,7 +489,7 @@ def load_params_file(path: str | Path, node: str = f'/{NODE_NAME}') -> dict[str,
                           f'(sections: {", ".join(key for key, _ in sections)})')
     values: dict[str, Any] = {}
     for params in matching:
-        values.update(_flatten(params))
+        values.update(flatten(params))
     return {k: v for k, v in values.items()
             if k not in ROS_PARAMS and not k.startswith(ROS_PREFIXES)}
 
@@ -515,12 +515,13 @@ def _matches(key: str, node: str) -> bool:
     return re.fullmatch(''.join(parts), '/' + node.strip('/')) is not None
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    """A nested parameter mapping as dotted names (``{a: {b: 1}}`` -> ``{'a.b': 1}``)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         name = f'{prefix}{key}'
         if isinstance(value, Mapping):
-            out.update(_flatten(value, f'{name}.'))
+            out.update(flatten(value, f'{name}.'))
         else:
             out[name] = value
     return out
