@@ -43,6 +43,8 @@ class FakeOpenAI:
     """Serves ``respond(n, body)`` for the n-th request (0-based)."""
 
     respond: Callable[[int, dict[str, Any]], Reply]
+    #: 0 = any free port; a fixed one lets a test stop the server and start it again there.
+    port: int = 0
     requests: list[Recorded] = field(default_factory=list)
     peak_in_flight: int = 0
     _in_flight: int = 0
@@ -77,7 +79,7 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self._server = ThreadingHTTPServer(('127.0.0.1', self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
                                         daemon=True)
         self._thread.start()

@@ -58,5 +58,5 @@ def test_demo_yaml_is_valid_once_the_demo_names_the_model(repo_root: Path) -> No
     assert config.reliability is Reliability.RELIABLE
     assert config.engine.sampling.interval_s == 2.0
     assert config.task == 'organize the table'
-    assert config.transformers is not None and config.transformers.device == 'cpu'
+    assert config.backend_options['device'] == 'cpu'
     assert len(config.cameras) == 3

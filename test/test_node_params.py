@@ -15,7 +15,6 @@ from robo_dopamine_ros.core.shaping import TerminalPotential
 from robo_dopamine_ros.core.types import ALL_MODES, Mode
 from robo_dopamine_ros.ros.params import (
     PARAMS,
-    BackendKind,
     NodeConfig,
     Reliability,
     StampPolicy,
@@ -87,10 +86,10 @@ def test_node_config_defaults() -> None:
     shaping = cfg.engine.shaping
     assert (shaping.gamma, shaping.control_period_s, shaping.delta,
             shaping.terminal_potential) == (0.99, None, 0.05, TerminalPotential.ZERO)
-    assert cfg.backend is BackendKind.TRANSFORMERS and cfg.profile is GRM_3B
-    assert cfg.transformers is not None
-    assert (cfg.transformers.model, cfg.transformers.device, cfg.transformers.dtype,
-            cfg.transformers.max_new_tokens, cfg.transformers.max_gpu_memory_gib) == (
+    assert cfg.backend == 'transformers' and cfg.profile is GRM_3B
+    options = cfg.backend_options
+    assert (options['model'], options['device'], options['dtype'], options['max_new_tokens'],
+            options['max_gpu_memory_gib']) == (
         'tanhuajie2001/Robo-Dopamine-GRM-3B', 'cuda:0', 'auto', 16, None)
     assert (cfg.task, cfg.goal_image, cfg.queue_length) == ('', '', 2)
     assert (cfg.diagnostics_period_s, cfg.stale_after_s, cfg.constant_output_steps) == (
@@ -108,11 +107,28 @@ def test_node_config_reads_overrides() -> None:
         ('front', Transport.RAW), ('right', Transport.COMPRESSED)]
     assert cfg.engine.sampling.interval_s == 2.0
     assert cfg.engine.fusion.modes == (Mode.FORWARD, Mode.BACKWARD)
-    assert cfg.backend is BackendKind.SCRIPTED and cfg.transformers is None
+    assert cfg.backend == 'scripted-test-double' and cfg.backend_options == {}
     assert cfg.profile is GRM_2_4B and cfg.trigger is Trigger.SERVICE
     assert cfg.engine.shaping.control_period_s == 0.1 and cfg.task == 'fold the towel'
-    gib = NodeConfig.from_values({'model.max_gpu_memory_gib': 4.0}).transformers
-    assert gib is not None and gib.max_gpu_memory_gib == 4.0
+    gib = NodeConfig.from_values({'model.max_gpu_memory_gib': 4.0}).backend_options
+    assert gib['max_gpu_memory_gib'] == 4.0
+
+
+def test_node_config_builds_every_backend_from_one_registry() -> None:
+    served = NodeConfig.from_values({
+        'model.backend': 'openai', 'model.openai.served_model': 'grm-3b',
+        'model.openai.base_url': 'http://10.0.0.7:8000/v1', 'model.openai.image_format': 'png',
+        'model.openai.max_in_flight': 3, 'model.openai.timeout_s': 2.0})
+    assert served.backend_options == {
+        'model': 'grm-3b', 'base_url': 'http://10.0.0.7:8000/v1', 'api_key_env': 'OPENAI_API_KEY',
+        'timeout_s': 2.0, 'max_retries': 2, 'retry_delay_s': 0.5, 'max_workers': 3,
+        'image_format': 'png', 'max_tokens': 16, 'upstream_sampling': False}
+    unnamed = NodeConfig.from_values({'model.backend': 'openai'})
+    assert unnamed.backend_options['model'] == 'tanhuajie2001/Robo-Dopamine-GRM-3B'
+    vllm = NodeConfig.from_values({'model.backend': 'vllm', 'model.path': '/models/grm'})
+    assert (vllm.backend, vllm.backend_options['model']) == ('vllm', '/models/grm')
+    with pytest.raises(ConfigError, match=r'model\.openai\.base_url.*base_url must be an http'):
+        NodeConfig.from_values({'model.backend': 'openai', 'model.openai.base_url': 'gpu:8000'})
 
 
 @pytest.mark.parametrize(('values', 'match'), [
@@ -149,4 +165,4 @@ def test_node_config_rejects_bad_values_naming_the_parameter(values: dict[str, o
 
 def test_node_config_model_path_may_be_empty_for_the_test_double() -> None:
     cfg = NodeConfig.from_values({'model.backend': 'scripted-test-double', 'model.path': ''})
-    assert cfg.transformers is None
+    assert cfg.backend_options == {}

@@ -1,8 +1,9 @@
 """One way to build a product backend by name, for the node and every command.
 
 Backends are imported only when built, so choosing ``openai`` never imports torch and a machine
-without vLLM can still use the others. The test double (``ScriptedBackend``) is deliberately not
-a product name: tests construct it directly.
+without vLLM can still use the others. The test double (``ScriptedBackend``) is registered under
+:data:`TEST_DOUBLE` for the node's tests and benchmarks only: it is not among the product names
+(:data:`BACKEND_NAMES`) that the command line offers. Adding a backend touches this table only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ _BACKENDS: dict[str, tuple[str, str, str]] = {
     'vllm': ('vllm_backend', 'VllmBackend', 'VllmConfig'),
 }
 BACKEND_NAMES: tuple[str, ...] = tuple(_BACKENDS)
+#: The pixel-digest test double: answers without a model, for tests and benchmarks only.
+TEST_DOUBLE = 'scripted-test-double'
+#: What the node's ``model.backend`` accepts.
+NODE_BACKEND_NAMES: tuple[str, ...] = (*BACKEND_NAMES, TEST_DOUBLE)
 
 
 def config_class(name: str) -> type:
@@ -33,12 +38,11 @@ def config_class(name: str) -> type:
     return getattr(importlib.import_module(f'{__package__}.{module}'), config)
 
 
-def make_backend(name: str, **options: Any) -> GrmBackend:
-    """Build backend ``name`` from the fields of its config class.
+def make_config(name: str, **options: Any) -> Any:
+    """The validated config of backend ``name`` (nothing is loaded).
 
     Raises:
         ConfigError: Unknown backend or option, or an invalid option value.
-        ModelLoadError: The backend's runtime or model cannot be loaded.
     """
     cls = config_class(name)
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -47,8 +51,22 @@ def make_backend(name: str, **options: Any) -> GrmBackend:
         raise ConfigError(f'unknown option(s) {unknown} for the {name} backend; '
                           f'valid: {sorted(fields)}')
     try:
-        config = cls(**options)
+        return cls(**options)
     except TypeError as exc:              # a required option (e.g. openai's model) is missing
         raise ConfigError(f'the {name} backend: {exc}') from exc
+
+
+def make_backend(name: str, **options: Any) -> GrmBackend:
+    """Build backend ``name`` from the fields of its config class (the test double takes none).
+
+    Raises:
+        ConfigError: Unknown backend or option, or an invalid option value.
+        ModelLoadError: The backend's runtime or model cannot be loaded.
+    """
+    if name == TEST_DOUBLE:
+        from .scripted import ScriptedBackend
+
+        return ScriptedBackend()
+    config = make_config(name, **options)
     module, backend, _ = _BACKENDS[name]
     return getattr(importlib.import_module(f'{__package__}.{module}'), backend)(config)

@@ -192,6 +192,7 @@ def fuse_step(state: ProgressState, scores: Mapping[Mode, ScoreReading],
     readings: list[ModeReading] = []
     values: dict[Mode, tuple[float, float]] = {}      # mode -> (clamped, raw)
     missing: list[str] = []
+    why = ''        # the first unusable reading's reason (a parse failure, a backend error)
     zeroed: list[str] = []
     lenient: list[str] = []
     for mode in ALL_MODES:
@@ -202,6 +203,7 @@ def fuse_step(state: ProgressState, scores: Mapping[Mode, ScoreReading],
         if not _usable(score, config.accept_lenient):
             readings.append(ModeReading(mode, score))
             missing.append(mode.value)
+            why = why or score.reason
             continue
         assert score.hop is not None and score.hop_raw is not None
         if config.method is FusionMethod.UPSTREAM:
@@ -220,7 +222,8 @@ def fuse_step(state: ProgressState, scores: Mapping[Mode, ScoreReading],
 
     if not values:
         return FusedStep(tuple(readings), state.fused, state.fused_raw, None, StepStatus.HELD,
-                         f'held previous progress: no usable reading ({", ".join(missing)})',
+                         f'held previous progress: no usable reading ({", ".join(missing)})'
+                         + (f': {why}' if why else ''),
                          state)
 
     progress = sum(v for v, _ in values.values()) / len(values)

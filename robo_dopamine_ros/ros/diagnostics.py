@@ -25,6 +25,8 @@ from ..core.result import StepResult
 from .params import CameraConfig
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+#: How the engine's reason starts for a reading the backend failed to answer (timeouts, HTTP).
+BACKEND_ERROR = "backend error"
 #: Steps whose latency the p50/p95 are computed over.
 LATENCY_WINDOW = 100
 
@@ -82,6 +84,7 @@ class NodeStats:
         self._steps = 0
         self._invalid = 0
         self._parse_failures = 0
+        self._backend_errors = 0
         self._stale_sets = 0
         self._callback_errors = 0
         self._services_refused = 0
@@ -132,6 +135,8 @@ class NodeStats:
             self._invalid += not result.valid
             self._parse_failures += sum(r.score.status is ParseStatus.FAILED
                                         for r in result.readings)
+            self._backend_errors += sum(r.score.reason.startswith(BACKEND_ERROR)
+                                        for r in result.readings)
             self._latencies.append(result.latency_s)
             self._same_answers = self._same_answers + 1 if answers == self._last_answers else 1
             self._last_answers = answers
@@ -171,6 +176,7 @@ class NodeStats:
         values = {'ready': ready, 'model_id': model.model_id, 'device': model.device,
                   'episode_id': model.episode_id, 'steps': self._steps,
                   'invalid_steps': self._invalid, 'parse_failures': self._parse_failures,
+                  'backend_errors': self._backend_errors,
                   'latency_p50_s': f'{p50:.4f}', 'latency_p95_s': f'{p95:.4f}',
                   'same_answer_steps': self._same_answers}
         memory = gpu_memory_gib(model.device)

@@ -47,8 +47,8 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger as TriggerSrv
 
+from ..backends import factory
 from ..backends.base import GrmBackend
-from ..backends.scripted import ScriptedBackend
 from ..core.engine import Sample
 from ..core.errors import ConfigError, GrmError, ImageError
 from ..core.result import StepResult
@@ -63,7 +63,6 @@ from .params import (
     NODE_NAME,
     PARAM_NAMES,
     PARAMS_BY_NAME,
-    BackendKind,
     NodeConfig,
     Reliability,
     StampPolicy,
@@ -93,12 +92,11 @@ BackendFactory = Callable[[NodeConfig], GrmBackend]
 
 
 def make_backend(config: NodeConfig) -> GrmBackend:
-    """The backend named by ``model.backend`` (loads the model: call it off the executor)."""
-    if config.backend is BackendKind.SCRIPTED:
-        return ScriptedBackend()        # the pixel-digest TEST DOUBLE, never a product default
-    from ..backends.transformers_backend import TransformersBackend
+    """The backend named by ``model.backend``, from the one registry (backends/factory.py).
 
-    return TransformersBackend(config.transformers)
+    Loads the model (or opens the server connection): call it off the executor.
+    """
+    return factory.make_backend(config.backend, **config.backend_options)
 
 
 @dataclass(frozen=True)
@@ -212,11 +210,12 @@ class RewardNode(LifecycleNode):
         self._last_header: list[int | None] = [None] * len(cfg.cameras)
         self._worker = InferenceWorker(
             partial(self._backend_factory, cfg), cfg.engine, cfg.profile, task=cfg.task,
-            goal=goal, queue_length=cfg.queue_length, logger=self.get_logger(),
+            goal=goal, queue_length=cfg.queue_length, load_retry_s=cfg.load_retry_s,
+            logger=self.get_logger(),
             on_result=self._publish_result, on_event=self._publish_event,
             on_fatal=self.fail)
         cams = ', '.join(f'{c.role}={c.topic} ({c.transport.value})' for c in cfg.cameras)
-        model = cfg.transformers.model if cfg.transformers else cfg.backend.value
+        model = f"{cfg.backend_options.get('model', cfg.backend)} ({cfg.backend})"
         self.get_logger().info(
             f'cameras: {cams}; trigger {cfg.trigger.value}, every '
             f'{cfg.engine.sampling.interval_s} s of {cfg.stamp_policy.value} time; model '
@@ -643,9 +642,10 @@ class RewardNode(LifecycleNode):
             backend = worker.backend
             model = ModelInfo(backend.model_id if backend else '',
                               str(getattr(backend, 'device', '')), worker.episode_id or '')
+            state = self.state + (f': {worker.load_error}' if worker.load_error else '')
             array.status = stats.report(time.monotonic(), name, ready=worker.ready,
                                         model=model, sync=self._sync.stats(),
-                                        worker=worker.counters(), state=self.state)
+                                        worker=worker.counters(), state=state)
         self._diag_pub.publish(array)
 
     @property

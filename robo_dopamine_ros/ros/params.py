@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..backends.transformers_backend import DTYPES, TransformersConfig
+from ..backends.factory import NODE_BACKEND_NAMES, TEST_DOUBLE, make_config
+from ..backends.transformers_backend import DTYPES
 from ..core.engine import EngineConfig, MissingGoal
 from ..core.errors import ConfigError
 from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
@@ -75,13 +76,6 @@ class StampPolicy(str, enum.Enum):
 
     HEADER = 'header'     # the camera's header stamp
     RECEIVE = 'receive'   # the node's clock at reception (cameras with broken clocks)
-
-
-class BackendKind(str, enum.Enum):
-    """The GRM runtime."""
-
-    TRANSFORMERS = 'transformers'
-    SCRIPTED = 'scripted-test-double'   # pixel-digest answers: tests and benchmarks only
 
 
 def _values(enum_cls: type[enum.Enum]) -> tuple[str, ...]:
@@ -225,11 +219,16 @@ PARAMS: tuple[Param, ...] = (
           'without a goal image: refuse to score, or blank (grey goal, backward mode off)',
           choices=_values(MissingGoal)),
     Param('engine.lenient_parse', True, 'accept scores recovered from malformed answers'),
-    Param('model.backend', BackendKind.TRANSFORMERS.value,
-          'GRM runtime; scripted-test-double answers from a pixel digest (tests only)',
-          choices=_values(BackendKind)),
+    Param('model.backend', 'transformers',
+          'GRM runtime: transformers (in-process), vllm (in-process), openai (a served model, '
+          'e.g. vllm serve); scripted-test-double answers from a pixel digest (tests only)',
+          choices=NODE_BACKEND_NAMES),
     Param('model.path', 'tanhuajie2001/Robo-Dopamine-GRM-3B',
-          'hub id (already in the local cache) or checkpoint directory'),
+          'hub id (already in the local cache) or checkpoint directory; with openai the '
+          'checkpoint the server serves (it selects the profile)'),
+    Param('model.load_retry_s', 0.0,
+          'a model (or server) that cannot be loaded (reached): 0 = configure fails at once; '
+          '> 0 = retry every this many seconds until it loads', minimum=0.0),
     Param('model.profile', '', "checkpoint profile name; '' = derived from model.path",
           choices=('', *PROFILES)),
     Param('model.device', 'cuda:0', "torch device: 'cuda:N', 'cuda', 'cpu' or 'auto'"),
@@ -241,6 +240,24 @@ PARAMS: tuple[Param, ...] = (
           minimum=1, maximum=4096),
     Param('model.upstream_sampling', False,
           "upstream's temperature 0.1 / top-p 0.9 sampling instead of greedy decoding"),
+    Param('model.openai.base_url', 'http://127.0.0.1:8000/v1',
+          'openai: API root of the OpenAI-compatible server, up to and including /v1'),
+    Param('model.openai.served_model', '',
+          "openai: the server's model name (vllm --served-model-name); '' = model.path"),
+    Param('model.openai.api_key_env', 'OPENAI_API_KEY',
+          'openai: environment variable holding the API key (its value is never logged)'),
+    Param('model.openai.timeout_s', 10.0,
+          'openai: seconds per socket operation of one request', minimum=0.0, above=True),
+    Param('model.openai.max_retries', 2,
+          'openai: attempts per reading, transient failures only', minimum=1, maximum=100),
+    Param('model.openai.retry_delay_s', 0.5,
+          'openai: first backoff between attempts, seconds (doubles)', minimum=0.0),
+    Param('model.openai.max_in_flight', 8,
+          "openai: this node's requests in flight at most (a step's readings go out "
+          'concurrently)', minimum=1, maximum=1000),
+    Param('model.openai.image_format', 'jpeg',
+          'openai: data-URL image encoding, jpeg (as upstream) or png (lossless)',
+          choices=('jpeg', 'png')),
     Param('autostart', True,
           'configure and activate by itself at startup (false: a lifecycle manager or '
           '`ros2 lifecycle set` drives the transitions)'),
@@ -299,10 +316,12 @@ class NodeConfig:
     trigger: Trigger
     stamp_policy: StampPolicy
     max_age_ns: int
-    backend: BackendKind
+    backend: str
     engine: EngineConfig
     profile: CheckpointProfile
-    transformers: TransformersConfig | None
+    #: The options of ``backend``'s config class (backends/factory.py), validated.
+    backend_options: Mapping[str, Any]
+    load_retry_s: float
     release_on_deactivate: bool
     task: str
     goal_image: str
@@ -322,7 +341,7 @@ class NodeConfig:
         if unknown:
             raise ConfigError(f'unknown parameter(s) {unknown!r}')
         v = {p.name: p.check(values.get(p.name, p.default)) for p in PARAMS}
-        backend = BackendKind(v['model.backend'])
+        backend = v['model.backend']
         with _about('engine.modes', 'engine.fusion', 'engine.consistency', 'engine.alpha'):
             fusion = FusionConfig(modes=tuple(v['engine.modes']), method=v['engine.fusion'],
                                   consistency=v['engine.consistency'], alpha=v['engine.alpha'])
@@ -337,15 +356,10 @@ class NodeConfig:
                               lenient_parse=v['engine.lenient_parse'],
                               missing_goal=v['engine.missing_goal'], sampling=sampling)
         profile = profile_for(v['model.path'], v['model.profile'] or None)
-        transformers = None
-        if backend is BackendKind.TRANSFORMERS:
-            with _about('model.path', 'model.device'):
-                transformers = TransformersConfig(
-                    model=v['model.path'], device=v['model.device'], dtype=v['model.dtype'],
-                    upstream_sampling=v['model.upstream_sampling'],
-                    max_new_tokens=v['model.max_new_tokens'],
-                    pixel_limits=profile.pixel_limits,
-                    max_gpu_memory_gib=v['model.max_gpu_memory_gib'] or None)
+        options = _backend_options(backend, v, profile)
+        if backend != TEST_DOUBLE:
+            with _about(*_BACKEND_PARAMS[backend]):
+                make_config(backend, **options)
         if v['task']:
             with _about('task'):
                 check_task(v['task'])
@@ -356,12 +370,48 @@ class NodeConfig:
             sync_queue_size=v['sync.queue_size'], trigger=Trigger(v['trigger']),
             stamp_policy=StampPolicy(v['stamps.policy']),
             max_age_ns=round(v['stamps.max_age_s'] * _NS_PER_S), backend=backend,
-            engine=engine, profile=profile, transformers=transformers,
+            engine=engine, profile=profile, backend_options=options,
+            load_retry_s=v['model.load_retry_s'],
             release_on_deactivate=v['model.release_on_deactivate'], task=v['task'],
             goal_image=v['goal_image'], queue_length=v['queue.length'],
             diagnostics_period_s=v['diagnostics.period_s'],
             stale_after_s=v['diagnostics.stale_after_s'],
             constant_output_steps=v['diagnostics.constant_output_steps'])
+
+
+#: The parameters an error of each backend's config is most likely about (for its message).
+_BACKEND_PARAMS = {
+    'transformers': ('model.path', 'model.device'),
+    'vllm': ('model.path', 'model.dtype'),
+    'openai': ('model.path', 'model.openai.served_model', 'model.openai.base_url',
+               'model.openai.api_key_env'),
+}
+
+
+def _backend_options(backend: str, v: Mapping[str, Any],
+                     profile: CheckpointProfile) -> dict[str, Any]:
+    """The node parameters as the options of ``backend``'s config class."""
+    common = {'upstream_sampling': v['model.upstream_sampling'],
+              'pixel_limits': profile.pixel_limits}
+    if backend == 'transformers':
+        return {**common, 'model': v['model.path'], 'device': v['model.device'],
+                'dtype': v['model.dtype'], 'max_new_tokens': v['model.max_new_tokens'],
+                'max_gpu_memory_gib': v['model.max_gpu_memory_gib'] or None}
+    if backend == 'vllm':
+        return {**common, 'model': v['model.path'], 'dtype': v['model.dtype'],
+                'max_tokens': v['model.max_new_tokens']}
+    if backend == 'openai':
+        return {'upstream_sampling': v['model.upstream_sampling'],
+                'model': v['model.openai.served_model'] or v['model.path'],
+                'base_url': v['model.openai.base_url'],
+                'api_key_env': v['model.openai.api_key_env'],
+                'timeout_s': v['model.openai.timeout_s'],
+                'max_retries': v['model.openai.max_retries'],
+                'retry_delay_s': v['model.openai.retry_delay_s'],
+                'max_workers': v['model.openai.max_in_flight'],
+                'image_format': v['model.openai.image_format'],
+                'max_tokens': v['model.max_new_tokens']}
+    return {}
 
 
 def _cameras(v: Mapping[str, Any]) -> tuple[CameraConfig, ...]:

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
-from ..core.errors import BackendStoppedError, ConfigError, GrmError
+from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.images import blank_goal, prepare
 from ..core.profiles import CheckpointProfile
 from ..core.prompt import NUM_IMAGES, check_task
@@ -115,12 +115,15 @@ def warm_up(backend: GrmBackend, profile: CheckpointProfile) -> None:
     them before READY keeps the first rewards' latency honest.
 
     Raises:
-        BackendError: The backend cannot answer at all.
+        BackendError: The backend cannot answer at all, or answered the warm-up with errors.
     """
     image = KeyedImage(ImageKey('warm-up', 'blank', 0),
                        prepare(blank_goal(), profile.pixel_limits))
-    backend.generate([Query('warm up', (image,) * NUM_IMAGES, mode, profile.prompt_variant)
-                      for mode in ALL_MODES])
+    answers = backend.generate([Query('warm up', (image,) * NUM_IMAGES, mode,
+                                      profile.prompt_variant) for mode in ALL_MODES])
+    failed = [a.error for a in answers if a.error]
+    if failed:      # e.g. a served model that is unreachable: nothing could be scored
+        raise BackendError(f'warm-up failed: {failed[0]}')
 
 
 class InferenceWorker:
@@ -133,7 +136,7 @@ class InferenceWorker:
 
     def __init__(self, make_backend: Callable[[], GrmBackend], config: EngineConfig,
                  profile: CheckpointProfile, *, task: str, goal: np.ndarray | None,
-                 queue_length: int, logger: Logger,
+                 queue_length: int, logger: Logger, load_retry_s: float = 0.0,
                  on_result: Callable[[StepResult, str], None],
                  on_event: Callable[[WorkerEvent], None],
                  on_fatal: Callable[[BaseException], None]) -> None:
@@ -143,6 +146,8 @@ class InferenceWorker:
         self._task = task
         self._goal = goal
         self._queue_length = queue_length
+        self._load_retry_s = load_retry_s
+        self._load_error = ''
         self._log = logger
         self._on_result = on_result
         self._on_event = on_event
@@ -175,6 +180,12 @@ class InferenceWorker:
         """True while active: samples are scored and results published."""
         with self._cond:
             return self._active
+
+    @property
+    def load_error(self) -> str:
+        """Why the last attempt to load failed while loading is retried ('' otherwise)."""
+        with self._cond:
+            return self._load_error
 
     @property
     def loaded(self) -> Future[str]:
@@ -353,10 +364,30 @@ class InferenceWorker:
             self._on_fatal(err)
 
     def _load(self) -> None:
-        """Build and warm up the backend (this thread); ``stop`` can interrupt it from then on."""
+        """Build and warm up the backend (this thread); with ``load_retry_s`` a failure is
+        retried until it loads or the worker stops (a GPU server that comes up later)."""
+        while True:
+            try:
+                self._load_once()
+            except GrmError as err:
+                if not self._load_retry_s:
+                    raise
+                self._release()
+                self._log.warning(f'model not ready ({err}); retrying in '
+                                  f'{self._load_retry_s:g} s')
+                with self._cond:
+                    self._load_error = str(err)
+                    if self._cond.wait_for(lambda: self._stopping, self._load_retry_s):
+                        raise BackendStoppedError('stopped while loading') from err
+                continue
+            with self._cond:
+                self._load_error = ''
+            return
+
+    def _load_once(self) -> None:
         backend = self._make_backend()
         with self._cond:
-            self._backend = backend
+            self._backend = backend         # from now on stop() can interrupt it
             stopping = self._stopping
         if stopping:
             raise BackendStoppedError('stopped while loading')
