@@ -165,8 +165,9 @@ def test_launch_runs_the_node_active_with_this_nodes_section_and_the_overrides(
         assert state.stdout.strip() == 'active [3]', state
         nodes = ros2_discovering(fqn, 'node', 'list', '--no-daemon', '--spin-time', '3')
         assert fqn in nodes.stdout.split(), nodes
-        echo = ros2('topic', 'echo', '--once', '--qos-durability', 'transient_local',
-                    '--qos-reliability', 'reliable', f'{fqn}/episode')
+        echo = ros2_discovering('event: 0', 'topic', 'echo', '--once', '--qos-durability',
+                                'transient_local', '--qos-reliability', 'reliable',
+                                f'{fqn}/episode')
         assert echo.returncode == 0 and 'event: 0' in echo.stdout, echo    # READY, latched
         assert f"task: '{task}'" in echo.stdout, echo
     except (AssertionError, TimeoutError) as err:

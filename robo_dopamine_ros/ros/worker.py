@@ -108,6 +108,10 @@ class _Command:
     supersedes: bool
 
 
+#: The task text of the warm-up query (a served model sees it too).
+WARM_UP_TASK = 'warm up'
+
+
 def warm_up(backend: GrmBackend, profile: CheckpointProfile) -> None:
     """One batched dummy query as large as a real step's, so the first real step is not slow.
 
@@ -119,7 +123,7 @@ def warm_up(backend: GrmBackend, profile: CheckpointProfile) -> None:
     """
     image = KeyedImage(ImageKey('warm-up', 'blank', 0),
                        prepare(blank_goal(), profile.pixel_limits))
-    answers = backend.generate([Query('warm up', (image,) * NUM_IMAGES, mode,
+    answers = backend.generate([Query(WARM_UP_TASK, (image,) * NUM_IMAGES, mode,
                                       profile.prompt_variant) for mode in ALL_MODES])
     failed = [a.error for a in answers if a.error]
     if failed:      # e.g. a served model that is unreachable: nothing could be scored
