@@ -220,3 +220,29 @@ def test_openai_stop_ends_a_backoff_wait_at_once() -> None:
 def test_openai_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(ConfigError):
         OpenAIConfig(**{'model': 'm', **bad})
+
+
+def test_openai_backend_encodes_each_keyed_image_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robo_dopamine_ros.backends import openai_backend
+
+    encoded: list[ImageKey] = []
+    real = openai_backend.image_data_url
+
+    def counting(image: KeyedImage, *args: object) -> str:
+        encoded.append(image.key)
+        return real(image, *args)
+
+    monkeypatch.setattr(openai_backend, 'image_data_url', counting)
+    first = query()
+    shared = KeyedImage(ImageKey('ep', 'slot0', 0), first.images[0].pixels)
+    second = Query(TASK, (shared, *query(base=1).images[1:]), Mode.FORWARD)
+    with serving(lambda n, body: Reply(200, completion('<score>+1%</score>')),
+                 image_format='png') as (server, b):
+        b.generate([first, first])
+        b.generate([second])
+        bodies = [r.body for r in server.requests]
+    assert len(encoded) == 8 + 7            # the repeated query and slot 0 came from the cache
+    urls = [[c['image_url']['url'] for c in body['messages'][0]['content']
+             if c['type'] == 'image_url'] for body in bodies]
+    assert urls[0] == urls[1] and urls[2][0] == urls[0][0]
+    np.testing.assert_array_equal(decode(urls[2][1]), query(base=1).images[1].pixels)

@@ -35,7 +35,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from PIL import Image
 
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.prompt import user_content
-from ..core.types import Answer, KeyedImage, Query
+from ..core.types import Answer, ImageKey, KeyedImage, Query
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ STOP_STRING = '</score>'
 #: Upstream's API evaluation samples at 0.1; greedy (0.0) makes a reward a function of images.
 UPSTREAM_TEMPERATURE = 0.1
 IMAGE_FORMATS = ('jpeg', 'png')
+#: Encoded images kept per backend: one episode uses 11 at a time (like the vision cache).
+URL_CACHE_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -151,13 +154,18 @@ def image_data_url(image: KeyedImage, image_format: str = 'jpeg', quality: int =
     return f'data:image/{image_format};base64,{base64.b64encode(buf.getvalue()).decode()}'
 
 
-def request_body(query: Query, config: OpenAIConfig) -> dict[str, Any]:
+def request_body(query: Query, config: OpenAIConfig,
+                 encode: Callable[[KeyedImage], str] | None = None) -> dict[str, Any]:
     """The JSON body of one chat-completions request for ``query``.
+
+    ``encode`` turns an image into its data URL (default :func:`image_data_url` with the
+    config's format); the backend passes its cache of recently encoded images.
 
     Raises:
         ConfigError: The task is empty or holds a reserved marker.
     """
-    urls = [image_data_url(im, config.image_format, config.jpeg_quality) for im in query.images]
+    encode = encode or (lambda im: image_data_url(im, config.image_format, config.jpeg_quality))
+    urls = [encode(im) for im in query.images]
     content = [item if item['type'] == 'text'
                else {'type': 'image_url', 'image_url': {'url': item['image']}}
                for item in user_content(query.task, urls, query.variant)]
@@ -215,6 +223,8 @@ class OpenAIBackend:
         self._stop = threading.Event()
         #: Set by a stop or a cancel: ends the backoff waits of the batch in flight.
         self._wake = threading.Event()
+        self._urls: OrderedDict[tuple[ImageKey, tuple[int, ...]], str] = OrderedDict()
+        self._urls_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix='grm-openai')
 
@@ -249,7 +259,7 @@ class OpenAIBackend:
     def _answer(self, query: Query) -> Answer:
         t0 = time.perf_counter()
         try:
-            payload = json.dumps(request_body(query, self.config)).encode()
+            payload = json.dumps(request_body(query, self.config, self._data_url)).encode()
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')
         delay = self.config.retry_delay_s
@@ -272,6 +282,22 @@ class OpenAIBackend:
                 continue
             meta.update(latency_s=time.perf_counter() - t0, attempts=float(attempt))
             return Answer(text, meta=meta)
+
+    def _data_url(self, image: KeyedImage) -> str:
+        """The image's data URL, encoded once per image key: consecutive steps share REF START,
+        the goal and the BEFORE views, so a step encodes its 3 new views instead of 24 images."""
+        key = (image.key, image.pixels.shape)
+        with self._urls_lock:
+            url = self._urls.get(key)
+            if url is not None:
+                self._urls.move_to_end(key)
+                return url
+        url = image_data_url(image, self.config.image_format, self.config.jpeg_quality)
+        with self._urls_lock:
+            self._urls[key] = url
+            while len(self._urls) > URL_CACHE_ENTRIES:
+                self._urls.popitem(last=False)
+        return url
 
     def _failed(self, exc: Exception, attempts: int, t0: float) -> Answer:
         message = self._key.scrub(f'{exc} (after {attempts} attempt(s))')
