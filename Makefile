@@ -17,10 +17,11 @@ build: venv
 
 # `pytest`, not `python -m pytest`: the latter puts the repo root first on sys.path, so the source
 # package (which has no generated msg/) would shadow the colcon-installed one.
-test: setup
+# Lint is part of the tests: a ruff finding fails `make test` (and so CI) before pytest runs.
+test: setup lint
 	$(ENV) && pytest -q $(PYTEST_ARGS) test
 
-lint:
+lint: venv
 	.venv/bin/ruff check .
 
 demo: setup

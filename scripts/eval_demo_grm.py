@@ -63,6 +63,9 @@ class ConstantBackend:
     def request_stop(self) -> None:
         pass
 
+    def cancel(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -95,14 +95,31 @@ def test_demo_grm_scores_heldout_episodes(backend):
     ev = _eval_module()
     episodes = ev.heldout_episodes(4, seed0=500)          # one per outcome, unseen seeds
     m = ev.evaluate(backend, DEMO_GRM, episodes, interval=5)
-    assert m['parse_fail_rate'] <= FLOORS['parse_fail_rate_max']
-    assert m['shuffled_rho_gt_all'] >= FLOORS['shuffled_rho_gt_all']
-    assert m['shuffled_voc_success'] >= FLOORS['shuffled_voc_success']
-    assert m['shuffled_mae_all'] <= FLOORS['shuffled_mae_max']
-    assert m['sign_acc_forward'] >= FLOORS['sign_acc_forward']
-    assert m['sign_acc_reversed'] >= FLOORS['sign_acc_reversed']
+    assert below_floors(m) == [], m
     assert m['final_progress_by_outcome']['success'] > max(
         v for k, v in m['final_progress_by_outcome'].items() if k != 'success')
+
+
+def below_floors(m: dict) -> list[str]:
+    """The floors a set of metrics misses (the same floors the demo GRM must meet)."""
+    checks = {
+        'parse_fail_rate_max': m['parse_fail_rate'] <= FLOORS['parse_fail_rate_max'],
+        'shuffled_rho_gt_all': m['shuffled_rho_gt_all'] >= FLOORS['shuffled_rho_gt_all'],
+        'shuffled_voc_success': m['shuffled_voc_success'] >= FLOORS['shuffled_voc_success'],
+        'shuffled_mae_max': m['shuffled_mae_all'] <= FLOORS['shuffled_mae_max'],
+        'sign_acc_forward': m['sign_acc_forward'] >= FLOORS['sign_acc_forward'],
+        'sign_acc_reversed': m['sign_acc_reversed'] >= FLOORS['sign_acc_reversed'],
+    }
+    return [name for name, ok in checks.items() if not ok]
+
+
+def test_a_constant_answer_falls_below_the_floors():
+    """The negative control: the floors would catch a model that says the same thing always."""
+    ev = _eval_module()
+    episodes = ev.heldout_episodes(4, seed0=500)
+    m = ev.evaluate(ev.ConstantBackend('<score>+10%</score>'), DEMO_GRM, episodes, interval=5)
+    missed = below_floors(m)
+    assert {'shuffled_rho_gt_all', 'shuffled_voc_success'} <= set(missed), (missed, m)
 
 
 #: Measured on these 4 episodes (interval 5): parse failures 0, shuffled rho with the ground

@@ -59,7 +59,8 @@ def test_node_sigint_publishes_shutdown_and_exits_within_seconds(reward_node: Pa
             proc.communicate()
         probe.close()
     assert proc.returncode == 0, output
-    assert elapsed < 5.0, f'exited {elapsed:.1f} s after SIGINT'
+    # A hang guard, not a performance figure: the node exits within about a second.
+    assert elapsed < 30.0, f'exited {elapsed:.1f} s after SIGINT'
     shutdown = events[-1]
     assert (shutdown.event, shutdown.episode_id) == (EventKind.SHUTDOWN, events[1].episode_id)
     assert 'SHUTDOWN' in output
