@@ -150,3 +150,77 @@ def test_frame_source_demo_episode_metadata_is_consistent() -> None:
     assert 'FlagOpen/Robo-Dopamine' in notice
     assert 'Apache License 2.0' in notice
     assert sum(f.stat().st_size for f in root.iterdir()) < 1_500_000
+
+
+def numbered(i: int) -> np.ndarray:
+    """A frame whose grey level tells its index (MJPEG keeps it within a few levels)."""
+    return np.full((48, 64, 3), 4 * i, np.uint8)
+
+
+def cut_video(tmp_path: Path, frames: int = 60, keep: float = 0.6) -> Path:
+    """An MJPEG AVI cut off mid-stream: it opens and declares ``frames`` frames, but only the
+    first part decodes (as a recording whose writer died)."""
+    full = tmp_path / 'full.avi'
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*'MJPG'), 10, (64, 48))
+    for i in range(frames):
+        writer.write(numbered(i))
+    writer.release()
+    data = full.read_bytes()
+    cut = tmp_path / 'cut.avi'
+    cut.write_bytes(data[:int(len(data) * keep)])
+    return cut
+
+
+def test_frame_source_names_the_first_undecodable_frame_of_a_cut_video(tmp_path: Path) -> None:
+    with open_frames(cut_video(tmp_path)) as src:
+        assert len(src) == 60
+        assert abs(int(src.read(10).mean()) - 40) <= 3
+        with pytest.raises(ImageError, match=r'cannot decode frame (\d+) of .*declares 60 frames'
+                           ) as err:
+            src.read(50)
+        first_bad = int(str(err.value).split('frame ')[1].split(' ')[0])
+        assert 10 < first_bad < 50
+        assert abs(int(src.read(5).mean()) - 20) <= 3         # going back reopens: still fine
+
+
+class FrozenAfterCut:
+    """A stand-in for ``cv2.VideoCapture`` on a video cut after frame 29 whose decoder, after a
+    seek past the cut, hands back the last decodable frame (what real H.264 files did)."""
+
+    def __init__(self, path: str) -> None:
+        self.pos = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FRAME_COUNT: 60.0, cv2.CAP_PROP_FPS: 10.0}.get(prop, 0.0)
+
+    def set(self, prop: int, value: float) -> bool:
+        self.pos = int(value)
+        return True
+
+    def grab(self) -> bool:
+        if self.pos >= 30:
+            return False
+        self.pos += 1
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        frame = numbered(min(self.pos, 29))         # frozen past the cut
+        self.pos += 1
+        return True, frame
+
+    def release(self) -> None:
+        pass
+
+
+def test_frame_source_never_returns_a_frozen_frame_for_a_late_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    video = tmp_path / 'frozen.mp4'
+    video.write_bytes(b'stand-in')
+    monkeypatch.setattr(cv2, 'VideoCapture', FrozenAfterCut)
+    with open_frames(video) as src:
+        assert int(src.read(9).mean()) == 4 * 9
+        with pytest.raises(ImageError, match=r'cannot decode frame 30 of .*declares 60 frames'):
+            src.read(59)                                # the goal frame of `episode`

@@ -102,24 +102,38 @@ class FrameSource:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    def _undecodable(self, index: int) -> ImageError:
+        self._next_index = None
+        return ImageError(f'cannot decode frame {index} of {str(self._path)!r}, which declares '
+                          f'{self._len} frames: the video is cut off or corrupt there')
+
     def _check_index(self, index: int) -> None:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self._len:
             raise ConfigError(f'frame index must be an integer in [0, {self._len}) for '
                               f'{str(self._path)!r}, got {index!r}')
 
     def _read_video(self, index: int) -> np.ndarray:
+        """Decode frame ``index`` by reading in order, never by seeking.
+
+        After a seek into a video cut off mid-stream, OpenCV may hand back the last decodable
+        frame for every later index, so a frozen frame would pass as valid. Reading in order
+        (forward: decode and drop the frames between; backward: reopen and read from 0) makes an
+        undecodable frame an error that names it.
+        """
         if self._cap is None:
             raise ConfigError(f'video {str(self._path)!r} is closed')
         cv2 = _import_cv2()
-        if index != self._next_index:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        if self._next_index is None or index < self._next_index:
+            self._cap.release()
+            self._cap = cv2.VideoCapture(str(self._path))
+            self._next_index = 0
+        while self._next_index < index:
+            if not self._cap.grab():
+                raise self._undecodable(self._next_index)
+            self._next_index += 1
         ok, frame = self._cap.read()
         if not ok or frame is None:
-            logger.debug('%s: read of frame %d failed, retrying once', self._path, index)
-            ok, frame = self._cap.read()  # some codecs need a second read after a seek
-        if not ok or frame is None:
-            self._next_index = None
-            raise ImageError(f'cannot decode frame {index!r} of {str(self._path)!r}')
+            raise self._undecodable(index)
         self._next_index = index + 1
         if frame.ndim == 2:
             return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB))
