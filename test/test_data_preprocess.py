@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -157,3 +158,52 @@ def test_cli_data_preprocess_reports_malformed_annotations(
     assert main(['data', 'preprocess', '--raw', str(raw), '--out', str(tmp_path / 'o'),
                  '--workers', '1', '-q']) == 1
     assert 'is empty or reversed' in capsys.readouterr().err
+
+
+def test_bag_frames_with_padded_rows_decode_like_the_node(tmp_path: Path) -> None:
+    """Rows padded past width x 3 (``step`` larger, as some drivers send) are not shifted."""
+    pytest.importorskip('rosbags')
+    from rosbags.rosbag2 import Writer
+
+    from robo_dopamine_ros.bags import DEFAULT_TOPICS, IMAGE, typestore
+    from robo_dopamine_ros.training.sources import _BagFrames
+
+    store = typestore()
+    rng = np.random.default_rng(3)
+    pictures = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
+    bag = tmp_path / 'padded'
+    topics = [DEFAULT_TOPICS[c] for c in ('front', 'left', 'right')]
+    with Writer(bag, version=9) as writer:
+        conns = [writer.add_connection(t, IMAGE, typestore=store) for t in topics]
+        for i, rgb in enumerate(pictures):
+            stamp = (i + 1) * 1_000_000_000
+            rows = np.concatenate([rgb.reshape(24, 96), np.full((24, 8), 7, np.uint8)], axis=1)
+            header = store.types['std_msgs/msg/Header'](
+                stamp=store.types['builtin_interfaces/msg/Time'](sec=i + 1, nanosec=0),
+                frame_id='cam')
+            msg = store.types[IMAGE](header=header, height=24, width=32, encoding='rgb8',
+                                     is_bigendian=0, step=104, data=rows.reshape(-1))
+            for conn in conns:
+                writer.write(conn, stamp, store.serialize_cdr(msg, IMAGE))
+    frames = dict(_BagFrames(bag, topics, 10_000_000).frames(0, [0, 1]))
+    for i, rgb in enumerate(pictures):
+        np.testing.assert_array_equal(frames[i], rgb)
+
+
+def test_preprocess_refuses_cameras_of_different_length_and_leaves_nothing(
+        tmp_path: Path) -> None:
+    """The one rule of every command (episode, video-to-bag, data preprocess): refuse."""
+    raw = raw_episode(tmp_path, [{'start_frame_id': 0, 'end_frame_id': 80}])
+    short = raw / 'episode_001' / 'cam_left_wrist.mp4'
+    short.unlink()
+    with open_frames(demo_episode_dir() / 'cam_left_wrist.mp4') as video:
+        frames = [video.read(i) for i in range(10)]
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*'mp4v'), 2.0,
+                             (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    out = tmp_path / 'out'
+    with pytest.raises(ConfigError, match='camera frame counts differ: .* has 86, .* has 10'):
+        preprocess(discover(raw), PreprocessConfig(out, workers=1, progress=False))
+    assert not (out / 'episode_001').exists()

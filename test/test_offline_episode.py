@@ -97,3 +97,21 @@ def test_offline_episode_rejects_cameras_of_different_length(tmp_path: Path) -> 
     cv2.imwrite(str(short / 'frame_000000.png'), np.zeros((60, 80, 3), np.uint8))
     with pytest.raises(ConfigError, match='frame counts differ'):
         run(tmp_path, 'fused', EpisodeInputs(DEMO / 'cam_high.mp4', 't', left=short))
+
+
+def test_offline_episode_plot_starts_at_start_and_video_steps_count_from_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robo_dopamine_ros.offline import episode
+
+    plotted: list[list[dict]] = []
+    labels: list[str] = []
+    monkeypatch.setattr(episode, 'plot_results',
+                        lambda records, path, title: plotted.append(list(records)))
+    monkeypatch.setattr(episode, 'write_reward_video',
+                        lambda items, path: labels.extend(i.label for i in items))
+    run(tmp_path, 'fused', visualize=True)
+    (records,) = plotted
+    assert [r['step'] for r in records] == [0, 1, 2, 3, 4, 5]       # START included, as replay
+    assert records[0]['frame_index'] == 0
+    assert labels[0] == 'Start' and labels[1].startswith('Step=1 ')  # upstream prints i + 1
+    assert labels[-1].startswith('Step=5 ')

@@ -372,9 +372,6 @@ def test_cli_episode_replay_and_video_to_bag(episode: SyntheticEpisode, tmp_path
                      '--right', str(videos / 'cam_right_wrist.mp4'), '--compressed']) == 0
     assert cli.main(['replay', str(tmp_path / 'bag'), '--params-file',
                      str(repo_root / 'config' / 'default.yaml'), '--transport', 'compressed',
-                     '--front-topic', '/cam_high/image_raw/compressed',
-                     '--left-topic', '/cam_left_wrist/image_raw/compressed',
-                     '--right-topic', '/cam_right_wrist/image_raw/compressed',
                      '-p', 'sampling.interval_s=0.5', '--out-dir', str(tmp_path / 'r'),
                      '--no-progress']) == 0
     assert 'episode-0001' in capsys.readouterr().out

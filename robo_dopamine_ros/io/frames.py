@@ -13,6 +13,7 @@ with Pillow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -181,11 +182,7 @@ def open_cameras(front: str | Path, left: str | Path | None = None,
         for path in (front, left, right):
             if path is not None:
                 opened.append(open_frames(path))
-        n = len(opened[0])
-        for src in opened[1:]:
-            if len(src) != n:
-                raise ConfigError(f'camera frame counts differ: {opened[0]!r} has {n}, '
-                                  f'{src!r} has {len(src)}')
+        require_equal_lengths(opened)
     except BaseException:
         for src in opened:
             src.close()
@@ -193,6 +190,22 @@ def open_cameras(front: str | Path, left: str | Path | None = None,
     wrists = iter(opened[1:])
     return (opened[0], next(wrists) if left is not None else None,
             next(wrists) if right is not None else None)
+
+
+def require_equal_lengths(sources: Sequence[FrameSource]) -> None:
+    """The one rule for cameras of one episode, in every command: equally many frames.
+
+    Frame ``i`` of each camera must show the same moment; cutting to the shortest would pair
+    frames of different moments if one camera started late.
+
+    Raises:
+        ConfigError: The frame counts differ (the message names both sources).
+    """
+    n = len(sources[0])
+    for src in sources[1:]:
+        if len(src) != n:
+            raise ConfigError(f'camera frame counts differ: {sources[0]!r} has {n}, '
+                              f'{src!r} has {len(src)}')
 
 
 def demo_episode_dir() -> Path:

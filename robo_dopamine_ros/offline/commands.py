@@ -62,7 +62,9 @@ def add_parsers(sub: Any) -> None:
         replay.add_argument(f'--{role}-topic', default=None,
                             help=f"cameras.{role}.topic ('' = no {role} camera)")
     replay.add_argument('--transport', choices=('raw', 'compressed'), default=None,
-                        help='cameras.*.transport of every camera')
+                        help='cameras.*.transport of every camera; compressed also reads '
+                             "<topic>/compressed (image_transport's name, as video-to-bag "
+                             '--compressed writes) unless --<camera>-topic names the topic')
     replay.add_argument('--interval', type=float, default=None,
                         help='sampling.interval_s: seconds of header time between samples')
     replay.add_argument('--task', default='', help='task (default: the task parameter, the '
@@ -142,13 +144,20 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
     from ..core.errors import ConfigError
-    from ..ros.params import load_params_file
+    from ..ros.params import PARAMS_BY_NAME, load_params_file
 
     values = load_params_file(args.params_file, args.node) if args.params_file else {}
     for role in ('front', 'left', 'right'):
+        name = f'cameras.{role}.topic'
         topic = getattr(args, f'{role}_topic')
         if topic is not None:
-            values[f'cameras.{role}.topic'] = topic
+            values[name] = topic
+        elif args.transport == 'compressed':
+            # image_transport's name for a raw topic's JPEG stream (what video-to-bag
+            # --compressed writes): <raw topic>/compressed.
+            raw = values.get(name, PARAMS_BY_NAME[name].default)
+            if raw and not raw.endswith('/compressed'):
+                values[name] = f'{raw.rstrip("/")}/compressed'
         if args.transport is not None:
             values[f'cameras.{role}.transport'] = args.transport
     if args.interval is not None:

@@ -153,12 +153,13 @@ def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: Episode
         run_dir = Path(options.out_root) / run_ts
         indices = engine.frame_indices(n)
         results: list[StepResult] = []
+        records: list[dict[str, object]] = []        # START included, as replay plots them
         views: dict[int, tuple[np.ndarray, ...]] = {}
         with ResultWriter(run_dir) as sink:
             for idx in indices:
                 front, left, right = ep.views(idx)
                 result = engine.step(Sample(round(idx / ep.fps * 1e9), front, left, right))
-                sink.write(result, frame_index=idx, frame=ep.front.ref(idx))
+                records.append(sink.write(result, frame_index=idx, frame=ep.front.ref(idx)))
                 if options.visualize:
                     views[idx] = (front, left if left is not None else front,
                                   right if right is not None else front)
@@ -169,8 +170,7 @@ def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: Episode
         stamp_to_index = {round(i / ep.fps * 1e9): i for i in indices}
         _write_upstream_json(run_dir, run_ts, mode, inputs.task, results, stamp_to_index, ep,
                              goal_ref)
-        records = [r.to_record() for r in results]
-        if records:
+        if results:
             plot_results(records, run_dir / 'progress.png', inputs.task)
         if options.visualize:
             _write_video(run_dir, mode, results, stamp_to_index, views, goal, indices)
@@ -252,5 +252,5 @@ def _write_video(run_dir: Path, mode: EpisodeMode, results: list[StepResult],
     for i, (r, (hop, progress)) in enumerate(zip(results, values, strict=True)):
         idx = stamp_to_index[r.stamp_after_ns]
         items.append(VisFrame(*views[idx], hop, progress, idx,
-                              f'Step={i} Hop={hop:.2f} Prog={progress:.2f}'))
+                              f'Step={i + 1} Hop={hop:.2f} Prog={progress:.2f}'))
     write_reward_video(items, run_dir / 'reward_vis.mp4')

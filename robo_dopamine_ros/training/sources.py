@@ -22,9 +22,8 @@ from types import TracebackType
 import numpy as np
 
 from ..core.errors import ConfigError, ImageError
-from ..core.images import to_rgb
 from ..core.sync import ApproxTimeSynchronizer
-from ..io.frames import FrameSource, open_frames
+from ..io.frames import FrameSource, open_frames, require_equal_lengths
 from .layout import CAMERAS, EPISODE_PREFIX, INSTRUCTIONS_FILE, KEYFRAMES_FILE
 
 log = logging.getLogger(__name__)
@@ -158,25 +157,23 @@ def open_episode(episode: RawEpisode) -> EpisodeFrames:
     """
     if episode.bag is not None:
         return _BagFrames(episode.bag, episode.topics, episode.slop_ns)
-    return _SourceFrames(episode.name, episode.cameras)
+    return _SourceFrames(episode.cameras)
 
 
 class _SourceFrames(EpisodeFrames):
-    """Videos or frame folders (``io.frames``); unequal cameras are cut to the shortest."""
+    """Videos or frame folders (``io.frames``); cameras of unequal length are refused, as by
+    every other command (:func:`io.frames.require_equal_lengths`)."""
 
-    def __init__(self, name: str, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path]) -> None:
         self._sources: list[FrameSource] = []
         try:
             for path in paths:
                 self._sources.append(open_frames(path))
+            require_equal_lengths(self._sources)
         except BaseException:
             self.close()
             raise
-        lengths = [len(s) for s in self._sources]
-        if len(set(lengths)) > 1:
-            log.warning('%s: cameras have %s frames; using the first %d of each', name,
-                        lengths, min(lengths))
-        self.num_frames = min(lengths)
+        self.num_frames = len(self._sources[0])
 
     def frames(self, camera: int, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         src = self._sources[camera]
@@ -231,9 +228,8 @@ class _BagFrames(EpisodeFrames):
         log.info('%s: %d synchronized frames from %s messages', bag, self.num_frames, counts)
 
     def frames(self, camera: int, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
-        from rosbags.image import ImageConversionError, ImageFormatError, message_to_cvimage
-
         from ..bags import BagReader
+        from ..ros.convert import to_rgb as message_to_rgb  # the node's converter: honours step
 
         by_message = {self._members[i][camera]: i for i in indices}
         topic = self._topics[camera]
@@ -242,8 +238,8 @@ class _BagFrames(EpisodeFrames):
                 if position not in by_message:
                     continue
                 try:
-                    rgb = np.asarray(message_to_cvimage(message.msg, 'rgb8'))
-                except (ImageConversionError, ImageFormatError) as exc:
+                    rgb = message_to_rgb(message.msg)
+                except ImageError as exc:
                     raise ImageError(f'cannot decode image {position} of {topic!r} in '
                                      f'{str(self._bag)!r}: {exc}') from exc
-                yield by_message[position], to_rgb(rgb)
+                yield by_message[position], rgb
