@@ -204,6 +204,6 @@ def test_preprocess_refuses_cameras_of_different_length_and_leaves_nothing(
         writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
     writer.release()
     out = tmp_path / 'out'
-    with pytest.raises(ConfigError, match='camera frame counts differ: .* has 86, .* has 10'):
+    with pytest.raises(ConfigError, match=r'camera frame counts differ: .* has 86, .* has 10'):
         preprocess(discover(raw), PreprocessConfig(out, workers=1, progress=False))
     assert not (out / 'episode_001').exists()
