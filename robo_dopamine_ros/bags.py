@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .core.errors import ConfigError, ImageError
+from .io.outputs import written
 from .synthetic import (  # the label files a bag directory holds beside its storage file
     CAMERA_FILES,
     DEFAULT_START_NS,
@@ -175,11 +176,14 @@ def write_episode_bag(episode: SyntheticEpisode, path: str | Path, storage: str 
 def write_image_bag(path: str | Path, cameras: Sequence[str],
                     frames: Iterable[tuple[int, Mapping[str, np.ndarray]]],
                     storage: str = 'mcap', transport: str = 'raw',
-                    topics: Mapping[str, str] | None = None, jpeg_quality: int = 90) -> Path:
+                    topics: Mapping[str, str] | None = None, jpeg_quality: int = 90,
+                    extra_files: Callable[[Path], None] | None = None) -> Path:
     """Write camera frames as a rosbag2 directory: one image message per camera and frame.
 
     Header stamp and bag time of each message are the frame's stamp, as a camera driver
     recorded by ``ros2 bag`` gives. Frames are streamed, so a long video never sits in memory.
+    The bag appears at ``path`` only once complete (io/outputs.py): a frame that cannot be
+    read leaves nothing behind. ``extra_files(folder)`` adds files to it before then.
 
     Args:
         path: bag directory to create (must not exist).
@@ -205,14 +209,17 @@ def write_image_bag(path: str | Path, cameras: Sequence[str],
     store = typestore()
     msgtype = IMAGE if transport == 'raw' else COMPRESSED_IMAGE
     try:
-        with Writer(out, version=9, storage_plugin=plugin) as writer:
-            conns = {cam: writer.add_connection(cam_topics[cam], msgtype, typestore=store)
-                     for cam in cameras}
-            for stamp, views in frames:
-                for cam, conn in conns.items():
-                    msg = _image_msg(store, views[cam], stamp, CAMERA_FILES[cam], transport,
-                                     jpeg_quality)
-                    writer.write(conn, stamp, store.serialize_cdr(msg, msgtype))
+        with written(out, replace=False) as tmp:
+            with Writer(tmp, version=9, storage_plugin=plugin) as writer:
+                conns = {cam: writer.add_connection(cam_topics[cam], msgtype, typestore=store)
+                         for cam in cameras}
+                for stamp, views in frames:
+                    for cam, conn in conns.items():
+                        msg = _image_msg(store, views[cam], stamp, CAMERA_FILES[cam],
+                                         transport, jpeg_quality)
+                        writer.write(conn, stamp, store.serialize_cdr(msg, msgtype))
+            if extra_files is not None:
+                extra_files(tmp)
     except WriterError as e:
         raise ConfigError(f'cannot write bag {str(out)!r}: {e}') from e
     return out
@@ -247,6 +254,16 @@ def videos_to_bag(path: str | Path, front: str | Path, left: str | Path | None =
                           f'got {start_ns!r}')
     sources = dict(zip(('front', 'left', 'right'), open_cameras(front, left, right),
                        strict=True))
+    folder = Path(front).parent
+    found = [folder / KEYFRAMES_FILE, folder / GOAL_FILE,
+             next((f for f in (folder / TASK_FILE, folder.parent / TASK_FILE) if f.is_file()),
+                  folder / TASK_FILE)]
+
+    def copy_labels(bag: Path) -> None:
+        for src in found:
+            if src.is_file():
+                shutil.copyfile(src, bag / src.name)
+
     try:
         rate = fps or sources['front'].fps
         if not rate or rate <= 0:
@@ -255,19 +272,12 @@ def videos_to_bag(path: str | Path, front: str | Path, left: str | Path | None =
         frames = ((start_ns + round(i * 1e9 / rate),
                    {cam: sources[cam].read(i) for cam in cams})  # type: ignore[union-attr]
                   for i in range(len(sources['front'])))
-        out = write_image_bag(path, cams, frames, storage, transport, topics, jpeg_quality)
+        return write_image_bag(path, cams, frames, storage, transport, topics, jpeg_quality,
+                               extra_files=copy_labels)
     finally:
         for src in sources.values():
             if src is not None:
                 src.close()
-    folder = Path(front).parent
-    found = [folder / KEYFRAMES_FILE, folder / GOAL_FILE,
-             next((f for f in (folder / TASK_FILE, folder.parent / TASK_FILE) if f.is_file()),
-                  folder / TASK_FILE)]
-    for src in found:
-        if src.is_file():
-            shutil.copyfile(src, out / src.name)
-    return out
 
 
 def _storage_plugin(storage: str) -> Any:
@@ -500,7 +510,10 @@ class BagCopy:
 
         if self.path.exists():
             raise ConfigError(f'bag path exists already, not overwriting: {str(self.path)!r}')
-        self._writer = Writer(self.path, version=9, storage_plugin=self._plugin)
+        # Written aside and moved into place by __exit__: a failed run leaves no half bag.
+        self._staging = written(self.path, replace=False)
+        folder = self._staging.__enter__()
+        self._writer = Writer(folder, version=9, storage_plugin=self._plugin)
         try:
             self._writer.open()
             for conn in self._source.connections:
@@ -518,17 +531,21 @@ class BagCopy:
                     offered_qos_profiles=getattr(conn.ext, 'offered_qos_profiles', []))
         except (WriterError, ConfigError) as e:
             self._writer.close()
-            raise ConfigError(f'cannot write bag {str(self.path)!r}: {e}') from e
-        folder = bag_folder(self._source.path)
+            error = ConfigError(f'cannot write bag {str(self.path)!r}: {e}')
+            self._staging.__exit__(ConfigError, error, None)
+            raise error from e
+        labels = bag_folder(self._source.path)
         for name in (GROUND_TRUTH_FILE, GOAL_FILE, KEYFRAMES_FILE, TASK_FILE):
-            if (folder / name).is_file():
-                shutil.copyfile(folder / name, self.path / name)
+            if (labels / name).is_file():
+                shutil.copyfile(labels / name, folder / name)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+            self._staging.__exit__(exc_type, exc, tb)
 
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = ()) -> None:
         """Add a topic of a type in :func:`typestore`, offered with ``qos`` (for playback)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import cut_video, numbered
 
 from robo_dopamine_ros.core.errors import ConfigError, ImageError
 from robo_dopamine_ros.io import demo_episode_dir, open_frames, read_image
@@ -150,25 +151,6 @@ def test_frame_source_demo_episode_metadata_is_consistent() -> None:
     assert 'FlagOpen/Robo-Dopamine' in notice
     assert 'Apache License 2.0' in notice
     assert sum(f.stat().st_size for f in root.iterdir()) < 1_500_000
-
-
-def numbered(i: int) -> np.ndarray:
-    """A frame whose grey level tells its index (MJPEG keeps it within a few levels)."""
-    return np.full((48, 64, 3), 4 * i, np.uint8)
-
-
-def cut_video(tmp_path: Path, frames: int = 60, keep: float = 0.6) -> Path:
-    """An MJPEG AVI cut off mid-stream: it opens and declares ``frames`` frames, but only the
-    first part decodes (as a recording whose writer died)."""
-    full = tmp_path / 'full.avi'
-    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*'MJPG'), 10, (64, 48))
-    for i in range(frames):
-        writer.write(numbered(i))
-    writer.release()
-    data = full.read_bytes()
-    cut = tmp_path / 'cut.avi'
-    cut.write_bytes(data[:int(len(data) * keep)])
-    return cut
 
 
 def test_frame_source_names_the_first_undecodable_frame_of_a_cut_video(tmp_path: Path) -> None:

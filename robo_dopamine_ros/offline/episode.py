@@ -38,6 +38,7 @@ from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig
 from ..core.types import ALL_MODES, Mode
 from ..io.frames import FrameSource, open_cameras, read_image
+from ..io.outputs import write_text
 from .plots import plot_results
 from .records import ResultWriter
 from .visualize import VisFrame, write_reward_video
@@ -217,8 +218,7 @@ def _write_upstream_json(run_dir: Path, run_ts: str, mode: EpisodeMode, task: st
                          results: list[StepResult], stamp_to_index: dict[int, int],
                          ep: _Episode, goal_ref: str) -> None:
     def dump(name: str, data: object) -> None:
-        (run_dir / name).write_text(json.dumps(data, indent=2, ensure_ascii=False),
-                                    encoding='utf-8')
+        write_text(run_dir / name, json.dumps(data, indent=2, ensure_ascii=False))
 
     if mode in (EpisodeMode.INCREMENTAL, EpisodeMode.FORWARD, EpisodeMode.BACKWARD):
         samples, preds = _pred_items(Mode(mode.value), run_ts, task, results, stamp_to_index,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.types import ALL_MODES
+from ..io.outputs import written
 
 
 def _series(records: Sequence[dict[str, Any]], key: str) -> list[float]:
@@ -59,7 +60,9 @@ def plot_results(records: Sequence[dict[str, Any]], path: str | Path, title: str
     fig.suptitle(title or str(records[0].get('task', '')))
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        with written(out) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return out

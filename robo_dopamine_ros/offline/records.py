@@ -2,6 +2,8 @@
 
 Every adapter that scores an episode offline (demo, bag replay, video pipeline) writes its
 ``StepResult`` records through this one writer: each line is flushed as soon as it is scored.
+A run that finished writes ``results.complete`` (its row count) beside them; without it the files
+hold what a killed or failed run had scored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from ..core.result import StepResult
+from ..io.outputs import mark_complete
 
 
 class ResultWriter:
@@ -25,6 +28,7 @@ class ResultWriter:
     def __init__(self, out_dir: str | Path, stem: str = 'results') -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stem = stem
         self.jsonl_path = self.out_dir / f'{stem}.jsonl'
         self.csv_path = self.out_dir / f'{stem}.csv'
         self._jsonl: IO[str] = self.jsonl_path.open('w', encoding='utf-8')
@@ -56,6 +60,8 @@ class ResultWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+        if exc_type is None:        # a run that ended by an error has no completion marker
+            mark_complete(self.out_dir, self.stem, self.count)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

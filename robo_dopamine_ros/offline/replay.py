@@ -65,6 +65,7 @@ from ..core.result import StepResult
 from ..core.sync import FRONT, ApproxTimeSynchronizer, SyncedSet
 from ..core.types import ALL_MODES
 from ..io.frames import read_image
+from ..io.outputs import write_text
 from ..ros import convert
 from ..ros.fields import episode_event_fields, progress_fields, reward_fields
 from ..ros.params import NodeConfig, StampPolicy, Transport, Trigger
@@ -410,7 +411,7 @@ class _Replay:
                'output_bag': None if summary.output_bag is None else str(summary.output_bag),
                'error': None if error is None else f'{type(error).__name__}: {error}',
                'counters': summary.counters, 'episodes': summary.episodes}
-        (out / 'summary.json').write_text(json.dumps(doc, indent=1) + '\n', encoding='utf-8')
+        write_text(out / 'summary.json', json.dumps(doc, indent=1) + '\n')
         return summary
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.outputs import written
+
 PANEL_W, PANEL_H = 384, 288
 FIG_W, FIG_H = 1152, 260
 FPS = 4.0
@@ -78,16 +80,16 @@ def write_reward_video(items: Sequence[VisFrame], path: str | Path) -> Path:
     if not items:
         raise ValueError('no frames to visualise')
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*'mp4v'), FPS,
-                             (FIG_W, PANEL_H + FIG_H))
-    try:
-        for i, item in enumerate(items):
-            top = np.hstack([_panel(item.left), _panel(item.front), _panel(item.right)])
-            canvas = np.vstack([top, _figure(items, i)])
-            cv2.putText(canvas, item.label, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
-                        (255, 255, 255), 2)
-            writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+    with written(out) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*'mp4v'), FPS,
+                                 (FIG_W, PANEL_H + FIG_H))
+        try:
+            for i, item in enumerate(items):
+                top = np.hstack([_panel(item.left), _panel(item.front), _panel(item.right)])
+                canvas = np.vstack([top, _figure(items, i)])
+                cv2.putText(canvas, item.label, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                            (255, 255, 255), 2)
+                writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..core.errors import ConfigError
+from ..io.outputs import written
 from .keyframes import load_instructions, load_keyframes, sample_frame_ids, zero_hop_afters
 from .layout import (
     CAMERAS,
@@ -79,7 +79,8 @@ class EpisodeSummary:
 def preprocess(episodes: Sequence[RawEpisode], config: PreprocessConfig) -> list[EpisodeSummary]:
     """Convert raw episodes into the upstream training layout under ``config.out``.
 
-    Re-running is safe: each episode's camera folders are replaced, not added to.
+    Re-running is safe: each episode's folder is replaced whole, not added to; a failed
+    episode leaves nothing half-written.
 
     Raises:
         ConfigError: Two episodes share a name, or an episode's annotations are malformed
@@ -101,27 +102,29 @@ def preprocess(episodes: Sequence[RawEpisode], config: PreprocessConfig) -> list
 
 
 def _convert(episode: RawEpisode, config: PreprocessConfig) -> EpisodeSummary:
-    """Step 0 for one episode (runs in a worker process)."""
-    out = config.out / episode.name
+    """Step 0 for one episode (runs in a worker process).
+
+    The episode folder is built aside and replaces the old one only when complete
+    (io/outputs.py): a frame that cannot be decoded leaves the previous run's folder, or none.
+    """
     instructions = load_instructions(episode.instructions)
-    with open_episode(episode) as frames:
+    with open_episode(episode) as frames, written(config.out / episode.name) as out:
         segments = load_keyframes(episode.keyframes, frames.num_frames)
         ids = sample_frame_ids(segments, config.sample_factor)
         if len(ids) < MIN_SAMPLE_FRAMES:
             log.warning('%s: only %d sampled frames; step 1 needs %d (lower sample_factor)',
                         episode.name, len(ids), MIN_SAMPLE_FRAMES)
         wanted = sorted(set(ids).union(*zero_hop_afters(ids)))
-        written = 0
+        count = 0
         for camera, cam in enumerate(CAMERAS):
             cam_dir = out / cam
-            shutil.rmtree(cam_dir, ignore_errors=True)
             cam_dir.mkdir(parents=True)
             for frame, rgb in frames.frames(camera, wanted):
                 Image.fromarray(rgb).save(cam_dir / frame_name(frame), format='JPEG',
                                           quality=config.jpeg_quality)
-                written += 1
+                count += 1
         num_frames = frames.num_frames
-    write_json(out / KEYFRAMES_FILE, [s.to_json() for s in segments], indent=4)
-    write_json(out / INSTRUCTIONS_FILE, instructions, indent=4)
-    write_json(out / SAMPLE_FRAMES_FILE, [frame_id(i) for i in ids], indent=4)
-    return EpisodeSummary(episode.name, num_frames, len(ids), written)
+        write_json(out / KEYFRAMES_FILE, [s.to_json() for s in segments], indent=4)
+        write_json(out / INSTRUCTIONS_FILE, instructions, indent=4)
+        write_json(out / SAMPLE_FRAMES_FILE, [frame_id(i) for i in ids], indent=4)
+    return EpisodeSummary(episode.name, num_frames, len(ids), count)

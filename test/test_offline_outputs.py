@@ -1,0 +1,87 @@
+"""No half-written outputs: a bag, a frame folder, a JSON, PNG or MP4 appears whole or not at all
+(io/outputs.py); streaming result files carry a completion marker. Each command is run on a
+recording cut off mid-stream (it opens and declares 60 frames; about 30 decode)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from videos import cut_video
+
+from robo_dopamine_ros import cli
+from robo_dopamine_ros.backends import arguments
+from robo_dopamine_ros.backends.scripted import ScriptedBackend
+from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
+from robo_dopamine_ros.core.errors import ImageError
+from robo_dopamine_ros.core.profiles import GRM_3B
+from robo_dopamine_ros.io.frames import demo_episode_dir
+from robo_dopamine_ros.offline.records import ResultWriter
+from robo_dopamine_ros.training.preprocess import PreprocessConfig, preprocess
+from robo_dopamine_ros.training.sources import discover
+
+pytest.importorskip('rosbags')
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob('*') if '.partial-' in p.name)
+
+
+def test_video_to_bag_of_a_cut_video_leaves_no_bag_and_a_rerun_works(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = cut_video(tmp_path)
+    bag = tmp_path / 'bag'
+    assert cli.main(['video-to-bag', str(bag), '--front', str(cut)]) == 1
+    assert 'cannot decode frame' in capsys.readouterr().err
+    assert not bag.exists() and leftovers(tmp_path) == []
+    good = demo_episode_dir() / 'cam_high.mp4'
+    assert cli.main(['video-to-bag', str(bag), '--front', str(good)]) == 0   # nothing in the way
+    assert (bag / 'metadata.yaml').is_file()
+
+
+def test_episode_of_a_cut_video_writes_no_outputs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(arguments, 'backend_from_args', lambda args: (ScriptedBackend(), GRM_3B))
+    out = tmp_path / 'runs'
+    assert cli.main(['episode', '--front', str(cut_video(tmp_path)), '--task', 'put it',
+                     '--frame-interval', '5', '--out-root', str(out), '--no-progress']) == 1
+    assert 'cannot decode frame' in capsys.readouterr().err
+    assert not out.exists() or not [p for p in out.rglob('*') if p.is_file()]
+
+
+def test_preprocess_of_a_cut_video_leaves_no_episode_folder(tmp_path: Path) -> None:
+    episode = tmp_path / 'raw' / 'episode_001'
+    episode.mkdir(parents=True)
+    cut = cut_video(tmp_path)
+    for cam in ('cam_high', 'cam_left_wrist', 'cam_right_wrist'):
+        shutil.copyfile(cut, episode / f'{cam}.mp4')     # OpenCV reads it by content
+    (episode / 'annotated_keyframes.json').write_text(json.dumps(
+        [{'start_frame_id': 0, 'end_frame_id': 59}]))
+    out = tmp_path / 'train'
+    with pytest.raises(ImageError, match='cannot decode frame'):
+        preprocess(discover(tmp_path / 'raw'), PreprocessConfig(out, 5, workers=1,
+                                                                progress=False))
+    assert not (out / 'episode_001').exists() and leftovers(out) == []
+
+
+def test_result_files_are_marked_complete_only_when_the_run_finished(tmp_path: Path) -> None:
+    engine = EpisodeEngine(ScriptedBackend(), profile=GRM_3B)
+    engine.start('put it', demo_frame())
+    with ResultWriter(tmp_path / 'ok') as sink:
+        sink.write(engine.step(Sample(1, demo_frame(), demo_frame(), demo_frame())))
+    assert json.loads((tmp_path / 'ok' / 'results.complete').read_text()) == {'rows': 1}
+    with pytest.raises(RuntimeError), ResultWriter(tmp_path / 'killed') as sink:
+        sink.write(engine.step(Sample(2, demo_frame(), demo_frame(), demo_frame())))
+        raise RuntimeError('the run died')
+    assert (tmp_path / 'killed' / 'results.jsonl').read_text().count('\n') == 1
+    assert not (tmp_path / 'killed' / 'results.complete').exists()
+
+
+def demo_frame():
+    from robo_dopamine_ros.io.frames import open_frames
+
+    with open_frames(demo_episode_dir() / 'cam_high.mp4') as video:
+        return video.read(0)
