@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import ConfigError
+from ..io.outputs import write_text
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,12 @@ def episode_dirs(base: Path) -> list[Path]:
 
 
 def write_json(path: Path, data: Any, indent: int = 2) -> None:
-    """Write JSON as upstream does (UTF-8, non-ASCII kept), via a temporary file.
+    """Write JSON as upstream does (UTF-8, non-ASCII kept), whole or not at all.
 
-    The rename makes a half-written file impossible, so an interrupted run never leaves a
-    ``train.json`` that a later step would silently read as complete.
+    An interrupted run never leaves a ``train.json`` that a later step would silently read as
+    complete (io/outputs.py).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent), encoding='utf-8')
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=indent))
 
 
 def map_episodes(fn: Callable[[T], R], items: Sequence[T], workers: int | None,

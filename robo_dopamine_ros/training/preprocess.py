@@ -18,7 +18,13 @@ from PIL import Image
 
 from ..core.errors import ConfigError
 from ..io.outputs import written
-from .keyframes import load_instructions, load_keyframes, sample_frame_ids, zero_hop_afters
+from .keyframes import (
+    Segment,
+    load_instructions,
+    load_keyframes,
+    sample_frame_ids,
+    zero_hop_afters,
+)
 from .layout import (
     CAMERAS,
     INSTRUCTIONS_FILE,
@@ -29,7 +35,7 @@ from .layout import (
     map_episodes,
     write_json,
 )
-from .sources import RawEpisode, open_episode
+from .sources import EpisodeFrames, RawEpisode, open_episode
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +98,6 @@ def preprocess(episodes: Sequence[RawEpisode], config: PreprocessConfig) -> list
     if duplicates:
         raise ConfigError(f'episode names must be unique in one dataset, got {duplicates!r} '
                           'more than once')
-    config.out.mkdir(parents=True, exist_ok=True)
     summaries = map_episodes(functools.partial(_convert, config=config), list(episodes),
                              config.workers, 'preprocess', config.progress)
     shared = {tuple(load_instructions([config.out / n / INSTRUCTIONS_FILE])) for n in names}
@@ -108,13 +113,21 @@ def _convert(episode: RawEpisode, config: PreprocessConfig) -> EpisodeSummary:
     (io/outputs.py): a frame that cannot be decoded leaves the previous run's folder, or none.
     """
     instructions = load_instructions(episode.instructions)
-    with open_episode(episode) as frames, written(config.out / episode.name) as out:
+    with open_episode(episode) as frames:
         segments = load_keyframes(episode.keyframes, frames.num_frames)
         ids = sample_frame_ids(segments, config.sample_factor)
         if len(ids) < MIN_SAMPLE_FRAMES:
             log.warning('%s: only %d sampled frames; step 1 needs %d (lower sample_factor)',
                         episode.name, len(ids), MIN_SAMPLE_FRAMES)
-        wanted = sorted(set(ids).union(*zero_hop_afters(ids)))
+        return _extract(episode, config, frames, segments, ids, instructions)
+
+
+def _extract(episode: RawEpisode, config: PreprocessConfig, frames: EpisodeFrames,
+             segments: list[Segment], ids: list[int],
+             instructions: list[str]) -> EpisodeSummary:
+    """Write the validated episode's folder: built aside, moved into place when complete."""
+    wanted = sorted(set(ids).union(*zero_hop_afters(ids)))
+    with written(config.out / episode.name) as out:
         count = 0
         for camera, cam in enumerate(CAMERAS):
             cam_dir = out / cam
