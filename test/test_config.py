@@ -33,7 +33,8 @@ def load(repo_root: Path, name: str) -> dict[str, Any]:
     return flatten(tree['/**']['ros__parameters'])
 
 
-@pytest.mark.parametrize('name', ['default.yaml', 'single_camera.yaml', 'demo.yaml'])
+@pytest.mark.parametrize('name', ['default.yaml', 'single_camera.yaml', 'demo.yaml',
+                                  'remote_server.yaml'])
 def test_config_file_names_only_node_parameters_with_their_declared_types(
         repo_root: Path, name: str) -> None:
     values = load(repo_root, name)
@@ -49,6 +50,14 @@ def test_single_camera_yaml_configures_the_front_camera_alone(repo_root: Path) -
     config = NodeConfig.from_values(load(repo_root, 'single_camera.yaml'))
     assert [(c.role, c.topic, c.transport) for c in config.cameras] == [
         ('front', '/cam_high/image_raw', Transport.RAW)]
+
+
+def test_remote_server_yaml_scores_through_a_served_model(repo_root: Path) -> None:
+    config = NodeConfig.from_values(load(repo_root, 'remote_server.yaml'))
+    assert config.backend == 'openai' and config.load_retry_s > 0
+    assert (config.backend_options['model'], config.backend_options['base_url']) == (
+        'grm-3b', 'http://gpu-box.local:8000/v1')
+    assert config.profile.name == 'GRM-3B'          # from model.path: what the server serves
 
 
 def test_demo_yaml_is_valid_once_the_demo_names_the_model(repo_root: Path) -> None:

@@ -102,7 +102,7 @@ def probe_ns() -> Iterator[tuple[Probe, str]]:
 def test_launch_file_is_the_installed_copy_of_the_source(repo_root: Path, share: Path) -> None:
     assert share == repo_root / 'install' / PACKAGE / 'share' / PACKAGE
     for name in ('launch/reward.launch.py', 'config/default.yaml', 'config/single_camera.yaml',
-                 'config/demo.yaml'):
+                 'config/demo.yaml', 'config/remote_server.yaml'):
         assert (share / name).read_bytes() == (repo_root / name).read_bytes(), name
 
 
