@@ -244,6 +244,9 @@ class OpenAIBackend:
         if self._stop.is_set():
             raise BackendStoppedError('stopped')
         self._wake.clear()
+        for query in queries:       # each distinct image once, before the requests share them
+            for image in query.images:
+                self._data_url(image)
         try:
             futures = [pool.submit(self._answer, q) for q in queries]
         except RuntimeError as exc:                      # close() shut the pool meanwhile
