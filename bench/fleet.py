@@ -42,8 +42,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.msg import Progress
 from sensor_msgs.msg import CompressedImage
 
-# The tests' scripted server (a test double of vllm serve) serves the benchmark too.
+# The tests' helpers: the scripted server (a test double of vllm serve), the node command line.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
+from node_harness import node_command as harness_command
 from openai_server import FakeOpenAI, Reply, completion
 
 from robo_dopamine_ros.ros import convert
@@ -66,10 +67,7 @@ def node_command(ns: str, url: str) -> list[str]:
               'qos.reliability': 'reliable', 'queue.length': 4,
               **{f'cameras.{r}.topic': f'{ns}/{r}/compressed' for r in ROLES},
               **{f'cameras.{r}.transport': 'compressed' for r in ROLES}}
-    command = [str(exe), '--ros-args', '-r', f'__ns:={ns}', '--log-level', 'warn']
-    for name, value in params.items():
-        command += ['-p', f'{name}:={value}']
-    return command
+    return [*harness_command(exe, ns, params), '--log-level', 'warn']
 
 
 class Fleet:

@@ -66,6 +66,23 @@ def ros_environment(repo_root: Path, domain_id: int) -> dict[str, str]:
     return env
 
 
+def node_command(reward_node: Path, ns: str, params: Mapping[str, Any]) -> list[str]:
+    """The command line of the installed ``reward_node`` in namespace ``ns`` with ``params``."""
+    command = [str(reward_node), '--ros-args', '-r', f'__ns:={ns}']
+    for name, value in params.items():
+        text = '[' + ','.join(value) + ']' if isinstance(value, list) else value
+        command += ['-p', f'{name}:={text}']
+    return command
+
+
+def start_node(reward_node: Path, cwd: Path, ns: str,
+               params: Mapping[str, Any]) -> subprocess.Popen[str]:
+    """Start the node as its own process on this test domain; its output goes to cwd/node.log."""
+    return subprocess.Popen(node_command(reward_node, ns, params), cwd=cwd, env=ros_env(),
+                            stdout=(cwd / 'node.log').open('w'), stderr=subprocess.STDOUT,
+                            text=True)
+
+
 def wait_until(predicate: Callable[[], T], what: str, timeout: float = TIMEOUT_S,
                poll: float = 0.02) -> T:
     """Poll ``predicate`` until it returns something truthy; fail the test on the deadline."""

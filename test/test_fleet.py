@@ -11,7 +11,6 @@ restarting any node.
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from grm_server import GrmServer
-from node_harness import Probe, ros_env, wait_until
+from node_harness import Probe, start_node, wait_until
 from PIL import Image as PILImage
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -74,14 +73,6 @@ def robot_params(ns: str, model: Path, goal: Path, task: str, url: str) -> dict[
         **{f'cameras.{role}.topic': f'{ns}/{CAMERAS[role]}' for role in ROLES}}
 
 
-def start_robot(reward_node: Path, cwd: Path, ns: str, params: dict[str, Any]) -> Any:
-    command = [str(reward_node), '--ros-args', '-r', f'__ns:={ns}']
-    for name, value in params.items():
-        command += ['-p', f'{name}:={value}']
-    return subprocess.Popen(command, cwd=cwd, env=ros_env(), stdout=(cwd / 'node.log').open('w'),
-                            stderr=subprocess.STDOUT)
-
-
 class Robot:
     """One robot: its node process, its episode, its cameras and a probe on its outputs."""
 
@@ -100,7 +91,7 @@ class Robot:
         self.cameras = {role: self.probe.node.create_publisher(
             Image, f'{self.ns}/{CAMERAS[role]}', qos) for role in ROLES}
         self.probe.start()
-        self.proc = start_robot(reward_node, self.dir, self.ns, self.params)
+        self.proc = start_node(reward_node, self.dir, self.ns, self.params)
         self.t0 = time.time_ns() // MS * MS
         self.sent: dict[int, dict[str, Any]] = {}
 

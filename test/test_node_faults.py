@@ -29,7 +29,9 @@ from node_harness import (
     Probe,
     diag_values,
     frame,
+    node_command,
     ros_env,
+    start_node,
     wait_until,
 )
 from PIL import Image as PILImage
@@ -227,19 +229,18 @@ def test_faults_pillow_decompression_bomb_above_a_raised_budget_is_refused(
         assert not answer.success and 'DecompressionBombError' in answer.message
 
 
-def run_node(reward_node: Path, cwd: Path, *params: str) -> subprocess.CompletedProcess[str]:
-    command = [str(reward_node), '--ros-args', '-r', f'__ns:=/t{uuid.uuid4().hex[:10]}']
-    for param in params:
-        command += ['-p', param]
-    return subprocess.run(command, cwd=cwd, env=ros_env(), capture_output=True, text=True,
-                          timeout=60, check=False)
+def run_node(reward_node: Path, cwd: Path, **params: Any) -> subprocess.CompletedProcess[str]:
+    """Run the node to its end (a startup that fails) and capture its output."""
+    return subprocess.run(node_command(reward_node, f'/t{uuid.uuid4().hex[:10]}', params),
+                          cwd=cwd, env=ros_env(), capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 def test_faults_goal_image_parameter_bomb_stops_startup_with_a_clear_message(
         reward_node: Path, tmp_path: Path) -> None:
     bomb = png_bomb(tmp_path / 'bomb.png', 30000)
-    proc = run_node(reward_node, tmp_path, 'model.backend:=scripted-test-double',
-                    f'goal_image:={bomb}')
+    proc = run_node(reward_node, tmp_path, **{'model.backend': 'scripted-test-double',
+                                              'goal_image': str(bomb)})
     assert proc.returncode == 1, proc.stderr
     assert re.search(r'\[FATAL\].*cannot start: parameter goal_image: .*declares 30000x30000',
                      proc.stderr), proc.stderr
@@ -268,7 +269,7 @@ def test_faults_a_service_flood_is_answered_and_frames_keep_being_scored(
                                               qos_profile=reliable)
                for name, srv in (('reset', Trigger), ('set_goal', SetGoal))}
     probe.start()
-    proc = start_node(reward_node, tmp_path, ns, **{
+    proc = start_node(reward_node, tmp_path, ns, {
         **SCORING, 'goal_image': str(goal), 'qos.reliability': 'reliable',
         'model.backend': 'scripted-test-double',
         'cameras.front.topic': f'{ns}/cam', 'cameras.left.topic': "''",
@@ -318,22 +319,12 @@ def test_faults_a_service_flood_is_answered_and_frames_keep_being_scored(
     assert len(during) >= max(3, sent_during // 10), (len(during), sent_during)
 
 
-def start_node(reward_node: Path, cwd: Path, ns: str, **params: Any) -> subprocess.Popen[str]:
-    command = [str(reward_node), '--ros-args', '-r', f'__ns:={ns}']
-    for name, value in params.items():
-        text = '[' + ','.join(value) + ']' if isinstance(value, list) else value
-        command += ['-p', f'{name}:={text}']
-    log = (cwd / 'node.log').open('w')
-    return subprocess.Popen(command, cwd=cwd, env=ros_env(), stdout=log,
-                            stderr=subprocess.STDOUT, text=True)
-
-
 # -- 5: misspelt parameters ----------------------------------------------------------------------
 
 def test_faults_a_misspelt_parameter_of_ours_stops_startup_with_the_nearest_name(
         reward_node: Path, tmp_path: Path) -> None:
-    proc = run_node(reward_node, tmp_path, 'model.backend:=scripted-test-double',
-                    'sampling.intervall_s:=0.2')
+    proc = run_node(reward_node, tmp_path, **{'model.backend': 'scripted-test-double',
+                                              'sampling.intervall_s': 0.2})
     assert proc.returncode == 1, proc.stderr
     assert re.search(r"\[FATAL\].*cannot start: unknown parameter\(s\): 'sampling.intervall_s' "
                      r"\(did you mean 'sampling.interval_s'\?\)", proc.stderr), proc.stderr
