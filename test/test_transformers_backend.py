@@ -1,7 +1,8 @@
-"""The transformers backend end to end on the tiny random-weight GRM (CPU, offline).
+"""The transformers backend end to end on the tiny random-weight GRMs (CPU, offline).
 
 prompt -> processor tensors -> generate -> decode -> parse. The weights are random, so the tests
-check plumbing (slot order, token counts, padding, stop handling, errors), not scores.
+check plumbing (slot order, token counts, padding, stop handling, errors), not scores. Every test
+that loads a model runs on both architectures (Qwen2.5-VL and Qwen3-VL, ``tiny_arch``).
 """
 
 from __future__ import annotations
@@ -32,15 +33,23 @@ from robo_dopamine_ros.core.errors import (  # noqa: E402
     ModelLoadError,
 )
 from robo_dopamine_ros.core.images import PixelLimits, smart_resize  # noqa: E402
+from robo_dopamine_ros.core.profiles import geometry  # noqa: E402
 from robo_dopamine_ros.core.prompt import prompt_segments  # noqa: E402
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query  # noqa: E402
 from robo_dopamine_ros.models.tiny_grm import QWEN_SPECIAL_TOKENS, build_tiny_grm  # noqa: E402
 
-#: 8 distinct smart_resize fixed points (H, W) in slot order, so the order is visible in the grids.
-SIZES = ((112, 112), (112, 140), (140, 112), (168, 112), (112, 168), (196, 112), (112, 196),
-         (224, 224))
+#: 8 distinct smart_resize fixed points in slot order, in visual tokens (H, W): times the
+#: architecture's factor they are pixel sizes, so the order is visible in the grids.
+TOKEN_SIZES = ((4, 4), (4, 5), (5, 4), (6, 4), (4, 6), (7, 4), (4, 7), (8, 8))
+SIZES = tuple((28 * h, 28 * w) for h, w in TOKEN_SIZES)      # Qwen2.5-VL (factor 28)
 IMAGE_PAD, VISION_START, VISION_END, ENDOFTEXT = 151655, 151652, 151653, 151643
 ASSISTANT_PROMPT_IDS = [151644, 77091, 198]  # '<|im_start|>assistant\n'
+
+
+def sizes_of(backend: TransformersBackend) -> tuple[tuple[int, int], ...]:
+    """:data:`TOKEN_SIZES` in pixels at the backend's resize factor."""
+    factor = backend.config.pixel_limits.factor
+    return tuple((factor * h, factor * w) for h, w in TOKEN_SIZES)
 
 
 def make_query(task: str, seed: int = 0, sizes: tuple[tuple[int, int], ...] = SIZES) -> Query:
@@ -62,14 +71,15 @@ def _one_torch_thread():
 
 
 @pytest.fixture
-def backend(tiny_backend: TransformersBackend) -> TransformersBackend:
-    return tiny_backend
+def backend(tiny_arch_backend: TransformersBackend) -> TransformersBackend:
+    return tiny_arch_backend
 
 
 @pytest.fixture
-def fresh_backend(tiny_grm_synthetic_dir: Path) -> TransformersBackend:
+def fresh_backend(tiny_arch_synthetic_dir: Path, tiny_arch: str) -> TransformersBackend:
     """A backend of its own (stop requests are sticky); the synthetic vocabulary loads fast."""
-    b = TransformersBackend(TransformersConfig(model=str(tiny_grm_synthetic_dir), device='cpu'))
+    b = TransformersBackend(TransformersConfig(model=str(tiny_arch_synthetic_dir), device='cpu',
+                                               pixel_limits=geometry(tiny_arch)))
     yield b
     b.close()
 
@@ -136,21 +146,46 @@ def test_tiny_grm_qwen_vocab_gives_the_real_ids(backend: TransformersBackend) ->
     assert ids == [151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645]
 
 
-def test_tiny_grm_same_seed_same_weights(tmp_path: Path, tiny_grm_synthetic_dir: Path) -> None:
-    again = build_tiny_grm(tmp_path / 'again', vocab='synthetic', seed=0)
+def test_tiny_grm_qwen3_dir_has_the_released_layout(tiny_grm_qwen3_dir: Path) -> None:
+    cfg = json.loads((tiny_grm_qwen3_dir / 'config.json').read_text())
+    assert cfg['model_type'] == 'qwen3_vl'
+    assert cfg['architectures'] == ['Qwen3VLForConditionalGeneration']
+    assert cfg['text_config']['hidden_size'] == 64 and 'hidden_size' not in cfg
+    assert cfg['text_config']['rope_scaling']['mrope_section'] == [4, 2, 2]
+    vision = cfg['vision_config']
+    assert (vision['patch_size'], vision['spatial_merge_size']) == (16, 2)
+    assert vision['deepstack_visual_indexes'] == [0, 1]
+    assert cfg['image_token_id'] == IMAGE_PAD and cfg['vision_start_token_id'] == VISION_START
+    pre = json.loads((tiny_grm_qwen3_dir / 'preprocessor_config.json').read_text())
+    assert pre['processor_class'] == 'Qwen3VLProcessor'
+    assert (pre['patch_size'], pre['image_mean']) == (16, [0.5, 0.5, 0.5])
+    assert pre['size'] == {'shortest_edge': 12544, 'longest_edge': 76800}
+
+
+def test_tiny_grm_same_seed_same_weights(tmp_path: Path, tiny_arch_synthetic_dir: Path,
+                                         tiny_arch: str) -> None:
+    again = build_tiny_grm(tmp_path / 'again', vocab='synthetic', seed=0, architecture=tiny_arch)
     assert ((again / 'model.safetensors').read_bytes()
-            == (tiny_grm_synthetic_dir / 'model.safetensors').read_bytes())
+            == (tiny_arch_synthetic_dir / 'model.safetensors').read_bytes())
 
 
-def test_tiny_grm_rejects_unknown_vocab(tmp_path: Path) -> None:
+def test_tiny_grm_rejects_unknown_vocab_and_architecture(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match='vocab'):
         build_tiny_grm(tmp_path, vocab='gpt2')
+    with pytest.raises(ConfigError, match=r"'llava'.*supported: \['qwen2_5_vl', 'qwen3_vl'\]"):
+        build_tiny_grm(tmp_path, vocab='synthetic', architecture='llava')
+    with pytest.raises(ConfigError, match="factor 28 is not the 'qwen3_vl' factor 32"):
+        build_tiny_grm(tmp_path, vocab='synthetic', architecture='qwen3_vl',
+                       pixel_limits=PixelLimits())
 
 
 # -- prompt and processor inputs ---------------------------------------------------------------
 
-def test_transformers_backend_renders_the_spec_prompt(backend: TransformersBackend) -> None:
+def test_transformers_backend_renders_the_spec_prompt(backend: TransformersBackend,
+                                                     tiny_arch: str) -> None:
     text = backend.render_text(make_query('open the drawer'))
+    assert backend.architecture == tiny_arch
+    # The system line is in the messages (as upstream sends it), so both templates render it.
     expected = ('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n'
                 + '<|vision_start|><|image_pad|><|vision_end|>'.join(
                     prompt_segments('open the drawer'))
@@ -159,16 +194,20 @@ def test_transformers_backend_renders_the_spec_prompt(backend: TransformersBacke
 
 
 def test_transformers_backend_inputs_follow_slot_order(backend: TransformersBackend) -> None:
-    assert all(smart_resize(h, w) == (h, w) for h, w in SIZES)
-    enc = backend.build_inputs([make_query('open the drawer')])
+    factor = backend.config.pixel_limits.factor
+    patch = factor // 2
+    sizes = sizes_of(backend)
+    assert all(smart_resize(h, w, factor) == (h, w) for h, w in sizes)
+    enc = backend.build_inputs([make_query('open the drawer', sizes=sizes)])
     grids = enc['image_grid_thw'].tolist()
-    assert grids == [[1, h // 14, w // 14] for h, w in SIZES]
-    assert enc['pixel_values'].shape == (sum(h * w for h, w in SIZES) // 196, 1176)
+    assert grids == [[1, 2 * h, 2 * w] for h, w in TOKEN_SIZES]
+    assert enc['pixel_values'].shape == (4 * sum(h * w for h, w in TOKEN_SIZES),
+                                         3 * 2 * patch * patch)
     ids = enc['input_ids'][0].tolist()
     starts = [i for i, t in enumerate(ids) if t == VISION_START]
     ends = [i for i, t in enumerate(ids) if t == VISION_END]
     runs = [e - s - 1 for s, e in zip(starts, ends, strict=True)]
-    assert runs == [h * w // 28 // 28 for h, w in SIZES]
+    assert runs == [h * w for h, w in TOKEN_SIZES]
     assert runs == [t * hh * ww // 4 for t, hh, ww in grids]
     assert all(set(ids[s + 1:e]) == {IMAGE_PAD} for s, e in zip(starts, ends, strict=True))
     assert ids.count(IMAGE_PAD) == sum(runs)
@@ -176,7 +215,9 @@ def test_transformers_backend_inputs_follow_slot_order(backend: TransformersBack
 
 def test_transformers_backend_batch_is_left_padded(backend: TransformersBackend) -> None:
     short, long_task = 'open the drawer', 'pick up the red cube and place it in the green bowl'
-    enc = backend.build_inputs([make_query(short), make_query(long_task, seed=1)])
+    sizes = sizes_of(backend)
+    enc = backend.build_inputs([make_query(short, sizes=sizes),
+                                make_query(long_task, seed=1, sizes=sizes)])
     ids, mask = enc['input_ids'].tolist(), enc['attention_mask'].tolist()
     n_short, n_long = sum(mask[0]), sum(mask[1])
     assert n_short < n_long == len(ids[1])
@@ -187,23 +228,34 @@ def test_transformers_backend_batch_is_left_padded(backend: TransformersBackend)
     assert enc['image_grid_thw'].shape == (16, 3)
 
 
-def test_processor_enforces_pixel_limits(tiny_grm_synthetic_dir: Path) -> None:
+#: A 640x480 frame's patch grid at 12544..76800 px: 224x308 (factor 28), 224x320 (factor 32).
+VGA_GRID = {'qwen2_5_vl': [1, 16, 22], 'qwen3_vl': [1, 14, 20]}
+
+
+def test_processor_enforces_pixel_limits(tiny_arch_synthetic_dir: Path, tiny_arch: str) -> None:
     from PIL import Image
 
     frame = Image.fromarray(np.zeros((480, 640, 3), np.uint8))
-    proc = load_processor(tiny_grm_synthetic_dir)
+    proc = load_processor(tiny_arch_synthetic_dir)
     assert proc.tokenizer.padding_side == 'left'
-    assert proc.image_processor(images=[frame])['image_grid_thw'].tolist() == [[1, 16, 22]]
-    small = load_processor(tiny_grm_synthetic_dir, pixel_limits=PixelLimits(12544, 50176))
-    h, w = smart_resize(480, 640, max_pixels=50176)
+    assert proc.image_processor(images=[frame])['image_grid_thw'].tolist() == [
+        VGA_GRID[tiny_arch]]
+    limits = geometry(tiny_arch, 12544, 50176)
+    small = load_processor(tiny_arch_synthetic_dir, pixel_limits=limits)
+    h, w = smart_resize(480, 640, limits.factor, max_pixels=50176)
+    patch = limits.factor // 2
     assert small.image_processor(images=[frame])['image_grid_thw'].tolist() == [
-        [1, h // 14, w // 14]]
+        [1, h // patch, w // patch]]
+    with pytest.raises(ModelLoadError, match='multiples of'):
+        load_processor(tiny_arch_synthetic_dir,
+                       pixel_limits=geometry({'qwen2_5_vl': 'qwen3_vl'}.get(tiny_arch,
+                                                                            'qwen2_5_vl')))
 
 
 # -- generation --------------------------------------------------------------------------------
 
 def test_transformers_backend_generate_is_deterministic(backend: TransformersBackend) -> None:
-    queries = [make_query('open the drawer', seed=s) for s in range(3)]
+    queries = [make_query('open the drawer', seed=s, sizes=sizes_of(backend)) for s in range(3)]
     first = backend.generate(queries)
     second = backend.generate(queries)
     assert isinstance(backend, GrmBackend)
@@ -357,8 +409,18 @@ def test_transformers_backend_dir_without_config_is_model_load_error(tmp_path: P
 
 def test_transformers_backend_other_model_type_is_model_load_error(tmp_path: Path) -> None:
     (tmp_path / 'config.json').write_text(json.dumps({'model_type': 'llama'}))
-    with pytest.raises(ModelLoadError, match="'llama' checkpoint, not a GRM"):
+    with pytest.raises(ModelLoadError, match=r"model_type 'llama', which is not a supported GRM "
+                                             r"architecture; supported: \['qwen2_5_vl', "
+                                             r"'qwen3_vl'\]"):
         TransformersBackend(TransformersConfig(model=str(tmp_path), device='cpu'))
+
+
+def test_transformers_backend_refuses_a_profile_of_the_other_geometry(
+        tiny_arch_synthetic_dir: Path, tiny_arch: str) -> None:
+    other = geometry('qwen3_vl' if tiny_arch == 'qwen2_5_vl' else 'qwen2_5_vl')
+    with pytest.raises(ModelLoadError, match=rf"'{tiny_arch}' checkpoint \(resize factor"):
+        TransformersBackend(TransformersConfig(model=str(tiny_arch_synthetic_dir), device='cpu',
+                                               pixel_limits=other))
 
 
 def test_transformers_backend_uncached_hub_id_is_model_load_error() -> None:
@@ -367,12 +429,13 @@ def test_transformers_backend_uncached_hub_id_is_model_load_error() -> None:
 
 
 def test_transformers_backend_missing_weights_is_model_load_error(
-        tmp_path: Path, tiny_grm_synthetic_dir: Path) -> None:
-    for f in tiny_grm_synthetic_dir.iterdir():
+        tmp_path: Path, tiny_arch_synthetic_dir: Path, tiny_arch: str) -> None:
+    for f in tiny_arch_synthetic_dir.iterdir():
         if f.name != 'model.safetensors':
             (tmp_path / f.name).write_bytes(f.read_bytes())
     with pytest.raises(ModelLoadError, match='model weights'):
-        TransformersBackend(TransformersConfig(model=str(tmp_path), device='cpu'))
+        TransformersBackend(TransformersConfig(model=str(tmp_path), device='cpu',
+                                               pixel_limits=geometry(tiny_arch)))
 
 
 def test_transformers_backend_dtype_auto_on_cpu_is_float32(backend: TransformersBackend) -> None:

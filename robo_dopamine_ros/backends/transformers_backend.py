@@ -1,8 +1,12 @@
-"""The GRM on HF transformers: ``Qwen2_5_VLForConditionalGeneration`` with batched generation.
+"""The GRM on HF transformers, with batched generation, for every released architecture.
 
-This is the reference backend: it runs anywhere torch runs (CPU CI with the tiny model, a robot's
-GPU with the real 3B). torch and transformers are imported when a backend is built, so the config
-dataclass can be parsed and validated on a machine without them.
+This is the reference backend: it runs anywhere torch runs (CPU CI with the tiny models, a robot's
+GPU with the real 3B). The checkpoint's ``config.json`` chooses the classes
+(:mod:`.architectures`): ``Qwen2_5_VLForConditionalGeneration`` for GRM-3B,
+``Qwen3VLForConditionalGeneration`` for a Qwen3-VL checkpoint (the GRM-2.0 previews, believed);
+everything below (left padding, ``</score>`` stop, stop flag, dtype, vision cache) is the same for
+both. torch and transformers are imported when a backend is built, so the config dataclass can be
+parsed and validated on a machine without them.
 
 Differences from upstream (vLLM, spec §2.2) that are deliberate:
 
@@ -36,6 +40,7 @@ import numpy as np
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
 from ..core.types import Answer, Query
+from .architectures import model_class, read_checkpoint
 from .processor import load_processor, render_query_text
 from .vision_cache import VisionCache
 
@@ -46,8 +51,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = 'tanhuajie2001/Robo-Dopamine-GRM-3B'
-#: The architecture every released GRM checkpoint uses (RoboBrain2.0-3B is a Qwen2.5-VL).
-MODEL_TYPE = 'qwen2_5_vl'
 #: Generation of a row ends once this string is complete (the answer is one ``<score>`` tag).
 STOP_STRING = '</score>'
 #: Upstream's vLLM ``SamplingParams`` (spec §2.2), minus its 1024-token budget.
@@ -68,7 +71,8 @@ class TransformersConfig:
             CPU, where half precision is slow or unsupported on many hosts.
         upstream_sampling: Sample like upstream instead of greedy decoding.
         max_new_tokens: Token budget per answer; ``<score>+37.0%</score>`` is ~10 tokens.
-        pixel_limits: Enforced on the processor, matching the engine's pre-resizing.
+        pixel_limits: Enforced on the processor, matching the engine's pre-resizing; the
+            factor must be the checkpoint's (28 for Qwen2.5-VL, 32 for Qwen3-VL).
         trust_remote_code: Only for checkpoints that ship code; the GRM does not.
         local_files_only: Never download; a hub id must already be in the HF cache. A robot
             should not pull 7.5 GB at startup, so this is the default.
@@ -154,58 +158,6 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}[dtype]
-
-
-def check_checkpoint(model: str, *, local_files_only: bool = True,
-                     trust_remote_code: bool = False) -> None:
-    """Fail early, with instructions, when ``model`` is not a loadable Qwen2.5-VL checkpoint.
-
-    transformers' own errors for these cases are long and generic (and for a missing directory
-    it may try the hub); the user needs to know which file is missing and how to get it.
-
-    Raises:
-        ModelLoadError: Missing directory, no ``config.json``, another architecture, or a hub id
-            that is not cached (with ``local_files_only``) or not reachable.
-    """
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(f'model {model!r} is a file; pass the checkpoint directory')
-        cfg_file = path / 'config.json'
-        if not cfg_file.is_file():
-            raise ModelLoadError(f'model directory {model!r} has no config.json, so it is not a '
-                                 f'checkpoint; {_download_hint()}')
-        try:
-            model_type = json.loads(cfg_file.read_text()).get('model_type')
-        except (OSError, ValueError, AttributeError) as exc:
-            raise ModelLoadError(f'cannot read {str(cfg_file)!r}: {exc}') from exc
-    elif _looks_like_path(model):
-        raise ModelLoadError(f'model directory {model!r} does not exist; {_download_hint()}')
-    else:
-        from transformers import AutoConfig
-
-        try:
-            cfg = AutoConfig.from_pretrained(model, local_files_only=local_files_only,
-                                             trust_remote_code=trust_remote_code)
-        except Exception as exc:  # OSError, HF hub errors, ValueError: all mean "not available"
-            where = 'in the local HF cache' if local_files_only else 'on the hub or in the cache'
-            cause = ' '.join(str(exc).split())
-            raise ModelLoadError(f'model {model!r} was not found {where}; '
-                                 f'{_download_hint(model)} (cause: {cause})') from exc
-        model_type = cfg.model_type
-    if model_type != MODEL_TYPE:
-        raise ModelLoadError(f'model {model!r} is a {model_type!r} checkpoint, not a GRM '
-                             f'({MODEL_TYPE!r}); {_download_hint()}')
-
-
-def _looks_like_path(model: str) -> bool:
-    """A hub id is ``owner/name``; anything else that does not exist is a missing directory."""
-    return (model.startswith(('/', '.', '~')) or '\\' in model or model.count('/') != 1)
-
-
-def _download_hint(model: str = DEFAULT_MODEL) -> str:
-    return (f'download the checkpoint with `huggingface-cli download {model} --local-dir '
-            f'<dir>` and pass that directory as the model')
 
 
 #: safetensors dtypes of floating-point tensors: loaded as the model dtype, whatever they are.
@@ -329,8 +281,10 @@ class TransformersBackend:
         """Load the processor and the model.
 
         Raises:
-            ModelLoadError: The checkpoint is missing or not a Qwen2.5-VL one, the device does
-                not exist, or transformers failed to load it; the message says what to do.
+            ModelLoadError: The checkpoint is missing or of an unsupported architecture (the
+                message names the type found and the supported ones), its resize factor is not
+                ``pixel_limits``'s, the device does not exist, or transformers failed to load
+                it; the message says what to do.
         """
         self.config = config or TransformersConfig()
         self.model_id = self.config.model
@@ -345,8 +299,13 @@ class TransformersBackend:
                                  'install them (see requirements-dev.txt)') from exc
         self.device = resolve_device(self.config.device)
         self.dtype = resolve_dtype(self.config.dtype, self.device)
-        check_checkpoint(self.config.model, local_files_only=self.config.local_files_only,
-                         trust_remote_code=self.config.trust_remote_code)
+        info = read_checkpoint(self.config.model, local_files_only=self.config.local_files_only,
+                               trust_remote_code=self.config.trust_remote_code)
+        self.architecture = info.model_type
+        if info.factor != self.config.pixel_limits.factor:
+            raise ModelLoadError(f'model {self.model_id!r} is a {info.model_type!r} checkpoint '
+                                 f'(resize factor {info.factor!r}) but the pixel limits have '
+                                 f'factor {self.config.pixel_limits.factor!r}: use its profile')
         local = Path(self.config.model).expanduser()
         source = str(local) if local.exists() else self.config.model
         self._check_weights_fit(local)
@@ -355,7 +314,8 @@ class TransformersBackend:
         try:
             self.processor = load_processor(source, pixel_limits=self.config.pixel_limits,
                                             local_files_only=self.config.local_files_only,
-                                            trust_remote_code=self.config.trust_remote_code)
+                                            trust_remote_code=self.config.trust_remote_code,
+                                            architecture=self.architecture)
         except Exception as exc:
             raise ModelLoadError(f'cannot load the processor of {self.model_id!r}: {exc}') from exc
         self.processor.image_processor = DistinctImages(self.processor.image_processor)
@@ -365,8 +325,8 @@ class TransformersBackend:
             self.vision_cache = VisionCache(self.config.vision_cache_entries)
             self.vision_cache.install(self.model)
         self._eos_ids = self._collect_eos_ids()
-        logger.info('loaded %r on %s as %s in %.1f s', self.model_id, self.device, self.dtype,
-                    time.perf_counter() - t0)
+        logger.info('loaded %r (%s) on %s as %s in %.1f s', self.model_id, self.architecture,
+                    self.device, self.dtype, time.perf_counter() - t0)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -401,8 +361,6 @@ class TransformersBackend:
                     100 * fraction)
 
     def _load_model(self, source: str) -> Any:
-        from transformers import Qwen2_5_VLForConditionalGeneration
-
         kwargs: dict[str, Any] = {'dtype': self.dtype, 'use_safetensors': True,
                                   'local_files_only': self.config.local_files_only,
                                   'trust_remote_code': self.config.trust_remote_code}
@@ -411,7 +369,7 @@ class TransformersBackend:
         if importlib.util.find_spec('accelerate') is not None:
             kwargs['device_map'] = self.device  # straight onto the device, no host copy
         try:
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, **kwargs)
+            model = model_class(self.architecture).from_pretrained(source, **kwargs)
             model.to(self.device)
         except Exception as exc:
             raise ModelLoadError(f'cannot load the model weights of {self.model_id!r} '

@@ -4,13 +4,16 @@ Why: a fused step asks three questions of 8 images each (24 vision-tower passes)
 current views are new; REF START, the goal, the START views and the previous views were encoded
 at earlier steps (spec: issue 8). The tower is the part of a step whose work repeats most.
 
-How: :class:`VisionCache` replaces ``get_image_features`` on the model's ``Qwen2_5_VLModel``
-instance (``model.model``, which owns ``model.visual``). The replacement splits ``pixel_values``
-into images (``t*h*w`` rows each, from ``image_grid_thw``), digests each image's rows, runs the
-original method once on the images it has not seen (each distinct one once) and returns the
-per-image embeddings in the original order. Everything after it is untouched: the placeholder
-scatter, the M-RoPE positions (computed from ``input_ids`` and the grids, never from the
-embeddings), prefill and decoding see exactly the tensors they would see without the cache.
+How: :class:`VisionCache` replaces ``get_image_features`` on the model's ``Qwen2_5_VLModel`` or
+``Qwen3VLModel`` instance (``model.model``, which owns ``model.visual``). The replacement splits
+``pixel_values`` into images (``t*h*w`` rows each, from ``image_grid_thw``), digests each image's
+rows, runs the original method once on the images it has not seen (each distinct one once) and
+returns the per-image embeddings in the original order. A Qwen3-VL tower also returns
+"deepstack" features (one tensor per tapped vision block, added to the first decoder layers'
+visual positions); they are cached with the pooled embedding of their image and returned in the
+same per-level, per-image layout. Everything after it is untouched: the placeholder scatter, the
+M-RoPE positions (computed from ``input_ids`` and the grids, never from the embeddings), prefill
+and decoding see exactly the tensors they would see without the cache.
 
 Identity is the digest of the preprocessed tensor the tower would see (dtype, grid and bytes),
 never an ``ImageKey``: two images that preprocess alike share an entry, and a key reused with
@@ -54,7 +57,10 @@ class VisionCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        #: digest -> (pooled embedding, deepstack features per level; empty for Qwen2.5-VL)
+        self._entries: OrderedDict[bytes, tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = \
+            OrderedDict()
+        self._output_class: type | None = None
         self._episodes: frozenset[str] = frozenset()
         self._identities: Sequence[int] | None = None
         self._lock = threading.Lock()
@@ -69,6 +75,12 @@ class VisionCache:
         """
         inner = model.model
         original = inner.get_image_features
+        if hasattr(inner.visual, 'deepstack_merger_list'):
+            from transformers.models.qwen3_vl.modeling_qwen3_vl import (
+                BaseModelOutputWithDeepstackFeatures,
+            )
+
+            self._output_class = BaseModelOutputWithDeepstackFeatures
 
         def cached_image_features(pixel_values: torch.Tensor,
                                   image_grid_thw: torch.LongTensor | None = None,
@@ -107,13 +119,12 @@ class VisionCache:
     def _features(self, original: Callable[..., Any], pixel_values: torch.Tensor,
                   image_grid_thw: torch.LongTensor | None, return_dict: bool = True,
                   **kwargs: Any) -> Any:
-        """``get_image_features`` with each image's pooled embedding looked up or encoded.
+        """``get_image_features`` with each image's embeddings looked up or encoded.
 
         Extra keyword arguments (precomputed ``cu_seqlens``, output capture) describe the whole
         batch and cannot be cut per image, so such a call goes to the original untouched.
         """
         import torch
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         if kwargs or image_grid_thw is None:
             return original(pixel_values, image_grid_thw, return_dict=return_dict, **kwargs)
@@ -131,8 +142,10 @@ class VisionCache:
             if todo:
                 pixels = torch.cat([pixel_values[starts[i]:starts[i] + rows[i]] for i in todo])
                 out = original(pixels, image_grid_thw[todo], return_dict=True)
-                for i, embedding in zip(todo, out.pooler_output, strict=True):
-                    found[digests[i]] = embedding.clone()  # a view would pin the batch tensor
+                levels = getattr(out, 'deepstack_features', None) or ()
+                for j, i in enumerate(todo):  # clones: a view would pin the batch tensor
+                    found[digests[i]] = (out.pooler_output[j].clone(),
+                                         tuple(level[j].clone() for level in levels))
             self.misses += len(todo)
             self.hits += len(digests) - len(todo)
             for d in digests:
@@ -140,7 +153,22 @@ class VisionCache:
                 self._entries.move_to_end(d)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        result = BaseModelOutputWithPooling(pooler_output=tuple(found[d] for d in digests))
+        return self._output(tuple(found[d] for d in digests), return_dict)
+
+    def _output(self, entries: tuple[tuple[torch.Tensor, tuple[torch.Tensor, ...]], ...],
+                return_dict: bool) -> Any:
+        """The tower's output object for ``entries``: per-image tuples, as the model splits."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        pooled = tuple(entry[0] for entry in entries)
+        if self._output_class is None:
+            result = BaseModelOutputWithPooling(pooler_output=pooled)
+        else:
+            depth = len(entries[0][1]) if entries else 0
+            result = self._output_class(
+                pooler_output=pooled,
+                deepstack_features=[tuple(entry[1][k] for entry in entries)
+                                    for k in range(depth)])
         return result if return_dict else result.to_tuple()
 
     def _digests(self, pixel_values: torch.Tensor, grid: torch.Tensor,

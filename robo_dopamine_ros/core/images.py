@@ -1,4 +1,4 @@
-"""Image preparation: any supported input -> RGB uint8 -> Qwen2.5-VL ``smart_resize`` size.
+"""Image preparation: any supported input -> RGB uint8 -> the checkpoint's ``smart_resize`` size.
 
 Resizing here (not only in a processor) makes every backend — transformers, vLLM, an HTTP API —
 see the same pixels, and lets the pixel limits of a checkpoint profile apply everywhere.
@@ -14,27 +14,36 @@ from PIL import Image
 
 from .errors import ConfigError, ImageError
 
-#: Qwen2.5-VL: 14 px patches merged 2x2 -> one visual token per 28x28 block.
+#: Qwen2.5-VL: 14 px patches merged 2x2 -> one visual token per 28x28 block (Qwen3-VL: 16 px
+#: patches, factor 32). The factor of a checkpoint travels in its ``PixelLimits``.
 RESIZE_FACTOR = 28
 MAX_ASPECT_RATIO = 200
 
 
 @dataclass(frozen=True)
 class PixelLimits:
-    """Bounds on an image's pixel count after resizing (upstream: 16*28^2 .. 320*240)."""
+    """A checkpoint's image geometry: pixel bounds after resizing and the resize factor.
+
+    Defaults are GRM-3B's (upstream 16*28^2 .. 320*240, Qwen2.5-VL factor 28). The factor is the
+    side of the square one visual token covers (patch size x merge size); it is carried here so
+    every place that resizes takes it from the checkpoint profile with the bounds.
+    """
 
     min_pixels: int = 12544
     max_pixels: int = 76800
+    factor: int = RESIZE_FACTOR
 
     def __post_init__(self) -> None:
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ConfigError(f'need 0 < min_pixels <= max_pixels, got {self.min_pixels!r}, '
                               f'{self.max_pixels!r}')
+        if not isinstance(self.factor, int) or self.factor < 1:
+            raise ConfigError(f'resize factor must be a positive int, got {self.factor!r}')
 
 
 def smart_resize(height: int, width: int, factor: int = RESIZE_FACTOR,
                  min_pixels: int = 12544, max_pixels: int = 76800) -> tuple[int, int]:
-    """Qwen2.5-VL's target size: sides multiples of ``factor``, area within the pixel bounds.
+    """The Qwen-VL target size: sides multiples of ``factor``, area within the pixel bounds.
 
     Same arithmetic as the Qwen2-VL image processor, so pre-resized images pass through unchanged.
     """
@@ -57,8 +66,14 @@ def smart_resize(height: int, width: int, factor: int = RESIZE_FACTOR,
 
 def visual_tokens(height: int, width: int, limits: PixelLimits = PixelLimits()) -> int:
     """Number of ``<|image_pad|>`` tokens the model spends on an image of this size."""
-    h, w = smart_resize(height, width, min_pixels=limits.min_pixels, max_pixels=limits.max_pixels)
-    return (h // RESIZE_FACTOR) * (w // RESIZE_FACTOR)
+    h, w = resize_to(height, width, limits)
+    return (h // limits.factor) * (w // limits.factor)
+
+
+def resize_to(height: int, width: int, limits: PixelLimits) -> tuple[int, int]:
+    """:func:`smart_resize` with a checkpoint's geometry."""
+    return smart_resize(height, width, factor=limits.factor, min_pixels=limits.min_pixels,
+                        max_pixels=limits.max_pixels)
 
 
 def to_rgb(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -91,7 +106,7 @@ def prepare(image: np.ndarray | Image.Image, limits: PixelLimits = PixelLimits()
     """RGB-convert and resize to the model's size (bicubic, as the Qwen processor resamples)."""
     rgb = to_rgb(image)
     h, w = rgb.shape[:2]
-    th, tw = smart_resize(h, w, min_pixels=limits.min_pixels, max_pixels=limits.max_pixels)
+    th, tw = resize_to(h, w, limits)
     if (th, tw) == (h, w):
         return rgb
     return np.asarray(Image.fromarray(rgb).resize((tw, th), Image.BICUBIC), dtype=np.uint8)

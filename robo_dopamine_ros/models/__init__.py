@@ -7,7 +7,9 @@ when a model is actually built.
 from __future__ import annotations
 
 from .tiny_grm import (
+    ARCHITECTURES,
     QWEN2_VL_CHAT_TEMPLATE,
+    QWEN3_VL_CHAT_TEMPLATE,
     QWEN_SPECIAL_TOKENS,
     build_tiny_grm,
     build_tokenizer,
@@ -15,7 +17,9 @@ from .tiny_grm import (
 )
 
 __all__ = [
+    'ARCHITECTURES',
     'QWEN2_VL_CHAT_TEMPLATE',
+    'QWEN3_VL_CHAT_TEMPLATE',
     'QWEN_SPECIAL_TOKENS',
     'build_tiny_grm',
     'build_tokenizer',

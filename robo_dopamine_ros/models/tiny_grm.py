@@ -1,11 +1,14 @@
 """A tiny, randomly initialised GRM checkpoint of the real class, built offline.
 
-The real GRM is a 3.75B-parameter Qwen2.5-VL that CI can neither download nor run. Tests and the
-CPU demo need a model directory that goes through exactly the same code path (``config.json``
-in the released flat layout, safetensors weights, tokenizer, ``preprocessor_config.json`` naming
-``Qwen2_5_VLProcessor``, the standard Qwen2-VL chat template) but builds in seconds. The weights
-are random, so the model never answers a parseable ``<score>``; it exercises plumbing, shapes and
-determinism only (recipe: ``docs/tiny-grm.md``).
+The real GRMs (GRM-3B: a 3.75B-parameter Qwen2.5-VL; the GRM-2.0 previews: believed Qwen3-VL)
+are what CI can neither download nor run. Tests and the CPU demo need a model directory that goes
+through exactly the same code path but builds in seconds. One builder writes either architecture
+(``architecture='qwen2_5_vl'`` or ``'qwen3_vl'``) with the files of its release: ``config.json``
+in the released layout (Qwen2.5-VL flat, Qwen3-VL nested ``text_config``/``vision_config``),
+safetensors weights, tokenizer, ``preprocessor_config.json`` naming the architecture's processor
+(14 px patches for Qwen2.5-VL, 16 px for Qwen3-VL) and the architecture's chat template. The
+weights are random, so the model never answers a parseable ``<score>``; it exercises plumbing,
+shapes and determinism only (recipe: ``docs/tiny-grm.md``).
 
 Two vocabularies:
 
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError, ModelLoadError
 from ..core.images import PixelLimits
+from ..core.profiles import check_architecture, geometry
 from ..core.prompt import INFERENCE_TEMPLATE, TRAINING_TEMPLATE
 
 if TYPE_CHECKING:
@@ -38,8 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The GRM's upstream limits (frozen, so one shared default is safe).
-DEFAULT_PIXEL_LIMITS = PixelLimits()
+ARCHITECTURES: tuple[str, ...] = ('qwen2_5_vl', 'qwen3_vl')
 
 #: Qwen's special tokens, in the order that gives them ids 151643..151656 after the BPE ranks.
 QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -73,20 +76,43 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# Released Qwen2.5-VL image normalisation (CLIP statistics).
-_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
+#: The Qwen3-VL chat template's image and text handling (released ``chat_template.json``
+#: without its tool-call and reasoning branches): no default system turn, one
+#: ``<|vision_start|><|image_pad|><|vision_end|>`` per image item.
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% endif %}"
+)
+CHAT_TEMPLATES = {'qwen2_5_vl': QWEN2_VL_CHAT_TEMPLATE, 'qwen3_vl': QWEN3_VL_CHAT_TEMPLATE}
+
+# Released image normalisation: Qwen2.5-VL CLIP statistics, Qwen3-VL 0.5 everywhere.
+_IMAGE_NORM = {
+    'qwen2_5_vl': ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]),
+    'qwen3_vl': ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+}
 
 _SYNTHETIC_VOCAB_SIZE = 1000
 
 
-def real_dimensions_config() -> dict[str, Any]:
-    """The released Qwen2.5-VL-3B ``config.json`` (flat layout), for random-weight benchmarks.
+def real_dimensions_config(architecture: str = 'qwen2_5_vl') -> dict[str, Any]:
+    """A released ``config.json`` of real dimensions, for random-weight benchmarks.
 
-    The GRM-3B (via RoboBrain2.0-3B) keeps these dimensions, so a random model built from this
-    config costs what the real one costs in memory and time. Pass it as ``build_tiny_grm(...,
-    config=real_dimensions_config(), vocab='qwen')``; its token ids are the real Qwen ids.
+    ``'qwen2_5_vl'``: Qwen2.5-VL-3B (flat layout); the GRM-3B (via RoboBrain2.0-3B) keeps these
+    dimensions, so a random model built from it costs what the real one costs in memory and
+    time. ``'qwen3_vl'``: the assumed Qwen3-VL-4B dimensions of GRM-2.0-4B (unverified: no
+    GRM-2.0 config was reachable). Pass it as ``build_tiny_grm(..., config=..., vocab='qwen')``;
+    its token ids are the real Qwen ids.
     """
+    if check_architecture(architecture) == 'qwen3_vl':
+        return _qwen3_vl_4b_config()
     return {
         'architectures': ['Qwen2_5_VLForConditionalGeneration'],
         'model_type': 'qwen2_5_vl',
@@ -135,12 +161,69 @@ def real_dimensions_config() -> dict[str, Any]:
     }
 
 
-def build_tokenizer(vocab: str = 'qwen') -> PreTrainedTokenizerBase:
+def _qwen3_vl_4b_config() -> dict[str, Any]:
+    """Qwen3-VL-4B-Instruct's ``config.json`` (nested layout, as released by Qwen)."""
+    return {
+        'architectures': ['Qwen3VLForConditionalGeneration'],
+        'model_type': 'qwen3_vl',
+        'image_token_id': 151655,
+        'video_token_id': 151656,
+        'vision_start_token_id': 151652,
+        'vision_end_token_id': 151653,
+        'tie_word_embeddings': True,
+        'text_config': {
+            'model_type': 'qwen3_vl_text',
+            'attention_bias': False,
+            'attention_dropout': 0.0,
+            'bos_token_id': 151643,
+            'eos_token_id': 151645,
+            'head_dim': 128,
+            'hidden_act': 'silu',
+            'hidden_size': 2560,
+            'initializer_range': 0.02,
+            'intermediate_size': 9728,
+            'max_position_embeddings': 262144,
+            'num_attention_heads': 32,
+            'num_hidden_layers': 36,
+            'num_key_value_heads': 8,
+            'rms_norm_eps': 1e-06,
+            'rope_scaling': {'mrope_interleaved': True, 'mrope_section': [24, 20, 20],
+                             'rope_type': 'default'},
+            'rope_theta': 5000000,
+            'tie_word_embeddings': True,
+            'use_cache': True,
+            'vocab_size': 151936,
+        },
+        'vision_config': {
+            'model_type': 'qwen3_vl',
+            'deepstack_visual_indexes': [5, 11, 17],
+            'depth': 24,
+            'hidden_act': 'gelu_pytorch_tanh',
+            'hidden_size': 1024,
+            'in_channels': 3,
+            'initializer_range': 0.02,
+            'intermediate_size': 4096,
+            'num_heads': 16,
+            'num_position_embeddings': 2304,
+            'out_hidden_size': 2560,
+            'patch_size': 16,
+            'spatial_merge_size': 2,
+            'temporal_patch_size': 2,
+        },
+    }
+
+
+def build_tokenizer(vocab: str = 'qwen',
+                    architecture: str = 'qwen2_5_vl') -> PreTrainedTokenizerBase:
     """A Qwen2 fast tokenizer with the Qwen pipeline, the 14 special tokens and the chat template.
+
+    Qwen2.5-VL and Qwen3-VL share the BPE ranks and these special-token ids; the chat template
+    is the architecture's.
 
     Args:
         vocab: ``'qwen'`` for the real BPE ranks (exact Qwen2.5 ids) or ``'synthetic'`` for a
             ~1k-token BPE trained on the GRM prompt.
+        architecture: Whose chat template to attach.
 
     Raises:
         ConfigError: ``vocab`` is neither.
@@ -173,7 +256,7 @@ def build_tokenizer(vocab: str = 'qwen') -> PreTrainedTokenizerBase:
                            for s in QWEN_SPECIAL_TOKENS])
     tok = Qwen2TokenizerFast(tokenizer_object=tk, eos_token='<|im_end|>',
                              pad_token='<|endoftext|>', unk_token=None, bos_token=None)
-    tok.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    tok.chat_template = CHAT_TEMPLATES[check_architecture(architecture)]
     if vocab == 'qwen':
         first = tok.convert_tokens_to_ids(QWEN_SPECIAL_TOKENS[0])
         if first != 151643:  # the ranks file changed; ids would silently differ from the GRM's
@@ -184,15 +267,15 @@ def build_tokenizer(vocab: str = 'qwen') -> PreTrainedTokenizerBase:
 def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
                    text_hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                    intermediate: int = 128, vision_hidden: int = 32, vision_depth: int = 2,
-                   vision_heads: int = 2, pixel_limits: PixelLimits = DEFAULT_PIXEL_LIMITS,
+                   vision_heads: int = 2, pixel_limits: PixelLimits | None = None,
                    config: Mapping[str, Any] | None = None, dtype: str = 'float32',
-                   device: str = 'cpu') -> Path:
-    """Write a complete random-weight Qwen2.5-VL GRM directory, offline.
+                   device: str = 'cpu', architecture: str = 'qwen2_5_vl') -> Path:
+    """Write a complete random-weight GRM directory of either architecture, offline.
 
-    The directory has the files of the released checkpoint (``config.json`` in its flat
-    layout, ``model.safetensors``, ``generation_config.json``, tokenizer files,
-    ``preprocessor_config.json`` naming ``Qwen2_5_VLProcessor``, the chat template), so loading
-    it takes the real path.
+    The directory has the files of the released checkpoint (``config.json`` in its layout,
+    ``model.safetensors``, ``generation_config.json``, tokenizer files,
+    ``preprocessor_config.json`` naming the architecture's processor, the chat template), so
+    loading it takes the real path.
 
     Args:
         out_dir: Target directory (created; existing files are overwritten).
@@ -207,39 +290,51 @@ def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
         vision_hidden: Vision tower width.
         vision_depth: Vision blocks; the last one uses full attention, as in the real tower.
         vision_heads: Vision attention heads.
-        pixel_limits: ``min_pixels``/``max_pixels`` written to ``preprocessor_config.json``.
-        config: A full flat config to use instead of the tiny dimensions, e.g.
-            :func:`real_dimensions_config`; its token ids must match the tokenizer's.
+        pixel_limits: ``min_pixels``/``max_pixels`` written to ``preprocessor_config.json``
+            (default: 12544..76800); the factor must be the architecture's.
+        config: A full config to use instead of the tiny dimensions, e.g.
+            :func:`real_dimensions_config`; its ``model_type`` sets the architecture and its
+            token ids must match the tokenizer's.
         dtype: Weight dtype to save (``'float32'``, ``'bfloat16'`` or ``'float16'``).
         device: Where to initialise the weights (``'cuda:0'`` makes real dimensions fast).
+        architecture: ``'qwen2_5_vl'`` or ``'qwen3_vl'`` (ignored when ``config`` is given).
 
     Returns:
         The model directory.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import GenerationConfig
 
+    from ..backends.architectures import config_class, model_class
+
+    if config is not None:
+        architecture = str(config.get('model_type'))
+    arch = check_architecture(architecture, 'the tiny GRM config')
+    limits = pixel_limits or geometry(arch)
+    if limits.factor != geometry(arch).factor:
+        raise ConfigError(f'pixel_limits factor {limits.factor!r} is not the {arch!r} '
+                          f'factor {geometry(arch).factor!r}')
     dtypes = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
     if dtype not in dtypes:
         raise ConfigError(f'dtype must be one of {sorted(dtypes)}, got {dtype!r}')
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(vocab)
+    tok = build_tokenizer(vocab, arch)
     ids = {s: tok.convert_tokens_to_ids(s) for s in QWEN_SPECIAL_TOKENS}
     if config is None:
-        cfg = _tiny_config(ids, len(tok), text_hidden=text_hidden, layers=layers, heads=heads,
-                           kv_heads=kv_heads, intermediate=intermediate,
+        cfg = _tiny_config(arch, ids, len(tok), text_hidden=text_hidden, layers=layers,
+                           heads=heads, kv_heads=kv_heads, intermediate=intermediate,
                            vision_hidden=vision_hidden, vision_depth=vision_depth,
                            vision_heads=vision_heads)
     else:
         cfg = copy.deepcopy(dict(config))
-        _check_token_ids(cfg, ids, len(tok))
+        _check_token_ids(arch, cfg, ids, len(tok))
     cfg['torch_dtype'] = dtype
 
     torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(
-            Qwen2_5_VLConfig(**copy.deepcopy(cfg)), dtype=dtypes[dtype])  # it edits nested dicts
+        model = model_class(arch)._from_config(
+            config_class(arch)(**copy.deepcopy(cfg)), dtype=dtypes[dtype])  # it edits dicts
     model.eval()
     endoftext, im_end = ids['<|endoftext|>'], ids['<|im_end|>']
     # Mirrors Qwen2.5-VL-Instruct's generation_config.json (sampling, repetition penalty): the
@@ -254,25 +349,25 @@ def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
         model.save_pretrained(tmp, safe_serialization=True)
         del model
         tok.save_pretrained(tmp)
-        # transformers 5.x saves its own nested layout; the released checkpoint is flat, and
-        # loading the flat file is the legacy path the real model takes.
+        # transformers 5.x saves its own layout; the released file is written instead (for
+        # Qwen2.5-VL the flat legacy layout, the path the real model takes).
         cfg['transformers_version'] = _transformers_version()
         _write_json(tmp / 'config.json', cfg)
-        _write_json(tmp / 'preprocessor_config.json', _preprocessor_config(pixel_limits))
-        _write_json(tmp / 'chat_template.json', {'chat_template': QWEN2_VL_CHAT_TEMPLATE})
+        _write_json(tmp / 'preprocessor_config.json', _preprocessor_config(arch, limits))
+        _write_json(tmp / 'chat_template.json', {'chat_template': CHAT_TEMPLATES[arch]})
         names = sorted((p.name for p in tmp.iterdir()), key=lambda n: n.startswith('model'))
         for name in names:
             os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info('built tiny GRM (%s vocab, seed %d) in %s', vocab, seed, out)
+    logger.info('built tiny %s GRM (%s vocab, seed %d) in %s', arch, vocab, seed, out)
     return out
 
 
-def _tiny_config(ids: Mapping[str, int], vocab_len: int, *, text_hidden: int, layers: int,
-                 heads: int, kv_heads: int, intermediate: int, vision_hidden: int,
+def _tiny_config(arch: str, ids: Mapping[str, int], vocab_len: int, *, text_hidden: int,
+                 layers: int, heads: int, kv_heads: int, intermediate: int, vision_hidden: int,
                  vision_depth: int, vision_heads: int) -> dict[str, Any]:
-    """The tiny dims in the released flat layout, with the sizing constraints checked."""
+    """The tiny dims in the released layout, with the sizing constraints checked."""
     if text_hidden % heads or heads % kv_heads:
         raise ConfigError(f'need text_hidden % heads == 0 and heads % kv_heads == 0, got '
                           f'{text_hidden!r}, {heads!r}, {kv_heads!r}')
@@ -282,9 +377,15 @@ def _tiny_config(ids: Mapping[str, int], vocab_len: int, *, text_hidden: int, la
     if vision_hidden % vision_heads:
         raise ConfigError(f'vision_hidden {vision_hidden!r} not divisible by {vision_heads!r}')
     half = head_dim // 2
+    vocab_size = 64 * math.ceil(vocab_len / 64)
+    if arch == 'qwen3_vl':
+        return _tiny_qwen3_config(ids, vocab_size, head_dim=head_dim, text_hidden=text_hidden,
+                                  layers=layers, heads=heads, kv_heads=kv_heads,
+                                  intermediate=intermediate, vision_hidden=vision_hidden,
+                                  vision_depth=vision_depth, vision_heads=vision_heads)
     cfg = real_dimensions_config()
     cfg.update({
-        'vocab_size': 64 * math.ceil(vocab_len / 64),
+        'vocab_size': vocab_size,
         'hidden_size': text_hidden,
         'intermediate_size': intermediate,
         'num_hidden_layers': layers,
@@ -295,7 +396,7 @@ def _tiny_config(ids: Mapping[str, int], vocab_len: int, *, text_hidden: int, la
         'rope_scaling': {'type': 'mrope',
                          'mrope_section': [half // 4, 3 * half // 8, 3 * half // 8]},
     })
-    cfg.update(_token_id_fields(ids))
+    cfg.update(_token_id_fields(arch, ids)[0])
     cfg['vision_config'].update({
         'depth': vision_depth,
         'hidden_size': vision_hidden,
@@ -307,42 +408,93 @@ def _tiny_config(ids: Mapping[str, int], vocab_len: int, *, text_hidden: int, la
     return cfg
 
 
-def _token_id_fields(ids: Mapping[str, int]) -> dict[str, int]:
-    return {
-        'bos_token_id': ids['<|endoftext|>'],
-        'eos_token_id': ids['<|im_end|>'],
+def _tiny_qwen3_config(ids: Mapping[str, int], vocab_size: int, *, head_dim: int,
+                       text_hidden: int, layers: int, heads: int, kv_heads: int,
+                       intermediate: int, vision_hidden: int, vision_depth: int,
+                       vision_heads: int) -> dict[str, Any]:
+    """Tiny Qwen3-VL dims in the released nested layout.
+
+    The deepstack levels are the first ``min(vision_depth, layers)`` vision blocks, so every
+    level feeds a decoder layer, as in the real tower (3 levels into the first 3 layers).
+    """
+    half = head_dim // 2
+    cfg = _qwen3_vl_4b_config()
+    top, text = _token_id_fields('qwen3_vl', ids)
+    cfg.update(top)
+    cfg['text_config'].update({
+        **text,
+        'vocab_size': vocab_size,
+        'head_dim': head_dim,
+        'hidden_size': text_hidden,
+        'intermediate_size': intermediate,
+        'num_hidden_layers': layers,
+        'num_attention_heads': heads,
+        'num_key_value_heads': kv_heads,
+        'max_position_embeddings': 32768,
+        'rope_scaling': {'mrope_interleaved': True, 'rope_type': 'default',
+                         'mrope_section': [half // 2, half // 4, half // 4]},
+    })
+    cfg['vision_config'].update({
+        'depth': vision_depth,
+        'hidden_size': vision_hidden,
+        'intermediate_size': 2 * vision_hidden,
+        'num_heads': vision_heads,
+        'out_hidden_size': text_hidden,
+        'deepstack_visual_indexes': list(range(min(vision_depth, layers))),
+    })
+    return cfg
+
+
+def _token_id_fields(arch: str, ids: Mapping[str, int]) -> tuple[dict[str, int],
+                                                                 dict[str, int]]:
+    """The config's token-id fields: (top level, ``text_config``) for ``arch``'s layout."""
+    vision = {
         'vision_start_token_id': ids['<|vision_start|>'],
         'vision_end_token_id': ids['<|vision_end|>'],
-        'vision_token_id': ids['<|vision_pad|>'],
         'image_token_id': ids['<|image_pad|>'],
         'video_token_id': ids['<|video_pad|>'],
     }
+    text = {'bos_token_id': ids['<|endoftext|>'], 'eos_token_id': ids['<|im_end|>']}
+    if arch == 'qwen3_vl':
+        return vision, text
+    return {**text, **vision, 'vision_token_id': ids['<|vision_pad|>']}, {}
 
 
-def _check_token_ids(cfg: Mapping[str, Any], ids: Mapping[str, int], vocab_len: int) -> None:
+def _check_token_ids(arch: str, cfg: Mapping[str, Any], ids: Mapping[str, int],
+                     vocab_len: int) -> None:
     """A config whose token ids disagree with the tokenizer gives silently wrong image features."""
-    for key, want in _token_id_fields(ids).items():
-        if cfg.get(key) != want:
-            raise ConfigError(f'config {key}={cfg.get(key)!r} but the tokenizer says {want!r}')
-    if cfg.get('vocab_size', 0) < vocab_len:
-        raise ConfigError(f'config vocab_size {cfg.get("vocab_size")!r} < tokenizer {vocab_len!r}')
+    top, text = _token_id_fields(arch, ids)
+    text_cfg = cfg.get('text_config') or {}
+    for where, fields, section in (('', top, cfg), ('text_config.', text, text_cfg)):
+        for key, want in fields.items():
+            if section.get(key) != want:
+                raise ConfigError(f'config {where}{key}={section.get(key)!r} but the tokenizer '
+                                  f'says {want!r}')
+    vocab_size = text_cfg.get('vocab_size', cfg.get('vocab_size', 0))
+    if vocab_size < vocab_len:
+        raise ConfigError(f'config vocab_size {vocab_size!r} < tokenizer {vocab_len!r}')
 
 
-def _preprocessor_config(limits: PixelLimits) -> dict[str, Any]:
+def _preprocessor_config(arch: str, limits: PixelLimits) -> dict[str, Any]:
     """The released checkpoint's image processor file (4.x key names, read by 4.57 and 5.x)."""
+    mean, std = _IMAGE_NORM[arch]
+    qwen3 = arch == 'qwen3_vl'
+    # Qwen2.5-VL's release names the bounds min/max_pixels, Qwen3-VL's a size dict.
+    bounds: dict[str, Any] = (
+        {'size': {'shortest_edge': limits.min_pixels, 'longest_edge': limits.max_pixels}}
+        if qwen3 else {'max_pixels': limits.max_pixels, 'min_pixels': limits.min_pixels})
     return {
+        **bounds,
         'do_convert_rgb': True,
         'do_normalize': True,
         'do_rescale': True,
         'do_resize': True,
-        'image_mean': _IMAGE_MEAN,
-        'image_std': _IMAGE_STD,
-        'image_processor_type': 'Qwen2VLImageProcessor',
-        'max_pixels': limits.max_pixels,
-        'min_pixels': limits.min_pixels,
+        'image_mean': mean,
+        'image_std': std,
+        'image_processor_type': 'Qwen2VLImageProcessorFast' if qwen3 else 'Qwen2VLImageProcessor',
         'merge_size': 2,
-        'patch_size': 14,
-        'processor_class': 'Qwen2_5_VLProcessor',
+        'patch_size': limits.factor // 2,
+        'processor_class': 'Qwen3VLProcessor' if qwen3 else 'Qwen2_5_VLProcessor',
         'resample': 3,
         'rescale_factor': 1 / 255,
         'temporal_patch_size': 2,

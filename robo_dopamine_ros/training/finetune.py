@@ -34,6 +34,7 @@ import torch
 
 from ..core.errors import ConfigError, ModelLoadError, coerce_enum
 from ..core.images import PixelLimits
+from ..core.profiles import geometry
 from ..core.prompt import PromptVariant
 from .dataset import Collator, Encoder, GrmDataset, load_samples
 
@@ -184,7 +185,8 @@ def finetune(config: FinetuneConfig) -> Path:
 
     samples = load_samples(config.data, config.image_root)
     model, processor, processor_dir = load_model(config)
-    encoder = Encoder(processor, config.pixel_limits, config.prompt_variant)
+    encoder = Encoder(processor, limits_for(config, model.config.model_type),
+                      config.prompt_variant)
     if config.method is Method.LORA:
         model = add_lora(model, config)
     else:
@@ -214,12 +216,13 @@ def load_model(config: FinetuneConfig) -> tuple[Any, Any, Path]:
     the processor files come from.
 
     Raises:
-        ModelLoadError: A missing or non-Qwen2.5-VL checkpoint, config or tokenizer.
+        ModelLoadError: A missing checkpoint, config or tokenizer, or an architecture that is
+            not a supported GRM one (Qwen2.5-VL, Qwen3-VL).
     """
-    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration, set_seed
+    from transformers import AutoConfig, set_seed
 
+    from ..backends.architectures import info_from_config, model_class, read_checkpoint
     from ..backends.processor import load_processor
-    from ..backends.transformers_backend import MODEL_TYPE, check_checkpoint
 
     # Frozen LoRA base weights sit in the compute dtype; trained weights are fp32 masters.
     dtype = config.compute_dtype if config.method is Method.LORA else torch.float32
@@ -234,22 +237,21 @@ def load_model(config: FinetuneConfig) -> tuple[Any, Any, Path]:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f'cannot read the model config {str(config.from_config)!r}: '
                                  f'{exc}') from exc
-        if model_config.model_type != MODEL_TYPE:
-            raise ModelLoadError(f'{str(config.from_config)!r} is a '
-                                 f'{model_config.model_type!r} config, not {MODEL_TYPE!r}')
-        model = Qwen2_5_VLForConditionalGeneration(model_config).to(dtype)
+        arch = info_from_config(model_config.to_dict(), str(config.from_config)).model_type
+        model = model_class(arch)(model_config).to(dtype)
         processor_dir = local_dir(str(config.tokenizer))
     else:
         model_id = str(config.model)
-        check_checkpoint(model_id)
+        arch = read_checkpoint(model_id).model_type
         processor_dir = local_dir(model_id)
         try:
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            model = model_class(arch).from_pretrained(
                 processor_dir, dtype=dtype, local_files_only=True, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f'cannot load the weights of {model_id!r}: {exc}') from exc
     try:
-        processor = load_processor(processor_dir, pixel_limits=config.pixel_limits)
+        processor = load_processor(processor_dir, architecture=arch,
+                                   pixel_limits=limits_for(config, arch))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f'cannot load a processor from {str(processor_dir)!r}: '
                              f'{exc}') from exc
@@ -259,6 +261,11 @@ def load_model(config: FinetuneConfig) -> tuple[Any, Any, Path]:
                              f' but the tokenizer in {str(processor_dir)!r} has {image_pad}: '
                              'they do not belong together')
     return model, processor, processor_dir
+
+
+def limits_for(config: FinetuneConfig, architecture: str) -> PixelLimits:
+    """The configured pixel bounds at the resize factor of the model's architecture."""
+    return geometry(architecture, config.pixel_limits.min_pixels, config.pixel_limits.max_pixels)
 
 
 def local_dir(model: str) -> Path:
