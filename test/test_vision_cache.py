@@ -1,7 +1,9 @@
-"""The vision-embedding cache on the tiny random-weight GRM (CPU, fp32, offline).
+"""The vision-embedding cache on the tiny random-weight GRMs (CPU, fp32, offline).
 
 Random weights make decoded text meaningless, so equality is asserted on what the model computes:
 the processor tensors and the logits of every generated position, with and without the cache.
+Every test that loads a model runs on both architectures; on Qwen3-VL the cache also holds the
+tower's deepstack features, which the logits equality covers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
 from robo_dopamine_ros.backends.vllm_backend import build_requests  # noqa: E402
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample  # noqa: E402
 from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
+from robo_dopamine_ros.core.profiles import geometry, resolve_profile  # noqa: E402
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query  # noqa: E402
 
 VISION_START, VISION_START_ID = '<|vision_start|>', 151652
@@ -43,20 +46,26 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+#: Pixel rows of a fused step's 24 images (18 of 112x140, 6 goals of 168x140): 14 px patches
+#: give 80 and 120 rows; Qwen3-VL resizes them to 128x128 and 160x128 (16 px patches: 64, 80).
+FUSED_ROWS = {'qwen2_5_vl': 18 * 80 + 6 * 120, 'qwen3_vl': 18 * 64 + 6 * 80}
+
+
 @pytest.fixture(scope='module')
-def plain(tiny_grm_dir: Path) -> TransformersBackend:
-    b = TransformersBackend(TransformersConfig(model=str(tiny_grm_dir), device='cpu',
-                                               vision_cache=False))
+def plain(tiny_arch_dir: Path, tiny_arch: str) -> TransformersBackend:
+    b = TransformersBackend(TransformersConfig(model=str(tiny_arch_dir), device='cpu',
+                                               vision_cache=False,
+                                               pixel_limits=geometry(tiny_arch)))
     yield b
     b.close()
 
 
 @pytest.fixture
-def cached(tiny_backend: TransformersBackend) -> TransformersBackend:
+def cached(tiny_arch_backend: TransformersBackend) -> TransformersBackend:
     """The shared backend (cache on) with an empty cache and zero counts."""
-    tiny_backend.reset_cache()
-    tiny_backend.vision_cache.hits = tiny_backend.vision_cache.misses = 0
-    return tiny_backend
+    tiny_arch_backend.reset_cache()
+    tiny_arch_backend.vision_cache.hits = tiny_arch_backend.vision_cache.misses = 0
+    return tiny_arch_backend
 
 
 def image(episode: str, role: str, stamp: int, size: tuple[int, int] = (112, 140),
@@ -109,13 +118,14 @@ def test_vision_cache_keeps_inputs_and_logits(plain: TransformersBackend,
 
 
 def test_images_are_preprocessed_once_with_the_same_tensors(
-        plain: TransformersBackend, tiny_grm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        plain: TransformersBackend, tiny_arch_dir: Path, tiny_arch: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The backend preprocesses each distinct image of a batch once; the tensors are those of
     the bare processor given every image separately."""
     from PIL import Image
 
     queries = fused_step()
-    bare = load_processor(tiny_grm_dir)
+    bare = load_processor(tiny_arch_dir)
     expected = bare(text=[plain.render_text(q) for q in queries],
                     images=[Image.fromarray(im.pixels) for q in queries for im in q.images],
                     padding=True, return_tensors='pt')
@@ -131,7 +141,7 @@ def test_images_are_preprocessed_once_with_the_same_tensors(
     assert sorted(enc) == sorted(expected)
     for name in expected:
         assert torch.equal(enc[name], expected[name]), name
-    assert enc['pixel_values'].shape[0] == 18 * 80 + 6 * 120  # 6 goals of 120 rows, 18 of 80
+    assert enc['pixel_values'].shape[0] == FUSED_ROWS[tiny_arch]
 
 
 def test_vision_cache_direct_forward_matches(plain: TransformersBackend,
@@ -144,6 +154,35 @@ def test_vision_cache_direct_forward_matches(plain: TransformersBackend,
     assert reference.shape == (3, 1, plain.model.config.text_config.vocab_size)
     assert (warm - reference).abs().max().item() <= ATOL
     assert cached.vision_cache.misses == 10
+
+
+def test_vision_cache_returns_qwen3_deepstack_features_per_image(
+        tiny_grm_qwen3_dir: Path) -> None:
+    """A Qwen3-VL tower's deepstack levels come back per level and per image, equal to the
+    uncached method's, whether encoded now or served from the cache."""
+    backend = TransformersBackend(TransformersConfig(model=str(tiny_grm_qwen3_dir), device='cpu',
+                                                     pixel_limits=geometry('qwen3_vl')))
+    try:
+        enc = backend.build_inputs(fused_step()[:1])
+        inner = backend.model.model
+        with torch.inference_mode():
+            reference = type(inner).get_image_features(inner, enc['pixel_values'],
+                                                       enc['image_grid_thw'])
+            cold = inner.get_image_features(enc['pixel_values'], enc['image_grid_thw'])
+            warm = inner.get_image_features(enc['pixel_values'], enc['image_grid_thw'])
+        assert len(reference.deepstack_features) == 2                      # levels [0, 1]
+        for out in (cold, warm):
+            assert len(out.pooler_output) == 8
+            for got, want in zip(out.pooler_output, reference.pooler_output, strict=True):
+                assert torch.equal(got, want)
+            for level, want_level in zip(out.deepstack_features, reference.deepstack_features,
+                                         strict=True):
+                assert len(level) == 8
+                for got, want in zip(level, want_level, strict=True):
+                    assert torch.equal(got, want)
+        assert (backend.vision_cache.misses, backend.vision_cache.hits) == (8, 8)
+    finally:
+        backend.close()
 
 
 def test_vision_cache_never_trusts_a_reused_key(plain: TransformersBackend,
@@ -171,8 +210,9 @@ def test_vision_cache_shares_identical_pixels_across_keys(cached: TransformersBa
 
 # -- through the engine: each image once per episode -------------------------------------------
 
-def test_vision_cache_encodes_three_new_views_per_fused_step(cached: TransformersBackend) -> None:
-    engine = EpisodeEngine(cached, EngineConfig())
+def test_vision_cache_encodes_three_new_views_per_fused_step(cached: TransformersBackend,
+                                                            tiny_arch: str) -> None:
+    engine = EpisodeEngine(cached, EngineConfig(), resolve_profile('', architecture=tiny_arch))
     rng = np.random.default_rng(0)
     views = [tuple(rng.integers(0, 256, (112, 140, 3), np.uint8) for _ in range(3))
              for _ in range(4)]
@@ -191,10 +231,11 @@ def test_vision_cache_encodes_three_new_views_per_fused_step(cached: Transformer
     assert len(cached.vision_cache) == 7
 
 
-def test_vision_cache_lru_cap_bounds_memory(plain: TransformersBackend,
-                                            tiny_grm_dir: Path) -> None:
-    small = TransformersBackend(TransformersConfig(model=str(tiny_grm_dir), device='cpu',
-                                                   vision_cache_entries=4))
+def test_vision_cache_lru_cap_bounds_memory(plain: TransformersBackend, tiny_arch_dir: Path,
+                                            tiny_arch: str) -> None:
+    small = TransformersBackend(TransformersConfig(model=str(tiny_arch_dir), device='cpu',
+                                                   vision_cache_entries=4,
+                                                   pixel_limits=geometry(tiny_arch)))
     try:
         queries = fused_step()
         assert (step_logits(small, queries) - step_logits(plain, queries)).abs().max() <= ATOL
@@ -232,7 +273,8 @@ def test_vision_cache_rejects_bad_cap(entries: object) -> None:
 # -- prompt arrangement for prefix caching (vLLM; the same text as the transformers backend) ----
 
 def test_fused_queries_share_the_prefix_up_to_the_first_before_image(
-        plain: TransformersBackend) -> None:
+        tiny_backend: TransformersBackend) -> None:
+    plain = tiny_backend                          # prompt text and token ids only (Qwen2.5-VL)
     queries = fused_step()
     requests = build_requests(queries, plain.render_text)
     # The mode is in the images only: one text, so the prompts part at their first BEFORE image.
