@@ -18,6 +18,7 @@ from robo_dopamine_ros.backends.vllm_backend import (
 )
 from robo_dopamine_ros.core.errors import ConfigError, ModelLoadError
 from robo_dopamine_ros.core.images import PixelLimits
+from robo_dopamine_ros.core.profiles import geometry
 from robo_dopamine_ros.core.prompt import render_prompt
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
 
@@ -45,8 +46,8 @@ def test_vllm_requests_carry_the_prompt_text_and_8_images_in_slot_order() -> Non
 
 
 def test_vllm_prompt_is_the_chat_template_with_8_image_placeholders(
-        tiny_grm_synthetic_dir) -> None:
-    processor = load_processor(tiny_grm_synthetic_dir)
+        tiny_arch_synthetic_dir) -> None:
+    processor = load_processor(tiny_arch_synthetic_dir)
     [request] = build_requests([query()], lambda q: render_query_text(processor, q))
     text = request['prompt']
     segments = render_prompt('fold the towel').split('<image>')
@@ -68,6 +69,17 @@ def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
         'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
     with pytest.raises(ConfigError, match='gpu_memory_utilization'):
         VllmConfig(gpu_memory_utilization=1.5)
+
+
+def test_vllm_processor_arguments_follow_the_architecture() -> None:
+    qwen3 = VllmConfig(model='/models/grm2', architecture='qwen3_vl',
+                       pixel_limits=geometry('qwen3_vl', 12544, 50176))
+    assert qwen3.llm_kwargs()['mm_processor_kwargs'] == {
+        'size': {'shortest_edge': 12544, 'longest_edge': 50176}}
+    with pytest.raises(ConfigError, match="factor 28 is not the 'qwen3_vl' factor"):
+        VllmConfig(architecture='qwen3_vl')
+    with pytest.raises(ConfigError, match=r"'llava'.*supported: \['qwen2_5_vl', 'qwen3_vl'\]"):
+        VllmConfig(architecture='llava')
 
 
 def test_vllm_missing_is_a_clear_model_load_error(no_vllm: None) -> None:

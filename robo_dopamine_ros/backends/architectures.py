@@ -133,19 +133,31 @@ def read_checkpoint(model: str, *, local_files_only: bool = True,
     return info_from_config(cfg_obj.to_dict(), f'model {model!r}')
 
 
-def checkpoint_profile(model: str, name: str | None = None, *, min_pixels: int | None = None,
-                       max_pixels: int | None = None, local_files_only: bool = True,
-                       trust_remote_code: bool = False) -> CheckpointProfile:
-    """The profile of a checkpoint run in-process, its architecture read from ``config.json``.
+def backend_profile(backend: str, model: str, name: str | None = None,
+                    architecture: str | None = None, *, min_pixels: int | None = None,
+                    max_pixels: int | None = None) -> CheckpointProfile:
+    """The checkpoint profile ``backend`` runs ``model`` with, its geometry settled.
+
+    In-process backends (transformers, vllm): a local checkpoint's ``config.json`` decides the
+    architecture (``architecture``, if given, must agree); a hub id keeps its profile's (the
+    backend checks the downloaded config when it loads). A served model (openai) has no file
+    to read: :func:`served_profile`.
 
     Raises:
-        ModelLoadError: The checkpoint cannot be read or has an unsupported architecture.
-        ConfigError: Unknown profile name or invalid pixel bounds.
+        ConfigError: Unknown profile, a served model of unknown geometry, an ``architecture``
+            that contradicts the checkpoint, or invalid pixel bounds.
+        ModelLoadError: A local checkpoint of an unsupported architecture or unreadable config.
     """
-    info = read_checkpoint(model, local_files_only=local_files_only,
-                           trust_remote_code=trust_remote_code)
-    return resolve_profile(model, name, architecture=info.model_type, min_pixels=min_pixels,
-                           max_pixels=max_pixels)
+    bounds = {'min_pixels': min_pixels, 'max_pixels': max_pixels}
+    if backend == 'openai':
+        return served_profile(model, name, architecture, **bounds)
+    found = None
+    if (Path(model).expanduser() / 'config.json').is_file():
+        found = read_checkpoint(model).model_type
+        if architecture not in (None, found):
+            raise ConfigError(f'architecture {architecture!r} given, but the config.json of '
+                              f'{model!r} says {found!r}')
+    return resolve_profile(model, name, architecture=found or architecture, **bounds)
 
 
 def served_profile(model: str, name: str | None = None, architecture: str | None = None, *,

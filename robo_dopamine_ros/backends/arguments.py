@@ -8,7 +8,6 @@ names) so ``robo-dopamine --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import TYPE_CHECKING
 
 from .factory import BACKEND_NAMES
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 #: Which command-line values each backend's config takes (None values are left at defaults).
 _BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
     'transformers': ('model', 'device', 'upstream_sampling', 'pixel_limits'),
-    'vllm': ('model', 'upstream_sampling', 'pixel_limits', 'max_model_len',
+    'vllm': ('model', 'upstream_sampling', 'pixel_limits', 'architecture', 'max_model_len',
              'gpu_memory_utilization'),
     'openai': ('model', 'upstream_sampling', 'base_url', 'api_key_env', 'max_workers',
                'timeout_s', 'max_retries', 'retry_delay_s', 'image_format'),
@@ -39,6 +38,16 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, required: bool = F
                         help='checkpoint dir / cached hub id (transformers, vllm; default GRM-3B) '
                              'or served model name (openai, required)')
     parser.add_argument('--upstream-sampling', action='store_true', help=upstream_help)
+    parser.add_argument('--profile', default=None,
+                        help='checkpoint profile name (robo-dopamine profiles); default: the '
+                             'known checkpoint --model names, else generic')
+    parser.add_argument('--architecture', default=None,
+                        help="openai: the served model's model_type, e.g. qwen3_vl (its image "
+                             'geometry), needed unless --profile or a known --model name gives '
+                             "it; transformers/vllm read it from the checkpoint's config.json")
+    parser.add_argument('--min-pixels', type=int, default=None,
+                        help='resize frames to at least this many pixels (default: the '
+                             "checkpoint profile's, 12544)")
     parser.add_argument('--max-pixels', type=int, default=None,
                         help='resize frames to at most this many pixels (default: the '
                              "checkpoint profile's, 76800)")
@@ -65,20 +74,36 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, required: bool = F
 def backend_from_args(args: argparse.Namespace) -> tuple[GrmBackend, CheckpointProfile]:
     """Build the chosen backend (loads the model) and the checkpoint profile it runs with.
 
+    The profile's geometry comes from the checkpoint's ``config.json`` (transformers, vllm) or,
+    for a served model (openai), from ``--profile``, a known ``--model`` name or
+    ``--architecture``.
+
     Raises:
-        ConfigError: An invalid option.
-        ModelLoadError: The model cannot be loaded.
+        ConfigError: An invalid option, or a served model of unknown geometry.
+        ModelLoadError: The model cannot be loaded (or its architecture is not supported).
     """
-    from ..core.images import PixelLimits
-    from ..core.profiles import GRM_3B, profile_for
     from .factory import make_backend
 
-    profile = profile_for(args.model or GRM_3B.model_id)      # GRM-3B: the local default
-    if args.max_pixels is not None:
-        limits = PixelLimits(min(profile.pixel_limits.min_pixels, args.max_pixels),
-                             args.max_pixels)
-        profile = dataclasses.replace(profile, pixel_limits=limits)
-    values = {**vars(args), 'pixel_limits': profile.pixel_limits}
+    profile = profile_from_args(args)
+    values = {**vars(args), 'pixel_limits': profile.pixel_limits,
+              'architecture': profile.architecture}
     backend = make_backend(args.backend, **{k: values[k] for k in _BACKEND_OPTIONS[args.backend]
                                             if values[k] is not None})
     return backend, profile
+
+
+def profile_from_args(args: argparse.Namespace) -> CheckpointProfile:
+    """The checkpoint profile of ``--backend``/``--model``/``--profile``/``--architecture`` and
+    the pixel overrides (nothing is loaded; a local checkpoint's ``config.json`` is read).
+
+    Raises:
+        ConfigError: Unknown profile, a served model of unknown geometry, an ``--architecture``
+            that contradicts the checkpoint, or invalid pixel bounds.
+        ModelLoadError: The checkpoint is missing or of an unsupported architecture.
+    """
+    from ..core.profiles import GRM_3B
+    from .architectures import backend_profile
+
+    model = args.model or ('' if args.backend == 'openai' else GRM_3B.model_id)
+    return backend_profile(args.backend, model, args.profile, args.architecture,
+                           min_pixels=args.min_pixels, max_pixels=args.max_pixels)

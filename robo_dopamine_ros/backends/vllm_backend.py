@@ -14,9 +14,12 @@ Settings, and where they differ from upstream on purpose:
   of an episode, so it is prefilled once per episode). Nothing after it can be shared: every
   query differs from its first BEFORE image on, and the long closing instructions follow the
   AFTER images (``test_vision_cache.py`` pins this arrangement);
-* ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default): upstream
-  set them on a local processor object vLLM never used (spec §2.2 caveat). The engine already
-  resizes every image to these limits, so vLLM's processor leaves them as they are;
+* ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default) in the form
+  the architecture's released processor file uses: ``min_pixels``/``max_pixels`` for Qwen2.5-VL,
+  ``size={'shortest_edge', 'longest_edge'}`` for Qwen3-VL (whose stock bounds are 65536..16.7M,
+  which would not bound anything). Upstream set them on a local processor object vLLM never used
+  (spec §2.2 caveat). The engine already resizes every image to these limits at the
+  architecture's factor, so vLLM's processor leaves them as they are;
 * greedy decoding by default (``upstream_sampling=True``: temperature 0.1, top-p 0.9, top-k 50),
   ``stop=['</score>']`` kept in the output and ``max_tokens`` 16 instead of 1024, which bounds
   the known runaway ``<score>-25.0.0.5.6…`` answers (issue #3).
@@ -46,8 +49,10 @@ from PIL import Image
 
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
+from ..core.profiles import check_architecture, geometry
 from ..core.prompt import NUM_IMAGES, check_task
 from ..core.types import Answer, Query
+from .architectures import read_checkpoint
 from .processor import load_processor, render_query_text
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,8 @@ class VllmConfig:
         max_model_len: Context length vLLM plans memory for.
         gpu_memory_utilization: Fraction of the GPU vLLM may take (upstream 0.9).
         pixel_limits: Passed to vLLM's processor as ``mm_processor_kwargs``.
+        architecture: The checkpoint's ``model_type`` (it must agree with ``config.json``);
+            it chooses the form of ``mm_processor_kwargs``.
         max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
         upstream_sampling: Sample like upstream instead of greedy decoding.
         dtype: vLLM ``dtype`` (``'auto'`` is the checkpoint's bf16).
@@ -79,6 +86,7 @@ class VllmConfig:
     max_model_len: int = 8192
     gpu_memory_utilization: float = 0.9
     pixel_limits: PixelLimits = field(default_factory=PixelLimits)
+    architecture: str = 'qwen2_5_vl'
     max_tokens: int = 16
     upstream_sampling: bool = False
     dtype: str = 'auto'
@@ -93,6 +101,10 @@ class VllmConfig:
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ConfigError(f'gpu_memory_utilization must be in (0, 1], got '
                               f'{self.gpu_memory_utilization!r}')
+        check_architecture(self.architecture, 'vllm config')
+        if geometry(self.architecture).factor != self.pixel_limits.factor:
+            raise ConfigError(f'pixel_limits factor {self.pixel_limits.factor!r} is not the '
+                              f'{self.architecture!r} factor')
         for name in ('max_model_len', 'max_tokens', 'tensor_parallel_size'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -104,11 +116,17 @@ class VllmConfig:
             'model': self.model, 'max_model_len': self.max_model_len,
             'gpu_memory_utilization': self.gpu_memory_utilization,
             'limit_mm_per_prompt': {'image': NUM_IMAGES}, 'enable_prefix_caching': True,
-            'mm_processor_kwargs': {'min_pixels': self.pixel_limits.min_pixels,
-                                    'max_pixels': self.pixel_limits.max_pixels},
+            'mm_processor_kwargs': self.mm_processor_kwargs(),
             'dtype': self.dtype, 'tensor_parallel_size': self.tensor_parallel_size,
             'trust_remote_code': self.trust_remote_code, 'seed': self.seed,
         }
+
+    def mm_processor_kwargs(self) -> dict[str, Any]:
+        """The pixel bounds as the architecture's processor reads them."""
+        lo, hi = self.pixel_limits.min_pixels, self.pixel_limits.max_pixels
+        if self.architecture == 'qwen3_vl':
+            return {'size': {'shortest_edge': lo, 'longest_edge': hi}}
+        return {'min_pixels': lo, 'max_pixels': hi}
 
     def sampling_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``vllm.SamplingParams``: every decoding setting, explicitly."""
@@ -159,10 +177,17 @@ class VllmBackend:
                 'in its own environment (pip install vllm), or use the transformers backend, '
                 'or serve the model with `vllm serve` and use the openai backend') from exc
         t0 = time.perf_counter()
+        found = read_checkpoint(self.config.model,
+                                trust_remote_code=self.config.trust_remote_code).model_type
+        if found != self.config.architecture:
+            raise ModelLoadError(f'model {self.model_id!r} is a {found!r} checkpoint, but the '
+                                 f'vllm config says {self.config.architecture!r}: use its '
+                                 f'profile')
         try:
             self.processor = load_processor(self.config.model,
                                             pixel_limits=self.config.pixel_limits,
-                                            trust_remote_code=self.config.trust_remote_code)
+                                            trust_remote_code=self.config.trust_remote_code,
+                                            architecture=found)
             self.llm = vllm.LLM(**self.config.llm_kwargs())
         except Exception as exc:   # vLLM raises many types; all mean "could not load"
             raise ModelLoadError(f'cannot load {self.model_id!r} with vLLM '

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ..backends.architectures import backend_profile
 from ..backends.factory import NODE_BACKEND_NAMES, TEST_DOUBLE, make_config
 from ..backends.transformers_backend import DTYPES
 from ..core.engine import EngineConfig, MissingGoal
 from ..core.errors import ConfigError
 from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
-from ..core.profiles import PROFILES, CheckpointProfile, profile_for
+from ..core.profiles import PROFILES, SUPPORTED_ARCHITECTURES, CheckpointProfile
 from ..core.progress import FusionConfig, FusionMethod
 from ..core.prompt import check_task
 from ..core.sampling import SamplerKind, SamplingConfig
@@ -231,6 +232,14 @@ PARAMS: tuple[Param, ...] = (
           '> 0 = retry every this many seconds until it loads', minimum=0.0),
     Param('model.profile', '', "checkpoint profile name; '' = derived from model.path",
           choices=('', *PROFILES)),
+    Param('model.architecture', '',
+          "the checkpoint's model_type (its image geometry); '' = from the checkpoint's "
+          'config.json, or the profile; openai needs it unless a profile is known',
+          choices=('', *SUPPORTED_ARCHITECTURES)),
+    Param('model.min_pixels', 0, "resize images to at least this many pixels; 0 = the "
+          "profile's", minimum=0),
+    Param('model.max_pixels', 0, "resize images to at most this many pixels; 0 = the "
+          "profile's (GRM-2.0: unverified)", minimum=0),
     Param('model.device', 'cuda:0', "torch device: 'cuda:N', 'cuda', 'cpu' or 'auto'"),
     Param('model.dtype', 'auto', 'auto = bfloat16 on CUDA, float32 on CPU', choices=DTYPES),
     Param('model.max_gpu_memory_gib', 0.0, 'cap on GPU memory, GiB; 0 = no cap', minimum=0.0),
@@ -355,7 +364,12 @@ class NodeConfig:
         engine = EngineConfig(fusion=fusion, shaping=shaping,
                               lenient_parse=v['engine.lenient_parse'],
                               missing_goal=v['engine.missing_goal'], sampling=sampling)
-        profile = profile_for(v['model.path'], v['model.profile'] or None)
+        with _about('model.path', 'model.profile', 'model.architecture', 'model.min_pixels',
+                    'model.max_pixels'):
+            profile = backend_profile(backend, v['model.path'], v['model.profile'] or None,
+                                      v['model.architecture'] or None,
+                                      min_pixels=v['model.min_pixels'] or None,
+                                      max_pixels=v['model.max_pixels'] or None)
         options = _backend_options(backend, v, profile)
         if backend != TEST_DOUBLE:
             with _about(*_BACKEND_PARAMS[backend]):
@@ -399,7 +413,7 @@ def _backend_options(backend: str, v: Mapping[str, Any],
                 'max_gpu_memory_gib': v['model.max_gpu_memory_gib'] or None}
     if backend == 'vllm':
         return {**common, 'model': v['model.path'], 'dtype': v['model.dtype'],
-                'max_tokens': v['model.max_new_tokens']}
+                'max_tokens': v['model.max_new_tokens'], 'architecture': profile.architecture}
     if backend == 'openai':
         return {'upstream_sampling': v['model.upstream_sampling'],
                 'model': v['model.openai.served_model'] or v['model.path'],
