@@ -27,9 +27,16 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     from .core.profiles import PROFILES
 
     for p in PROFILES.values():
-        print(f'{p.name:20s} {p.model_id or "(any other checkpoint)":50s} '
-              f'single_view={p.single_view} goalless={p.goalless} '
-              f'pixels={p.pixel_limits.min_pixels}..{p.pixel_limits.max_pixels}  {p.notes}')
+        limits = p.pixel_limits
+        print(f'{p.name}  ({p.model_id or "any other checkpoint"})\n'
+              f'  architecture {p.architecture}, factor {limits.factor}, pixels '
+              f'{limits.min_pixels}..{limits.max_pixels}, {p.vga_tokens} tokens per 640x480 '
+              f'image\n'
+              f'  single view {p.single_view}, goal-less {p.goalless}, prompt '
+              f'{p.prompt_variant.value}\n'
+              f'  verified: {"; ".join(p.verified) or "nothing"}\n'
+              f'  assumed: {"; ".join(p.assumed) or "nothing"}\n'
+              f'  {p.notes}')
     return 0
 
 
