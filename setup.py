@@ -27,7 +27,8 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['robo_dopamine_ros', 'robo_dopamine_ros.*']),
     # Non-Python files shipped inside the package (the demo episode).
-    package_data={'robo_dopamine_ros': ['data/**/*', 'models/demo_grm/*']},
+    package_data={'robo_dopamine_ros': ['data/**/*', 'models/demo_grm/*',
+                                       'models/demo_grm_qwen3/*']},
     python_requires='>=3.10',
     install_requires=['numpy', 'pillow', 'pyyaml', 'tqdm'],
     extras_require=EXTRAS,

@@ -37,10 +37,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from robo_dopamine_ros.backends.architectures import backend_profile  # noqa: E402
 from robo_dopamine_ros.benchmark import metrics  # noqa: E402
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample  # noqa: E402
 from robo_dopamine_ros.core.parsing import ParseStatus  # noqa: E402
-from robo_dopamine_ros.core.profiles import profile_for  # noqa: E402
 from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
 from robo_dopamine_ros.core.types import Answer, Mode  # noqa: E402
 from robo_dopamine_ros.synthetic import CAMERAS, EpisodeSpec, Outcome, render_episode  # noqa: E402
@@ -200,7 +200,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
     torch.set_num_threads(args.threads)
-    profile = profile_for(args.model)
+    profile = backend_profile('transformers', args.model)
     if args.constant is not None:
         backend = ConstantBackend(f'<score>{args.constant}%</score>')
     else:

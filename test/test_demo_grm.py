@@ -1,4 +1,7 @@
-"""The committed demo GRM (robo_dopamine_ros/models/demo_grm) scores held-out synthetic episodes.
+"""The committed demo GRMs score held-out synthetic episodes, on both architectures.
+
+``models/demo_grm`` is a Qwen2.5-VL, ``models/demo_grm_qwen3`` a Qwen3-VL (deepstack tower,
+factor-32 geometry, 128x96 images), trained by the same recipe; the same floors hold for both.
 
 The model was trained by ``scripts/train_demo_grm.py`` on synthetic episodes (seeds >= 10 000);
 these episodes use other seeds (layouts, colours, light, timing). Scoring goes through the
@@ -16,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from robo_dopamine_ros.core.profiles import DEMO_GRM, GENERIC, GRM_3B, profile_for
+from robo_dopamine_ros.core.profiles import (
+    DEMO_GRM,
+    DEMO_GRM_QWEN3,
+    GENERIC,
+    GRM_3B,
+    CheckpointProfile,
+    profile_for,
+)
 from robo_dopamine_ros.core.prompt import (
     COMPACT_TEMPLATE,
     IMAGE_TAG,
@@ -29,6 +39,11 @@ from robo_dopamine_ros.core.prompt import (
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / 'robo_dopamine_ros' / 'models' / 'demo_grm'
+#: architecture -> (committed model, its profile)
+DEMO_MODELS: dict[str, tuple[Path, CheckpointProfile]] = {
+    'qwen2_5_vl': (MODEL, DEMO_GRM),
+    'qwen3_vl': (ROOT / 'robo_dopamine_ros' / 'models' / 'demo_grm_qwen3', DEMO_GRM_QWEN3),
+}
 
 
 def _eval_module():
@@ -63,12 +78,18 @@ def test_demo_profile_is_found_by_directory_name_and_released_ones_are_unchanged
 
 # -- the committed model ----------------------------------------------------------------------
 
-needs_model = pytest.mark.skipif(not (MODEL / 'model.safetensors').is_file(),
-                                 reason='demo GRM not committed')
+@pytest.fixture(scope='module', params=sorted(DEMO_MODELS))
+def demo(request) -> tuple[str, Path, CheckpointProfile]:
+    """Each committed demo GRM: (architecture, directory, profile)."""
+    arch = request.param
+    model, profile = DEMO_MODELS[arch]
+    if not (model / 'model.safetensors').is_file():
+        pytest.skip(f'demo GRM {model.name} not committed')
+    return arch, model, profile
 
 
 @pytest.fixture(scope='module')
-def backend():
+def backend(demo):
     pytest.importorskip('torch')
     pytest.importorskip('transformers')
     pytest.importorskip('cv2')
@@ -76,25 +97,28 @@ def backend():
         TransformersBackend,
         TransformersConfig,
     )
-    b = TransformersBackend(TransformersConfig(model=str(MODEL), device='cpu',
-                                               pixel_limits=DEMO_GRM.pixel_limits))
+    _, model, profile = demo
+    b = TransformersBackend(TransformersConfig(model=str(model), device='cpu',
+                                               pixel_limits=profile.pixel_limits))
     yield b
     b.close()
 
 
-@needs_model
-def test_committed_files_are_small_and_complete():
-    names = {p.name for p in MODEL.iterdir()}
+def test_committed_files_are_small_and_complete(demo):
+    arch, model, profile = demo
+    names = {p.name for p in model.iterdir()}
     assert {'config.json', 'model.safetensors', 'tokenizer.json',
             'preprocessor_config.json'} <= names
-    assert sum(p.stat().st_size for p in MODEL.iterdir()) < 10 * 2**20
+    assert sum(p.stat().st_size for p in model.iterdir()) < 10 * 2**20
+    assert profile_for(str(model)) is profile and profile.architecture == arch
 
 
-@needs_model
-def test_demo_grm_scores_heldout_episodes(backend):
+def test_demo_grm_scores_heldout_episodes(demo, backend):
+    _, _, profile = demo
+    assert backend.architecture == profile.architecture
     ev = _eval_module()
     episodes = ev.heldout_episodes(4, seed0=500)          # one per outcome, unseen seeds
-    m = ev.evaluate(backend, DEMO_GRM, episodes, interval=5)
+    m = ev.evaluate(backend, profile, episodes, interval=5)
     assert below_floors(m) == [], m
     assert m['final_progress_by_outcome']['success'] > max(
         v for k, v in m['final_progress_by_outcome'].items() if k != 'success')
