@@ -2,8 +2,10 @@
 
 Question answered: does fusing three readings per step (incremental, forward, backward: 3
 queries of 8 images) stay within twice the cost of one upstream-style query, and where does a
-step's time go? Measured in one run, over the bundled demo episode (3 cameras, 320x240 ->
-224x308, 88 visual tokens per image), with the transformers backend and greedy decoding:
+step's time go? Measured in one run for each GRM architecture (Qwen2.5-VL: GRM-3B; Qwen3-VL:
+the GRM-2.0 previews), over the bundled demo episode (3 cameras, 320x240 -> 224x308 at factor
+28, 88 visual tokens per image; 224x320 at factor 32, 70 tokens), with the transformers backend
+and greedy decoding:
 
 * **single**: a single-mode step (1 query) with the vision cache off, as upstream runs each mode;
 * **fused, no cache**: a fused step (3 queries, one batch), vision cache off;
@@ -20,10 +22,11 @@ step's time go? Measured in one run, over the bundled demo episode (3 cameras, 3
 Phases are timed by wrapping methods of the backend and model instances (with
 ``torch.cuda.synchronize`` on a GPU), so a configuration's phases add up to its step time.
 
-Usage: ``. scripts/env.sh && python bench/step_cost.py [--steps 12] [--runs 3]`` (tiny random
-GRM, CPU, one torch thread; ~20 s a run). On a GPU: ``python bench/step_cost.py --real-dims
---device cuda:0`` builds a random-weight model of the real GRM-3B dimensions
-(``real_dimensions_config()``, bfloat16).
+Usage: ``. scripts/env.sh && python bench/step_cost.py [--steps 12] [--runs 3] [--arch A]``
+(tiny random GRMs of both architectures unless ``--arch`` names one, CPU, one torch thread; ~20 s
+a run). On a GPU: ``python bench/step_cost.py --real-dims --device cuda:0`` builds random-weight
+models of the real GRM-3B and the assumed Qwen3-VL-4B dimensions
+(``real_dimensions_config(arch)``, bfloat16).
 Writes ``bench/results/step_cost.md`` (``--out`` to change).
 """
 
@@ -46,9 +49,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from robo_dopamine_ros.backends.architectures import backend_profile
 from robo_dopamine_ros.backends.transformers_backend import TransformersBackend, TransformersConfig
-from robo_dopamine_ros.core.images import prepare
-from robo_dopamine_ros.core.profiles import GENERIC
+from robo_dopamine_ros.core.images import PixelLimits, prepare, resize_to, visual_tokens
+from robo_dopamine_ros.core.profiles import SUPPORTED_ARCHITECTURES
 from robo_dopamine_ros.core.types import ALL_MODES, ImageKey, KeyedImage, Mode, Query
 from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames, read_image
 from robo_dopamine_ros.models.tiny_grm import build_tiny_grm, real_dimensions_config
@@ -78,6 +82,10 @@ NOTES = """## Notes
   decoding 3 rows costs about what one row does and the real tower (32 blocks, 1280 wide) is a
   large part of an uncached step, so the ratio there should be lower; it was not measured (no
   GPU for this run): `python bench/step_cost.py --real-dims --device cuda:0`.
+* **Qwen3-VL.** The cache also holds the tower's deepstack features (one tensor per tapped block
+  and image). A Qwen3-VL frame costs fewer visual tokens at the same pixel bounds (factor 32:
+  70 instead of 88 for a 640x480 or 320x240 frame), so its prompts are
+  shorter; the tiny models say nothing about the real 4B tower's cost.
 * The random model never emits `</score>`, so every answer runs the full 16 new tokens; the real
   GRM stops after about 10, so decoding is overstated here.
 """
@@ -163,7 +171,8 @@ class Chain:
     def __init__(self, backend: TransformersBackend, clock: Clock, modes: tuple[Mode, ...],
                  goal: np.ndarray) -> None:
         self.backend, self.clock, self.modes = backend, clock, modes
-        self.goal = KeyedImage(ImageKey('bench', 'goal', 0), prepare(goal, GENERIC.pixel_limits))
+        self.limits = backend.config.pixel_limits
+        self.goal = KeyedImage(ImageKey('bench', 'goal', 0), prepare(goal, self.limits))
         self.first: tuple[KeyedImage, ...] = ()
         self.prev: tuple[KeyedImage, ...] = ()
         if backend.vision_cache is not None:
@@ -174,7 +183,7 @@ class Chain:
         self.clock.totals = {}
         self.clock.sync()
         t0 = time.perf_counter()
-        views = tuple(KeyedImage(ImageKey('bench', role, i), prepare(f, GENERIC.pixel_limits))
+        views = tuple(KeyedImage(ImageKey('bench', role, i), prepare(f, self.limits))
                       for role, f in zip(('front', 'left', 'right'), frames, strict=True))
         if not self.first:
             self.first = self.prev = views
@@ -199,31 +208,34 @@ def medians(rows: list[dict[str, float]]) -> dict[str, float]:
 def prefix_share(backend: TransformersBackend) -> tuple[int, int]:
     """(shared prefix tokens, prompt tokens) of a demo query: all before the BEFORE image."""
     episode = demo_episode_dir()
+    limits = backend.config.pixel_limits
     sources = [open_frames(episode / c) for c in CAMERAS]
     try:
-        views = [KeyedImage(ImageKey('demo', c, 0), prepare(s.read(0), GENERIC.pixel_limits))
+        views = [KeyedImage(ImageKey('demo', c, 0), prepare(s.read(0), limits))
                  for c, s in zip(CAMERAS, sources, strict=True)]
     finally:
         for s in sources:
             s.close()
     goal = KeyedImage(ImageKey('demo', 'goal', 0),
-                      prepare(read_image(episode / 'goal.png'), GENERIC.pixel_limits))
+                      prepare(read_image(episode / 'goal.png'), limits))
     query = Query(TASK, (views[0], goal, *views, *views), Mode.FORWARD)
     ids = backend.build_inputs([query])['input_ids'][0].tolist()
     starts = [i for i, t in enumerate(ids) if t == VISION_START]
     return starts[2], len(ids)
 
 
-def build_model(args: argparse.Namespace, tmp: Path) -> Path:
+def build_model(args: argparse.Namespace, tmp: Path, arch: str | None) -> Path:
     if args.model:
         return Path(args.model)
     if args.real_dims:
-        return build_tiny_grm(tmp / 'real-dims', vocab='qwen', config=real_dimensions_config(),
-                              dtype='bfloat16', device=args.device)
-    return build_tiny_grm(tmp / 'tiny', vocab='qwen')
+        return build_tiny_grm(tmp / f'real-dims-{arch}', vocab='qwen',
+                              config=real_dimensions_config(arch), dtype='bfloat16',
+                              device=args.device)
+    return build_tiny_grm(tmp / f'tiny-{arch}', vocab='qwen', architecture=arch)
 
 
 def measure(args: argparse.Namespace, model: Path, sync: Callable[[], None],
+            limits: PixelLimits,
             ) -> tuple[dict[str, dict[str, float]], tuple[int, int], tuple[int, int]]:
     """Median step and phases of the three configurations, prefix share, cache hits/misses.
 
@@ -234,7 +246,8 @@ def measure(args: argparse.Namespace, model: Path, sync: Callable[[], None],
     backends, clocks = [], []
     for cached in (False, True):
         backend = TransformersBackend(TransformersConfig(model=str(model), device=args.device,
-                                                         vision_cache=cached))
+                                                         vision_cache=cached,
+                                                         pixel_limits=limits))
         clocks.append(Clock(sync))
         instrument(backend, clocks[-1])
         backends.append(backend)
@@ -262,25 +275,24 @@ def measure(args: argparse.Namespace, model: Path, sync: Callable[[], None],
     return {name: medians(r) for name, r in rows.items()}, share, hits
 
 
-def report(args: argparse.Namespace, results: dict[str, dict[str, float]],
-           share: tuple[int, int], hits: tuple[int, int],
-           ratios: list[tuple[float, float]]) -> str:
+def report(args: argparse.Namespace, arch: str, limits: PixelLimits,
+           results: dict[str, dict[str, float]], share: tuple[int, int], hits: tuple[int, int],
+           ratios: list[tuple[float, float]]) -> list[str]:
+    """One architecture's section of the report."""
     single = results['single']['step']
     fused, fused_cache = results['fused, no cache']['step'], results['fused, cache']['step']
     frac = share[0] / share[1]
     bound = frac * results['fused, cache']['prefill']
-    what = ('random-weight GRM-3B dimensions, bfloat16' if args.real_dims
-            else 'tiny random GRM (float32)' if not args.model else f'model {args.model}')
+    what = (f'random-weight {arch} real dimensions, bfloat16' if args.real_dims
+            else f'tiny random {arch} GRM (float32)' if not args.model
+            else f'model {args.model}')
+    h, w = resize_to(240, 320, limits)
     lines = [
-        '# Step cost: fused step vs one single-mode query',
+        f'## {arch}',
         '',
-        'Command: `' + ' '.join(['python', 'bench/step_cost.py', *sys.argv[1:]]) + '`',
-        '',
-        f'Machine: {os.cpu_count()} CPUs ({platform.machine()}), device {args.device}, '
-        f'torch {torch.__version__} with {torch.get_num_threads()} thread(s), Python '
-        f'{platform.python_version()}, {datetime.date.today()}. Model: {what}. Demo episode, '
-        f'3 cameras 320x240 -> 224x308 (88 visual tokens each), {args.steps} steps per '
-        'configuration, medians; the table is the run of median ratio.',
+        f'Model: {what}. Demo episode, 3 cameras 320x240 -> {h}x{w} at factor '
+        f'{limits.factor} ({visual_tokens(240, 320, limits)} visual tokens each), {args.steps} '
+        'steps per configuration, medians; the table is the run of median ratio.',
         '',
         '| configuration | step, ms | ratio to single | ' + ' | '.join(
             f'{p}, ms' for p in PHASES) + ' |',
@@ -316,9 +328,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, float]],
         'cache lookups); ours = the rest of the step (resizing the new views, building the '
         'queries, digests and hints, decoding the answers).',
         '',
-        NOTES,
     ]
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
 def main() -> None:
@@ -332,19 +343,37 @@ def main() -> None:
     parser.add_argument('--real-dims', action='store_true',
                         help='random model of the real GRM-3B dimensions (needs a GPU)')
     parser.add_argument('--model', help='an existing checkpoint directory instead')
+    parser.add_argument('--arch', action='append', choices=SUPPORTED_ARCHITECTURES,
+                        help='architecture to measure (repeatable; default: all)')
     parser.add_argument('--out', type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cuda = args.device.startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    lines = [
+        '# Step cost: fused step vs one single-mode query',
+        '',
+        'Command: `' + ' '.join(['python', 'bench/step_cost.py', *sys.argv[1:]]) + '`',
+        '',
+        f'Machine: {os.cpu_count()} CPUs ({platform.machine()}), device {args.device}, '
+        f'torch {torch.__version__} with {torch.get_num_threads()} thread(s), Python '
+        f'{platform.python_version()}, {datetime.date.today()}.',
+        '',
+    ]
+    archs = [None] if args.model else (args.arch or list(SUPPORTED_ARCHITECTURES))
     with tempfile.TemporaryDirectory() as tmp:
-        model = build_model(args, Path(tmp))
-        runs = [measure(args, model, sync) for _ in range(args.runs)]
-    ratios = sorted((r['fused, cache']['step'] / r['single']['step'],
-                     r['fused, no cache']['step'] / r['single']['step']) for r, _, _ in runs)
-    results, share, hits = sorted(runs, key=lambda run: run[0]['fused, cache']['step']
-                                  / run[0]['single']['step'])[len(runs) // 2]
-    text = report(args, results, share, hits, ratios)
+        for arch in archs:
+            model = build_model(args, Path(tmp), arch)
+            profile = backend_profile('transformers', str(model))
+            runs = [measure(args, model, sync, profile.pixel_limits) for _ in range(args.runs)]
+            ratios = sorted((r['fused, cache']['step'] / r['single']['step'],
+                             r['fused, no cache']['step'] / r['single']['step'])
+                            for r, _, _ in runs)
+            results, share, hits = sorted(runs, key=lambda run: run[0]['fused, cache']['step']
+                                          / run[0]['single']['step'])[len(runs) // 2]
+            lines += report(args, profile.architecture, profile.pixel_limits, results, share,
+                            hits, ratios)
+    text = '\n'.join([*lines, NOTES])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

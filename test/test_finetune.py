@@ -236,3 +236,32 @@ def test_training_arguments_upstream_schedule() -> None:
     assert args.get_warmup_steps(100) == 3 and args.gradient_checkpointing
     assert FinetuneConfig(data=Path('d.json'), output_dir=Path('o'),
                           model='m').learning_rate == 1e-4
+
+
+def test_lora_finetune_from_config_on_qwen3_vl(demo_dataset: Path,
+                                               tiny_grm_qwen3_synthetic_dir: Path,
+                                               tmp_path: Path) -> None:
+    """The Qwen3-VL path: LoRA on random weights from a Qwen3-VL config, images resized at
+    factor 32 (the configured bounds keep their pixel counts), the result loads and answers."""
+    from robo_dopamine_ros.backends.transformers_backend import (
+        TransformersBackend,
+        TransformersConfig,
+    )
+    from robo_dopamine_ros.core.profiles import geometry
+
+    assert model_part('model.visual.deepstack_merger_list.0.linear_fc1.weight') == 'merger'
+    out = finetune(FinetuneConfig(
+        data=final_json(demo_dataset), output_dir=tmp_path / 'qwen3-lora',
+        from_config=tiny_grm_qwen3_synthetic_dir / 'config.json',
+        tokenizer=str(tiny_grm_qwen3_synthetic_dir), method='lora', precision='fp32',
+        max_steps=2, batch_size=2, grad_accum=1, logging_steps=1, pixel_limits=SMALL,
+        dataloader_workers=0, progress=False))
+    log = json.loads((out / 'finetune.json').read_text())
+    assert len([h for h in log['log_history'] if 'loss' in h]) == 2
+    backend = TransformersBackend(TransformersConfig(
+        model=str(out), device='cpu', pixel_limits=geometry('qwen3_vl', 3136, 12544)))
+    try:
+        assert backend.architecture == 'qwen3_vl'
+        assert type(backend.model).__name__ == 'Qwen3VLForConditionalGeneration'
+    finally:
+        backend.close()

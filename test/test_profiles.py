@@ -1,4 +1,4 @@
-"""Checkpoint profiles own the image geometry; the checkpoint's config.json decides the architecture."""
+"""Checkpoint profiles own the image geometry; config.json decides the architecture."""
 
 from __future__ import annotations
 

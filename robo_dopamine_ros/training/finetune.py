@@ -49,7 +49,7 @@ LORA_TARGETS = (r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_
 PROCESSOR_FILES = ('tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt',
                    'added_tokens.json', 'special_tokens_map.json', 'preprocessor_config.json',
                    'processor_config.json', 'chat_template.json', 'chat_template.jinja')
-_MERGER = re.compile(r'(^|\.)visual\.merger\.')
+_MERGER = re.compile(r'(^|\.)visual\.(merger|deepstack_merger_list)\.')  # Qwen3-VL: both
 _VISION = re.compile(r'(^|\.)visual\.')
 
 
