@@ -262,7 +262,8 @@ def test_bench_cli_openai_backend_over_http(bench: BenchData, tmp_path: Path,
     with FakeOpenAI(lambda n, body: Reply(body=completion('<score>+10%'))) as server:
         rc = cli.main(['bench', '--input-json-dir', str(bench.input_json_dir), '--base-dir',
                        str(bench.base_dir), '--out-root-dir', str(out), '--backend', 'openai',
-                       '--model', 'gpt-test', '--base-url', server.url, '--api-key-env',
+                       '--model', 'gpt-test', '--architecture', 'qwen2_5_vl', '--base-url',
+                       server.url, '--api-key-env',
                        'GRM_BENCH_KEY', '--interval', '5', '--datasets', FRONT_ONLY,
                        '--max-workers', '3', '--no-progress'])
     assert rc == 0 and server.requests[0].headers['Authorization'] == f'Bearer {KEY}'

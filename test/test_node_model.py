@@ -21,11 +21,13 @@ pytestmark = pytest.mark.ros
 MS = 1_000_000
 
 
-def test_node_runs_the_tiny_grm_and_flags_its_noise_invalid(tiny_grm_dir: Path,
+def test_node_runs_the_tiny_grm_and_flags_its_noise_invalid(tiny_arch_dir: Path,
+                                                            tiny_arch: str,
                                                             tmp_path: Path) -> None:
+    """Both architectures start with no parameter beyond model.path: config.json decides."""
     goal_path = tmp_path / 'goal.png'
     PILImage.fromarray(frame(7)).save(goal_path)
-    params = {'model.backend': 'transformers', 'model.path': str(tiny_grm_dir),
+    params = {'model.backend': 'transformers', 'model.path': str(tiny_arch_dir),
               'model.device': 'cpu', 'task': TASK, 'goal_image': str(goal_path)}
     with NodeHarness(params) as h:
         h.wait_events(EventKind.READY, EventKind.START, timeout=120)
@@ -36,13 +38,14 @@ def test_node_runs_the_tiny_grm_and_flags_its_noise_invalid(tiny_grm_dir: Path,
         model = h.wait_diagnostics(lambda a: diag_values(a, 'model')['steps'] == '1',
                                    'the step in the diagnostics')
     assert (start.step, start.valid, step.step) == (0, True, 1)
-    assert step.model_id == str(tiny_grm_dir) and step.view_layout == 'three-view'
+    assert step.model_id == str(tiny_arch_dir) and step.view_layout == 'three-view'
     assert not step.valid and step.status in ('partial', 'held')
     assert Progress.PARSE_FAILED in step.parse_status and step.reason
     assert step.latency_s > 0
+    assert h.node.config.profile.architecture == tiny_arch
     values = diag_values(model, 'model')
     assert (values['ready'], values['device'], values['model_id']) == (
-        'true', 'cpu', str(tiny_grm_dir))
+        'true', 'cpu', str(tiny_arch_dir))
     assert values['invalid_steps'] == '1' and float(values['latency_p50_s']) > 0
 
 
