@@ -397,14 +397,9 @@ def _tiny_config(arch: str, ids: Mapping[str, int], vocab_len: int, *, text_hidd
                          'mrope_section': [half // 4, 3 * half // 8, 3 * half // 8]},
     })
     cfg.update(_token_id_fields(arch, ids)[0])
-    cfg['vision_config'].update({
-        'depth': vision_depth,
-        'hidden_size': vision_hidden,
-        'intermediate_size': 2 * vision_hidden,
-        'num_heads': vision_heads,
-        'out_hidden_size': text_hidden,
-        'fullatt_block_indexes': [vision_depth - 1],
-    })
+    cfg['vision_config'].update(_tiny_vision(vision_depth, vision_hidden, vision_heads,
+                                             text_hidden),
+                                fullatt_block_indexes=[vision_depth - 1])
     return cfg
 
 
@@ -434,15 +429,16 @@ def _tiny_qwen3_config(ids: Mapping[str, int], vocab_size: int, *, head_dim: int
         'rope_scaling': {'mrope_interleaved': True, 'rope_type': 'default',
                          'mrope_section': [half // 2, half // 4, half // 4]},
     })
-    cfg['vision_config'].update({
-        'depth': vision_depth,
-        'hidden_size': vision_hidden,
-        'intermediate_size': 2 * vision_hidden,
-        'num_heads': vision_heads,
-        'out_hidden_size': text_hidden,
-        'deepstack_visual_indexes': list(range(min(vision_depth, layers))),
-    })
+    cfg['vision_config'].update(_tiny_vision(vision_depth, vision_hidden, vision_heads,
+                                             text_hidden),
+                                deepstack_visual_indexes=list(range(min(vision_depth, layers))))
     return cfg
+
+
+def _tiny_vision(depth: int, hidden: int, heads: int, out_hidden: int) -> dict[str, int]:
+    """The vision tower sizes both architectures share (its output feeds the text width)."""
+    return {'depth': depth, 'hidden_size': hidden, 'intermediate_size': 2 * hidden,
+            'num_heads': heads, 'out_hidden_size': out_hidden}
 
 
 def _token_id_fields(arch: str, ids: Mapping[str, int]) -> tuple[dict[str, int],
