@@ -43,7 +43,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 def _cmd_build_tiny_grm(args: argparse.Namespace) -> int:
     from .models.tiny_grm import build_tiny_grm
 
-    path = build_tiny_grm(args.out_dir, vocab=args.vocab, seed=args.seed)
+    path = build_tiny_grm(args.out_dir, vocab=args.vocab, seed=args.seed,
+                          architecture=args.architecture)
     print(f'tiny random-weight GRM written to {path}')
     return 0
 
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument('out_dir')
     tiny.add_argument('--vocab', default='qwen', choices=('qwen', 'synthetic'))
     tiny.add_argument('--seed', type=int, default=0)
+    tiny.add_argument('--architecture', default='qwen2_5_vl', choices=('qwen2_5_vl', 'qwen3_vl'),
+                      help='Qwen2.5-VL (as GRM-3B) or Qwen3-VL (as the GRM-2.0 previews)')
     tiny.set_defaults(func=_cmd_build_tiny_grm)
     synth = sub.add_parser('synth', help='write a synthetic episode with ground-truth progress '
                                          '(rosbag2 directory, videos or frame folders)')
