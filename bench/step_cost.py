@@ -235,7 +235,7 @@ def build_model(args: argparse.Namespace, tmp: Path, arch: str | None) -> Path:
 
 
 def measure(args: argparse.Namespace, model: Path, sync: Callable[[], None],
-            limits: PixelLimits,
+            limits: PixelLimits, backend_class: type[TransformersBackend] = TransformersBackend,
             ) -> tuple[dict[str, dict[str, float]], tuple[int, int], tuple[int, int]]:
     """Median step and phases of the three configurations, prefix share, cache hits/misses.
 
@@ -245,9 +245,8 @@ def measure(args: argparse.Namespace, model: Path, sync: Callable[[], None],
     goal, frames = demo_frames(args.steps)
     backends, clocks = [], []
     for cached in (False, True):
-        backend = TransformersBackend(TransformersConfig(model=str(model), device=args.device,
-                                                         vision_cache=cached,
-                                                         pixel_limits=limits))
+        backend = backend_class(TransformersConfig(model=str(model), device=args.device,
+                                                   vision_cache=cached, pixel_limits=limits))
         clocks.append(Clock(sync))
         instrument(backend, clocks[-1])
         backends.append(backend)
