@@ -19,7 +19,7 @@ import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +30,13 @@ from ..backends.transformers_backend import DTYPES
 from ..core.engine import EngineConfig, MissingGoal
 from ..core.errors import ConfigError
 from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
+from ..core.monitor import MonitorConfig
 from ..core.profiles import PROFILES, CheckpointProfile, profile_for
 from ..core.progress import FusionConfig, FusionMethod
 from ..core.prompt import check_task
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig, TerminalPotential
+from ..core.start_goal import DEFAULT_THRESHOLD, StartGoalConfig, StartGoalPolicy
 from ..core.types import ALL_MODES, Mode
 
 if TYPE_CHECKING:
@@ -180,6 +182,13 @@ def _camera_params() -> list[Param]:
     return params
 
 
+def _monitor_params() -> list[Param]:
+    """``monitor.<field>`` for every field of the task monitor's config (its one table)."""
+    return [Param(f'monitor.{f.name}', f.default, f'task monitor: {f.metadata["doc"]}',
+                  minimum=f.metadata['minimum'], maximum=f.metadata['maximum'])
+            for f in fields(MonitorConfig)]
+
+
 #: Every parameter of the node, in the order of docs/node-contract.md.
 PARAMS: tuple[Param, ...] = (
     *_camera_params(),
@@ -219,6 +228,13 @@ PARAMS: tuple[Param, ...] = (
           'without a goal image: refuse to score, or blank (grey goal, backward mode off)',
           choices=_values(MissingGoal)),
     Param('engine.lenient_parse', True, 'accept scores recovered from malformed answers'),
+    Param('engine.start_goal_threshold', DEFAULT_THRESHOLD,
+          'start ~ goal when less than this fraction of the (grey, 32x24-cell) image differs '
+          'between REF START and the goal; 0 = no check', minimum=0.0, maximum=1.0),
+    Param('engine.start_goal_policy', StartGoalPolicy.INCREMENTAL.value,
+          'fusion of a start ~ goal episode: incremental (that reading alone) or off (warn only)',
+          choices=_values(StartGoalPolicy)),
+    *_monitor_params(),
     Param('model.backend', 'transformers',
           'GRM runtime: transformers (in-process), vllm (in-process), openai (a served model, '
           'e.g. vllm serve); scripted-test-double answers from a pixel digest (tests only)',
@@ -352,9 +368,15 @@ class NodeConfig:
                                 control_period_s=v['reward.control_period_s'] or None,
                                 delta=v['reward.delta'],
                                 terminal_potential=v['reward.terminal_potential'])
+        with _about(*(p.name for p in _monitor_params())):
+            monitor = MonitorConfig(**{f.name: v[f'monitor.{f.name}']
+                                       for f in fields(MonitorConfig)})
+        start_goal = StartGoalConfig(v['engine.start_goal_threshold'],
+                                     v['engine.start_goal_policy'])
         engine = EngineConfig(fusion=fusion, shaping=shaping,
                               lenient_parse=v['engine.lenient_parse'],
-                              missing_goal=v['engine.missing_goal'], sampling=sampling)
+                              missing_goal=v['engine.missing_goal'], sampling=sampling,
+                              monitor=monitor, start_goal=start_goal)
         profile = profile_for(v['model.path'], v['model.profile'] or None)
         options = _backend_options(backend, v, profile)
         if backend != TEST_DOUBLE:
