@@ -68,18 +68,8 @@ needs_model = pytest.mark.skipif(not (MODEL / 'model.safetensors').is_file(),
 
 
 @pytest.fixture(scope='module')
-def backend():
-    pytest.importorskip('torch')
-    pytest.importorskip('transformers')
-    pytest.importorskip('cv2')
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
-    b = TransformersBackend(TransformersConfig(model=str(MODEL), device='cpu',
-                                               pixel_limits=DEMO_GRM.pixel_limits))
-    yield b
-    b.close()
+def backend(demo_grm_backend):
+    return demo_grm_backend
 
 
 @needs_model
