@@ -8,6 +8,7 @@ and writes its per-sample results as it goes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def add_parsers(sub: Any) -> None:
     episode.add_argument('--upstream-zero', action='store_true',
                          help='parity: an unparseable answer reads as 0, as upstream')
     episode.add_argument('--visualize', action='store_true', help='write reward_vis.mp4')
+    _monitor_arguments(episode)
     episode.add_argument('--out-root', type=Path, default=Path('results'),
                          help='runs go to OUT_ROOT/<YY-MM-DD-HH-MM-SS>/ (default: results)')
     _scoring(episode, _cmd_episode)
@@ -107,6 +109,24 @@ def add_parsers(sub: Any) -> None:
     convert.set_defaults(func=_cmd_video_to_bag)
 
 
+def _monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    """The task monitor's and the start ~ goal check's settings (replay: -p monitor.NAME=...)."""
+    from ..core.monitor import MonitorConfig
+    from ..core.start_goal import DEFAULT_THRESHOLD, StartGoalPolicy
+
+    group = parser.add_argument_group('task monitor (core/monitor.py) and start ~ goal')
+    for f in dataclasses.fields(MonitorConfig):
+        group.add_argument(f'--monitor-{f.name.replace("_", "-")}', dest=f'monitor_{f.name}',
+                           type=int if f.type == 'int' else float, default=f.default,
+                           help=f'{f.metadata["doc"]} (default: %(default)s)')
+    group.add_argument('--start-goal-threshold', type=float, default=DEFAULT_THRESHOLD,
+                       help='start ~ goal below this changed fraction of the image (0 = no '
+                            'check; default: %(default)s)')
+    group.add_argument('--start-goal-policy', choices=[p.value for p in StartGoalPolicy],
+                       default=StartGoalPolicy.INCREMENTAL.value,
+                       help='fusion of a start ~ goal episode (default: %(default)s)')
+
+
 def _scoring(parser: argparse.ArgumentParser, func: Any) -> None:
     """What every scoring command takes besides its inputs: the backend and the bar."""
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -118,7 +138,9 @@ def _cmd_episode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..backends.arguments import backend_from_args
+    from ..core.monitor import MonitorConfig
     from ..core.sampling import frame_interval_indices
+    from ..core.start_goal import StartGoalConfig
     from ..io.frames import open_frames
     from .episode import EpisodeInputs, EpisodeOptions, run_episode
 
@@ -127,7 +149,12 @@ def _cmd_episode(args: argparse.Namespace) -> int:
     inputs = EpisodeInputs(args.front, args.task, args.left, args.right, args.goal, args.fps)
     options = EpisodeOptions(out_root=args.out_root, frame_interval=args.frame_interval,
                              mode=args.mode, visualize=args.visualize,
-                             upstream_zero=args.upstream_zero, consistency=args.consistency)
+                             upstream_zero=args.upstream_zero, consistency=args.consistency,
+                             monitor=MonitorConfig(**{
+                                 f.name: getattr(args, f'monitor_{f.name}')
+                                 for f in dataclasses.fields(MonitorConfig)}),
+                             start_goal=StartGoalConfig(args.start_goal_threshold,
+                                                        args.start_goal_policy))
     backend, profile = backend_from_args(args)
     try:
         with tqdm(total=total, unit='sample', disable=args.no_progress) as bar:

@@ -30,12 +30,14 @@ import numpy as np
 
 from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
+from ..core.monitor import MonitorConfig
 from ..core.parsing import ParseStatus
 from ..core.profiles import CheckpointProfile
 from ..core.progress import FusionConfig, FusionMethod, ProgressState, fuse_step
 from ..core.result import StepResult
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig
+from ..core.start_goal import StartGoalConfig
 from ..core.types import ALL_MODES, Mode
 from ..io.frames import FrameSource, open_cameras, read_image
 from ..io.outputs import write_text
@@ -81,6 +83,8 @@ class EpisodeOptions:
     upstream_zero: bool = False       # parity: an unparseable answer reads as 0, as upstream
     consistency: bool = False         # fused/all only
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    start_goal: StartGoalConfig = field(default_factory=StartGoalConfig)
 
 
 def _engine_config(options: EpisodeOptions) -> EngineConfig:
@@ -90,7 +94,8 @@ def _engine_config(options: EpisodeOptions) -> EngineConfig:
     else:
         fusion = FusionConfig(modes=(Mode(mode.value),), method=FusionMethod.UPSTREAM)
     return EngineConfig(fusion=fusion, shaping=options.shaping,
-                        upstream_zero=options.upstream_zero,
+                        upstream_zero=options.upstream_zero, monitor=options.monitor,
+                        start_goal=options.start_goal,
                         sampling=SamplingConfig(SamplerKind.FRAME_INTERVAL,
                                                 frame_interval=options.frame_interval))
 
