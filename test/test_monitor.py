@@ -105,3 +105,18 @@ def test_engine_goalless_episode_fuses_only_what_it_asks_and_stays_valid() -> No
     results = [engine.step(Sample(i + 1, frame(20 * i))) for i in range(3)]
     assert engine.active_modes == (Mode.INCREMENTAL, Mode.FORWARD)
     assert all(r.valid for r in results), [r.reason for r in results]
+
+
+def test_result_events_are_the_episode_events_a_result_raises() -> None:
+    from robo_dopamine_ros.ros.fields import result_events
+    from robo_dopamine_ros.ros.worker import EventKind
+
+    hops = ['+50%', '+80%', '+90%', '+0%']
+    config = EngineConfig(fusion=FusionConfig(modes=(Mode.INCREMENTAL,)), monitor=CONFIG)
+    engine = EpisodeEngine(scripted([f'<score>{h}</score>' for h in hops]), config)
+    engine.start('stack the cups', frame(0))           # the goal looks like the start
+    events = [[(e.kind, e.detail[:22], e.stamp_ns) for e in result_events(
+        engine.step(Sample(i + 1, frame(i))))] for i in range(5)]
+    assert events == [[(EventKind.START_IS_GOAL, 'episode start: progres', 1)], [], [],
+                      [(EventKind.DONE, 'progress 0.990', 4)],
+                      [(EventKind.TASK_STATUS, 'succeeded: progress >=', 5)]]

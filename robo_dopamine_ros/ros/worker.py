@@ -61,6 +61,8 @@ class EventKind(enum.IntEnum):
     GOAL_CHANGED = 5
     SHUTDOWN = 6
     PAUSED = 7
+    TASK_STATUS = 8
+    START_IS_GOAL = 9
 
 
 @dataclass(frozen=True)
