@@ -88,7 +88,7 @@ def test_messages_event_kinds_are_the_message_constants() -> None:
     assert {k.name: k.value for k in EventKind} == {
         name: getattr(EpisodeEvent, name) for name in (
             'READY', 'START', 'RESET', 'DONE', 'TASK_CHANGED', 'GOAL_CHANGED', 'SHUTDOWN',
-            'PAUSED')}
+            'PAUSED', 'TASK_STATUS', 'START_IS_GOAL')}
     msg = episode_event_msg(WorkerEvent(EventKind.TASK_CHANGED, 'ep-2', 'ep-1', TASK, 'why'),
                             5 * SEC, 'cam_high')
     assert (msg.event, msg.episode_id, msg.previous_episode_id, msg.task, msg.detail) == (
