@@ -45,11 +45,11 @@ from std_srvs.srv import Trigger
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.errors import BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.types import Answer, Query
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros import node as node_module
 from robo_dopamine_ros.ros.demo import interrupt
 from robo_dopamine_ros.ros.messages import ns_to_time, time_to_ns
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000

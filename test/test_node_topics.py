@@ -29,10 +29,10 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
 from robo_dopamine_ros.core.types import Answer, Query
 from robo_dopamine_ros.io.frames import read_image
+from robo_dopamine_ros.pipeline.params import NodeConfig
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.messages import progress_msg, reward_msg, time_to_ns
-from robo_dopamine_ros.ros.params import NodeConfig
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000

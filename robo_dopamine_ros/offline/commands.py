@@ -144,7 +144,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
     from ..core.errors import ConfigError
-    from ..ros.params import PARAMS_BY_NAME, load_params_file
+    from ..pipeline.params import PARAMS_BY_NAME, load_params_file
 
     values = load_params_file(args.params_file, args.node) if args.params_file else {}
     for role in ('front', 'left', 'right'):
@@ -172,7 +172,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ..backends.arguments import backend_from_args
-    from ..ros.params import NodeConfig
+    from ..pipeline.params import NodeConfig
     from .replay import ReplayOptions, replay_bag
 
     node = NodeConfig.from_values(_node_values(args))

@@ -66,10 +66,10 @@ from ..core.sync import FRONT, ApproxTimeSynchronizer, SyncedSet
 from ..core.types import ALL_MODES
 from ..io.frames import read_image
 from ..io.outputs import write_text
+from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
+from ..pipeline.params import NodeConfig, StampPolicy, Transport, Trigger
+from ..pipeline.worker import EventKind, WorkerEvent
 from ..ros import convert
-from ..ros.fields import episode_event_fields, progress_fields, reward_fields
-from ..ros.params import NodeConfig, StampPolicy, Transport, Trigger
-from ..ros.worker import EventKind, WorkerEvent
 from ..training.keyframes import load_instructions, parse_keyframes, read_json, stepwise_progress
 from .plots import plot_results
 from .records import ResultWriter

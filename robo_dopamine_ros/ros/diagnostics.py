@@ -22,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from ..core.parsing import ParseStatus
 from ..core.result import StepResult
-from .params import CameraConfig
+from ..pipeline.params import CameraConfig
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 #: How the engine's reason starts for a reading the backend failed to answer (timeouts, HTTP).

@@ -55,11 +55,7 @@ from ..core.result import StepResult
 from ..core.sync import FRONT, ApproxTimeSynchronizer, SyncedSet
 from ..io.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
-from ..srv import ScoreTransition, SetGoal, SetTask
-from . import convert
-from .diagnostics import ModelInfo, NodeStats, StampProblem, unconfigured_status
-from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
-from .params import (
+from ..pipeline.params import (
     NODE_NAME,
     PARAM_NAMES,
     PARAMS_BY_NAME,
@@ -68,10 +64,13 @@ from .params import (
     StampPolicy,
     Transport,
     Trigger,
-    declare,
-    read,
 )
-from .worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
+from ..pipeline.worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
+from ..srv import ScoreTransition, SetGoal, SetTask
+from . import convert
+from .diagnostics import ModelInfo, NodeStats, StampProblem, unconfigured_status
+from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
+from .params import declare, read
 
 #: How long a service waits for the worker (a model step, or the step in flight before a reset).
 SERVICE_TIMEOUT_S = 60.0
