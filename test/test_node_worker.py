@@ -78,8 +78,8 @@ GOAL = frame(999)
 
 
 def item(t: int) -> QueuedSample:
-    views = [frame(t * 3 + i) for i in range(3)]
-    return QueuedSample(Sample(t * SEC, *views), f'frame-{t}')
+    sample = Sample(t * SEC, *[frame(t * 3 + i) for i in range(3)])
+    return QueuedSample(sample.stamp_ns, f'frame-{t}', lambda: sample)
 
 
 def make_worker(make_backend: Callable[[], Any], *, task: str = TASK,

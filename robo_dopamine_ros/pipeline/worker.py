@@ -1,7 +1,8 @@
 """The inference worker: the one thread that owns the episode engine and calls the model.
 
 A model call takes ~0.1 s on a GPU and seconds on a CPU, so ROS callbacks never make one: they
-``offer`` a stamp (is a sample due?), convert the images of a due sample and ``submit`` it.
+``offer`` a stamp (is a sample due?) and ``submit`` a due sample, whose images are decoded here,
+on this thread (``QueuedSample.load``): a camera callback never touches pixels.
 Commands (reset, new task, new goal, on-demand scoring) run on the same thread, between steps, so
 a command never lands in the middle of a step and every result carries the episode it was
 computed in.
@@ -77,10 +78,12 @@ class WorkerEvent:
 
 @dataclass(frozen=True)
 class QueuedSample:
-    """A converted sample and the front camera frame its results are published in."""
+    """A due sample: its stamp, the front camera frame its results are published in, and how
+    to get its images (decoding, on the worker thread; raises an ImageError for a bad frame)."""
 
-    sample: Sample
+    stamp_ns: int
     frame_id: str
+    load: Callable[[], Sample]
 
 
 @dataclass(frozen=True)
@@ -424,7 +427,7 @@ class InferenceWorker:
 
     def _score_one(self, item: QueuedSample) -> StepResult:
         assert self._engine is not None
-        result = self._engine.step(item.sample)
+        result = self._engine.step(item.load())
         self._last_stamp = result.stamp_after_ns
         with self._publish_lock:
             with self._cond:
@@ -445,7 +448,7 @@ class InferenceWorker:
         except GrmError as err:     # a stamp going back, an unusable view: skip the sample
             with self._cond:
                 self._rejected += 1
-            self._log.warning(f'sample at {item.sample.stamp_ns} ns not scored: {err}')
+            self._log.warning(f'sample at {item.stamp_ns} ns not scored: {err}')
 
     # -- commands (worker thread) ------------------------------------------------------------
 
