@@ -115,3 +115,45 @@ def test_convert_rgb_to_image_rejects_wrong_input() -> None:
         convert.rgb_to_image(RGB, 'mono8')
     with pytest.raises(ImageError, match="'jpeg' or 'png'"):
         convert.rgb_to_compressed(RGB, 'bmp')
+
+
+# -- serialized frames (the node's raw subscriptions, bag replay) ---------------------------------
+
+def test_parse_frame_reads_what_rclpy_deserializes() -> None:
+    from rclpy.serialization import serialize_message
+
+    pixels = np.random.default_rng(3).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for encoding, padding in (('rgb8', 0), ('bgr8', 3), ('mono8', 1), ('rgba8', 2)):
+        source = pixels[:, :, 0] if encoding == 'mono8' else pixels
+        msg = convert.rgb_to_image(source, encoding, stamp_ns=1_700_000_000_123_456_789,
+                                   frame_id='cam_é', padding=padding)
+        frame = images.parse_frame(serialize_message(msg), compressed=False)
+        assert (frame.stamp_ns, frame.frame_id, frame.encoding) == (
+            time_to_ns(msg.header.stamp), 'cam_é', encoding)
+        assert (frame.height, frame.width, frame.step) == (msg.height, msg.width, msg.step)
+        assert bytes(frame.data) == bytes(msg.data)
+        assert np.array_equal(images.to_rgb(frame), images.to_rgb(msg))
+    jpeg = convert.rgb_to_compressed(pixels, 'jpeg', stamp_ns=7)
+    frame = images.parse_frame(serialize_message(jpeg), compressed=True)
+    assert (frame.stamp_ns, frame.frame_id, frame.format) == (7, '', jpeg.format)
+    assert np.array_equal(images.to_rgb(frame), images.to_rgb(jpeg))
+
+
+@pytest.mark.parametrize(('cut', 'error'), [
+    (3, 'no CDR encapsulation header'),
+    (10, 'truncated at byte 4'),
+    (50, 'declares 18 bytes at byte 48, but only 2 follow'),   # the data's length is a lie
+])
+def test_parse_frame_refuses_truncated_bytes(cut: int, error: str) -> None:
+    from rclpy.serialization import serialize_message
+
+    msg = convert.rgb_to_image(np.zeros((2, 3, 3), np.uint8) + 9, frame_id='f')
+    data = serialize_message(msg)
+    assert len(images.parse_frame(data, compressed=False).data) == 18
+    with pytest.raises(ImageError, match=error):
+        images.parse_frame(data[:cut], compressed=False)
+
+
+def test_parse_frame_refuses_bytes_that_are_no_cdr() -> None:
+    with pytest.raises(ImageError, match='no CDR encapsulation header'):
+        images.parse_frame(b'\x89PNG\r\n\x1a\n' + bytes(40), compressed=True)

@@ -46,7 +46,6 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger as TriggerSrv
 
 from ..backends import factory
@@ -65,11 +64,11 @@ from ..pipeline.params import (
     PARAMS_BY_NAME,
     NodeConfig,
     Reliability,
-    Transport,
     Trigger,
 )
 from ..pipeline.worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
 from ..srv import ScoreTransition, SetGoal, SetTask
+from .cameras import CameraThread
 from .diagnostics import ModelInfo, NodeStats, unconfigured_status
 from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
 from .params import declare, read
@@ -144,7 +143,7 @@ class RewardNode(LifecycleNode):
         self._error = ''        # why the last transition failed ('' after a success)
         self._worker: InferenceWorker | None = None
         self._stats: NodeStats | None = None
-        self._cameras: list[Any] = []
+        self._cameras: CameraThread | None = None
         self._service_handles: list[Any] = []
         self._clock_jump: Any = None
         self._input: FrameInput | None = None
@@ -289,25 +288,20 @@ class RewardNode(LifecycleNode):
         """Camera subscriptions and the clock-jump watch (activate)."""
         cfg = self.config
         assert cfg is not None
-        group = MutuallyExclusiveCallbackGroup()
         qos = QoSProfile(
             depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
             reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
                          else ReliabilityPolicy.BEST_EFFORT))
-        self._cameras = [
-            self.create_subscription(
-                CompressedImage if cam.transport is Transport.COMPRESSED else Image, cam.topic,
-                partial(self._guarded_frame, index), qos, callback_group=group, raw=True)
-            for index, cam in enumerate(cfg.cameras)]
+        self._cameras = CameraThread(self, cfg.cameras, qos, self._guarded_frame, self.fail)
         self._clock_jump = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(
                 nanoseconds=-max(cfg.sync_slop_ns, 1)), on_clock_change=False),
             post_callback=self._clock_jumped)
 
     def _destroy_inputs(self) -> None:
-        for subscription in self._cameras:
-            self.destroy_subscription(subscription)
-        self._cameras = []
+        if self._cameras is not None:
+            self._cameras.stop()
+            self._cameras = None
         if self._clock_jump is not None:
             self._clock_jump.unregister()
             self._clock_jump = None
