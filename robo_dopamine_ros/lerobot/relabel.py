@@ -156,11 +156,12 @@ class Relabeller:
             for e in sorted(set(table.column('episode_index').to_pylist())):
                 done[e] = table.filter(_equal(table, 'episode_index', e))
         parts = _parts_dir(out)
-        if parts.is_dir():
+        files = sorted(parts.glob('episode_*.parquet'))
+        if files:                          # settings of a run that finished nothing don't bind
             settings = parts / 'settings.json'
-            if settings.is_file():
-                self._check_settings(json.loads(settings.read_text(encoding='utf-8')), parts)
-            for path in sorted(parts.glob('episode_*.parquet')):
+            found = json.loads(settings.read_text(encoding='utf-8')) if settings.is_file() else {}
+            self._check_settings(found, parts)
+            for path in files:
                 done[int(path.stem.split('_')[1])] = pq.read_table(path)
         return done
 
