@@ -120,6 +120,10 @@ def test_layout_several_episodes_per_file_located_by_index_and_timestamp(dataset
         own = np.abs(frame - rendered[i]).mean()
         others = [np.abs(frame - rendered[j]).mean() for j in (i - 1, i + 1) if 0 <= j < 30]
         assert own < 8 and all(own < o for o in others), (i, own, others)
+    # A shape-[1] feature is a scalar column (lerobot's datasets.Value), not a 1-element list.
+    schema = pq.read_schema(metas[0].data_path)
+    assert schema.field('observation.progress_gt').type == pa.float32()
+    assert ds.features['observation.progress_gt']['shape'] == [1]
     # tasks.parquet as pandas writes it: the task text is the index.
     meta = json.loads(pq.read_schema(dataset / 'meta' / 'tasks.parquet').metadata[b'pandas'])
     assert meta['index_columns'] == ['task']

@@ -182,9 +182,12 @@ def copy_with_feature(source: LeRobotV3, root: str | Path, key: str,
 
 
 def _column(values: np.ndarray) -> Any:
-    """One arrow column: scalars as is, vectors as fixed-size lists (``datasets.Sequence``)."""
+    """One arrow column as lerobot stores a feature: shape ``[1]`` as scalars
+    (``datasets.Value``), longer vectors as fixed-size lists (``datasets.Sequence``)."""
     import pyarrow as pa
 
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
     if values.ndim == 1:
         return pa.array(values)
     flat = pa.array(values.reshape(-1))
