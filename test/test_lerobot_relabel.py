@@ -129,6 +129,17 @@ def test_layout_several_episodes_per_file_located_by_index_and_timestamp(dataset
     assert meta['index_columns'] == ['task']
 
 
+def test_synth_lerobot_command_writes_a_readable_dataset(tmp_path, capsys):
+    out = tmp_path / 'ds'
+    assert main(['synth-lerobot', str(out), '--single-camera', '--outcomes', 'success', 'fail',
+                 'stall', '--frames', '10', '--episodes-per-file', '3']) == 0
+    ds = LeRobotV3(out)
+    assert ds.video_keys == [TOP] and ds.episode_indices == [0, 1, 2]
+    assert [ds.episode(e).videos[TOP].from_s for e in range(3)] == pytest.approx(
+        [0.0, 10 / 15, 20 / 15])
+    assert ds.info['total_frames'] == 30 and 'video keys' in capsys.readouterr().out
+
+
 def test_av1_clip_encodes_and_decodes_through_pyav(tmp_path, episodes):
     if 'libsvtav1' not in av.codecs_available:
         pytest.skip('this PyAV build has no libsvtav1 encoder')
@@ -193,6 +204,41 @@ def test_demo_grm_relabel_ends_success_above_failures_and_writes_the_dataset(dat
         dataset / 'data' / 'chunk-000' / 'file-000.parquet').names
     assert copy.episode(3).videos[TOP].path.read_bytes() == \
         LeRobotV3(dataset).episode(3).videos[TOP].path.read_bytes()
+
+
+@needs_model
+def test_the_served_demo_grm_relabels_as_the_in_process_one(dataset, episodes, tmp_path, capsys):
+    """Any backend: the openai client against a loopback server of the demo GRM (a stand-in for
+    ``vllm serve``) gives the in-process numbers (greedy decoding, lossless PNG images)."""
+    pytest.importorskip('torch')
+    from grm_server import GrmServer
+
+    from robo_dopamine_ros.backends.transformers_backend import (
+        TransformersBackend,
+        TransformersConfig,
+    )
+
+    backend = TransformersBackend(TransformersConfig(model=str(MODEL), device='cpu',
+                                                     pixel_limits=DEMO_GRM.pixel_limits))
+    server = GrmServer(backend, [episodes[0].task]).start()
+    try:
+        local = tmp_path / 'local.parquet'
+        Relabeller(dataset, backend, DEMO_GRM,
+                   _options(left=LEFT, right=RIGHT, goal_episode=0, episodes=(0, 1))).run(local)
+        served = tmp_path / 'served.parquet'
+        rc = main(['relabel-lerobot', str(dataset), '--out', str(served), '--front', TOP,
+                   '--left', LEFT, '--right', RIGHT, '--goal-episode', '0', '--episodes', '0',
+                   '1', '--frame-interval', '5', '--backend', 'openai', '--model', 'demo_grm',
+                   '--base-url', server.url, '--image-format', 'png', '--no-progress'])
+        assert rc == 0, capsys.readouterr().err
+    finally:
+        server.stop()
+        backend.close()
+    assert server.requests >= 24
+    mine, theirs = pq.read_table(local), pq.read_table(served)
+    for column in ('index', 'scored', 'progress', 'reward', 'valid'):
+        assert mine.column(column).to_pylist() == theirs.column(column).to_pylist(), column
+    assert _final(mine, 0) - _final(mine, 1) >= 0.5
 
 
 def test_a_constant_answer_cannot_separate_success_from_failures(dataset, tmp_path):

@@ -1,4 +1,4 @@
-"""The ``relabel-lerobot`` subcommand; ``cli.build_parser`` adds it.
+"""The ``relabel-lerobot`` and ``synth-lerobot`` subcommands; ``cli.build_parser`` adds them.
 
 Module-level imports stay light (argparse) so ``robo-dopamine --help`` stays instant.
 """
@@ -13,7 +13,25 @@ from ..backends.arguments import add_backend_arguments
 
 
 def add_parsers(sub: Any) -> None:
-    """Add ``relabel-lerobot`` to the CLI's subparsers."""
+    """Add ``relabel-lerobot`` and ``synth-lerobot`` to the CLI's subparsers."""
+    synth = sub.add_parser(
+        'synth-lerobot', help='write synthetic episodes (one scene, given outcomes) as a LeRobot '
+                              'v3 dataset with ground-truth progress, e.g. to try relabel-lerobot')
+    synth.add_argument('out', type=Path, help='dataset folder to create')
+    synth.add_argument('--outcomes', nargs='+', default=['success', 'fail', 'stall', 'regress'],
+                       choices=('success', 'fail', 'stall', 'regress'),
+                       help='one episode per outcome, in this order (default: all four)')
+    synth.add_argument('--seed', type=int, default=500,
+                       help='scene seed: every episode shows the same scene and task')
+    synth.add_argument('--frames', type=int, default=30, help='frames per episode')
+    synth.add_argument('--fps', type=int, default=15)
+    synth.add_argument('--codec', default='mpeg4',
+                       help="PyAV encoder: mpeg4 (fast), libx264, or libsvtav1 (AV1, LeRobot's "
+                            'default)')
+    synth.add_argument('--episodes-per-file', type=int, default=2)
+    synth.add_argument('--single-camera', action='store_true', help='front camera only')
+    synth.set_defaults(func=_cmd_synth_lerobot)
+
     p = sub.add_parser(
         'relabel-lerobot',
         help='score every frame of a LeRobot v3 dataset (progress, reward) into a parquet; '
@@ -87,4 +105,24 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
         print(f'skipped {len(summary.skipped)} episode(s) scored before: {summary.skipped}')
     print(f'rewards in {summary.out}'
           + (f'; dataset with rewards: {summary.dataset}' if summary.dataset else ''))
+    return 0
+
+
+def _cmd_synth_lerobot(args: argparse.Namespace) -> int:
+    from ..synthetic import (
+        CAMERAS,
+        LEROBOT_KEYS,
+        EpisodeSpec,
+        render_episode,
+        write_lerobot_dataset,
+    )
+
+    episodes = [render_episode(EpisodeSpec(seed=args.seed, num_frames=args.frames,
+                                           fps=float(args.fps), outcome=o))
+                for o in args.outcomes]
+    cameras = CAMERAS[:1] if args.single_camera else CAMERAS
+    path = write_lerobot_dataset(episodes, args.out, cameras=cameras, codec=args.codec,
+                                 episodes_per_file=args.episodes_per_file)
+    print(f'{path}: {len(episodes)} episodes ({", ".join(args.outcomes)}) of '
+          f'{episodes[0].task!r}; video keys {[LEROBOT_KEYS[c] for c in cameras]}')
     return 0
