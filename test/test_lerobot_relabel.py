@@ -330,8 +330,12 @@ def test_goal_rules_give_clear_errors(dataset, tmp_path):
         Relabeller(dataset, ConstantTestDouble(), DEMO_GRM,
                    _options(goal_episode=0, goal_per_episode=True))
     with pytest.raises(ConfigError, match=r'episode 7 is not in .* 4 episodes \(0\.\.3\)'):
-        Relabeller(dataset, ConstantTestDouble(), DEMO_GRM, _options(goal_episode=7)).run(
-            tmp_path / 'r.parquet')
+        Relabeller(dataset, ConstantTestDouble(), DEMO_GRM, _options(goal_episode=7))
+    relabeller = Relabeller(dataset, ConstantTestDouble(), DEMO_GRM,
+                            _options(goal=tmp_path / 'missing.png'))
+    with pytest.raises(ConfigError, match='image file does not exist'):
+        relabeller.run(tmp_path / 'r.parquet')
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -365,10 +369,14 @@ def test_other_versions_and_write_dataset_conflicts_are_refused(dataset, tmp_pat
         Relabeller(dataset, ConstantTestDouble(), DEMO_GRM,
                    _options(goal_episode=0, episodes=(0, 1),
                             write_dataset=tmp_path / 'copy')).run(tmp_path / 'r.parquet')
+    backend = ConstantTestDouble()
     with pytest.raises(ConfigError, match=r"has a 'observation\.progress_gt' feature already"):
-        Relabeller(dataset, ConstantTestDouble(), DEMO_GRM,
+        Relabeller(dataset, backend, DEMO_GRM,
                    _options(goal_episode=0, write_dataset=tmp_path / 'copy2',
-                            reward_key='observation.progress_gt')).run(tmp_path / 'r2.parquet')
+                            reward_key='observation.progress_gt'))
+    with pytest.raises(ConfigError, match='exists already'):
+        Relabeller(dataset, backend, DEMO_GRM, _options(goal_episode=0, write_dataset=old))
+    assert backend.calls == 0
     assert not (tmp_path / 'copy').exists() and not (tmp_path / 'copy2').exists()
 
 

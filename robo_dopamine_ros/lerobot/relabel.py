@@ -37,11 +37,11 @@ from ..core.errors import ConfigError
 from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
 from ..io.frames import read_image
-from ..io.outputs import written
+from ..io.outputs import write_text, written
 from ..offline.episode import EpisodeOptions, engine_config, score_frames
 from .layout import TOLERANCE_S, EpisodeMeta, FrameTable, LeRobotV3, parquet
 from .video import decode_at
-from .writer import copy_with_feature
+from .writer import check_copy_target, copy_with_feature
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ class Relabeller:
         self.episodes = (list(options.episodes) if options.episodes is not None
                          else self.ds.episode_indices)
         self.metas = {e: self.ds.episode(e) for e in self.episodes}     # range check first
+        if options.goal_episode is not None:
+            self.ds.episode(options.goal_episode)
+        if options.write_dataset is not None:          # refused before hours of scoring
+            check_copy_target(self.ds, Path(options.write_dataset), options.reward_key)
         self.engine = EpisodeEngine(backend, engine_config(options.scoring), profile)
         self.settings = self._settings(backend, profile)
 
@@ -177,11 +181,9 @@ class Relabeller:
             on_sample: Callable[[StepResult], None] | None = None) -> RelabelSummary:
         out = Path(out)
         done = self.finished(out)
-        parts = _parts_dir(out)
-        parts.mkdir(parents=True, exist_ok=True)
-        (parts / 'settings.json').write_text(json.dumps(self.settings, indent=1) + '\n',
-                                             encoding='utf-8')
         goal = self._shared_goal()
+        parts = _parts_dir(out)
+        write_text(parts / 'settings.json', json.dumps(self.settings, indent=1) + '\n')
         summaries, skipped = [], []
         pq = parquet()
         for e in self.episodes:

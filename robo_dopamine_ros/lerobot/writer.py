@@ -148,11 +148,7 @@ def copy_with_feature(source: LeRobotV3, root: str | Path, key: str,
     import pyarrow as pa
 
     out = Path(root)
-    if out.exists():
-        raise ConfigError(f'dataset folder exists already, not overwriting: {str(out)!r}')
-    if key in source.features:
-        raise ConfigError(f'{str(source.root)!r} has a {key!r} feature already; choose another '
-                          'name (--reward-key)')
+    check_copy_target(source, out, key)
     pq = parquet()
     with written(out) as tmp:
         shutil.copytree(source.root, tmp, copy_function=_link_or_copy)
@@ -179,6 +175,15 @@ def copy_with_feature(source: LeRobotV3, root: str | Path, key: str,
                           'count': [int(v.size)]}
             _write_json(stats_path, stats)
     return out
+
+
+def check_copy_target(source: LeRobotV3, root: Path, key: str) -> None:
+    """Raise a ConfigError if :func:`copy_with_feature` would refuse ``root`` or ``key``."""
+    if root.exists():
+        raise ConfigError(f'dataset folder exists already, not overwriting: {str(root)!r}')
+    if key in source.features:
+        raise ConfigError(f'{str(source.root)!r} has a {key!r} feature already; choose another '
+                          'name (--reward-key)')
 
 
 def _column(values: np.ndarray) -> Any:
