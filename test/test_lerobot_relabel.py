@@ -21,6 +21,7 @@ av = pytest.importorskip('av')
 pytest.importorskip('cv2')
 
 import pyarrow.parquet as pq  # noqa: E402
+from test_demo_grm import _eval_module  # noqa: E402
 
 from robo_dopamine_ros.cli import main  # noqa: E402
 from robo_dopamine_ros.core.errors import BackendStoppedError, ConfigError, ImageError  # noqa: E402
@@ -43,13 +44,13 @@ OUTCOMES = ('success', 'fail', 'stall', 'regress')
 TOP, LEFT, RIGHT = (LEROBOT_KEYS[c] for c in ('front', 'left', 'right'))
 
 
-class ConstantTestDouble:
-    """Answers every query with the same hop; counts queries and records each REF END."""
-
-    model_id = 'constant-test-double'
+class ConstantTestDouble(_eval_module().ConstantBackend):
+    """The eval script's constant answer; also counts batches, records each episode's REF END,
+    and can die after ``fail_after`` batches (a simulated kill)."""
 
     def __init__(self, text: str = '<score>+10%</score>', fail_after: int | None = None) -> None:
-        self.text = text
+        super().__init__(text)
+        self.model_id = 'constant-test-double'
         self.calls = 0
         self.fail_after = fail_after
         self.goals: dict[str, np.ndarray] = {}
@@ -61,16 +62,7 @@ class ConstantTestDouble:
         for q in queries:
             self.goals.setdefault(q.images[1].key.episode, q.images[1].pixels)
             self.goals.setdefault(f'{q.images[1].key.episode}/role', q.images[1].key.role)
-        return [Answer(self.text) for _ in queries]
-
-    def request_stop(self) -> None:
-        pass
-
-    def cancel(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        return super().generate(queries)
 
 
 @pytest.fixture(scope='module')

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.arguments import add_backend_arguments
+from ..offline.commands import add_frame_scoring_arguments
 
 
 def add_parsers(sub: Any) -> None:
@@ -56,15 +57,7 @@ def add_parsers(sub: Any) -> None:
                                                 "episode's task in the dataset)")
     p.add_argument('--episodes', type=int, nargs='+', default=None, metavar='E',
                    help='score only these episodes (default: all)')
-    p.add_argument('--frame-interval', type=int, default=30,
-                   help='frames between samples, plus the last frame (default 30)')
-    p.add_argument('--mode', choices=('incremental', 'forward', 'backward', 'fused'),
-                   default='fused', help='one upstream reading or the paper fusion '
-                                         '(default: %(default)s)')
-    p.add_argument('--consistency', action='store_true',
-                   help='consistency check (paper Eq. 9-11; fused)')
-    p.add_argument('--upstream-zero', action='store_true',
-                   help='parity: an unparseable answer reads as 0, as upstream')
+    add_frame_scoring_arguments(p, ('incremental', 'forward', 'backward', 'fused'))
     p.add_argument('--write-dataset', type=Path, default=None, metavar='DIR',
                    help='also write a copy of the dataset with the reward as a feature '
                         '(every episode must be scored)')
@@ -79,6 +72,7 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..backends.arguments import backend_from_args
+    from ..offline.commands import frame_scoring_options
     from ..offline.episode import EpisodeOptions
     from .relabel import Relabeller, RelabelOptions
 
@@ -86,8 +80,7 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
         front=args.front, left=args.left, right=args.right, goal=args.goal,
         goal_episode=args.goal_episode, goal_per_episode=args.goal_per_episode, task=args.task,
         episodes=tuple(args.episodes) if args.episodes is not None else None,
-        scoring=EpisodeOptions(frame_interval=args.frame_interval, mode=args.mode,
-                               consistency=args.consistency, upstream_zero=args.upstream_zero),
+        scoring=EpisodeOptions(**frame_scoring_options(args)),
         write_dataset=args.write_dataset, reward_key=args.reward_key)
     backend, profile = backend_from_args(args)
     try:
