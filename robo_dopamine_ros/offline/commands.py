@@ -31,15 +31,7 @@ def add_parsers(sub: Any) -> None:
                          help='goal image (REF END; default: the last front frame)')
     episode.add_argument('--fps', type=float, default=30.0,
                          help='frame rate of frame folders (videos report their own; default 30)')
-    episode.add_argument('--frame-interval', type=int, default=30,
-                         help='frames between samples, plus the last frame (default 30)')
-    episode.add_argument('--mode', choices=_MODES, default='fused',
-                         help='one upstream mode, the paper fusion, or all three and the fusion '
-                              'in one pass (default: %(default)s)')
-    episode.add_argument('--consistency', action='store_true',
-                         help='consistency check (paper Eq. 9-11; fused/all)')
-    episode.add_argument('--upstream-zero', action='store_true',
-                         help='parity: an unparseable answer reads as 0, as upstream')
+    add_frame_scoring_arguments(episode)
     episode.add_argument('--visualize', action='store_true', help='write reward_vis.mp4')
     episode.add_argument('--out-root', type=Path, default=Path('results'),
                          help='runs go to OUT_ROOT/<YY-MM-DD-HH-MM-SS>/ (default: results)')
@@ -107,6 +99,28 @@ def add_parsers(sub: Any) -> None:
     convert.set_defaults(func=_cmd_video_to_bag)
 
 
+def add_frame_scoring_arguments(parser: argparse.ArgumentParser,
+                                modes: tuple[str, ...] = _MODES) -> None:
+    """How the offline episode pipeline scores frames (``episode``, ``relabel-lerobot``); the
+    values go to ``EpisodeOptions`` through :func:`frame_scoring_options`."""
+    parser.add_argument('--frame-interval', type=int, default=30,
+                        help='frames between samples, plus the last frame (default 30)')
+    parser.add_argument('--mode', choices=modes, default='fused',
+                        help='one upstream mode, the paper fusion'
+                             + (', or all three and the fusion in one pass' if 'all' in modes
+                                else '') + ' (default: %(default)s)')
+    parser.add_argument('--consistency', action='store_true',
+                        help='consistency check (paper Eq. 9-11; fused/all)')
+    parser.add_argument('--upstream-zero', action='store_true',
+                        help='parity: an unparseable answer reads as 0, as upstream')
+
+
+def frame_scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``EpisodeOptions`` fields of :func:`add_frame_scoring_arguments`."""
+    return {'frame_interval': args.frame_interval, 'mode': args.mode,
+            'consistency': args.consistency, 'upstream_zero': args.upstream_zero}
+
+
 def _scoring(parser: argparse.ArgumentParser, func: Any) -> None:
     """What every scoring command takes besides its inputs: the backend and the bar."""
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -125,9 +139,8 @@ def _cmd_episode(args: argparse.Namespace) -> int:
     with open_frames(args.front) as front:      # for the bar's length; fails early on a typo
         total = len(frame_interval_indices(len(front), args.frame_interval))
     inputs = EpisodeInputs(args.front, args.task, args.left, args.right, args.goal, args.fps)
-    options = EpisodeOptions(out_root=args.out_root, frame_interval=args.frame_interval,
-                             mode=args.mode, visualize=args.visualize,
-                             upstream_zero=args.upstream_zero, consistency=args.consistency)
+    options = EpisodeOptions(out_root=args.out_root, visualize=args.visualize,
+                             **frame_scoring_options(args))
     backend, profile = backend_from_args(args)
     try:
         with tqdm(total=total, unit='sample', disable=args.no_progress) as bar:
