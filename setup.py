@@ -19,6 +19,8 @@ EXTRAS: dict[str, list[str]] = {
     'bench': ['scipy', 'opencv-python-headless'],
     # robo_dopamine_ros.rl: the gymnasium reward wrappers.
     'rl': ['gymnasium>=1.0'],
+    # robo-dopamine relabel-lerobot: LeRobot v3 datasets read and written without lerobot.
+    'lerobot': ['pyarrow', 'av'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

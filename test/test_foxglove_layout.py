@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from robo_dopamine_ros.ros.params import NODE_NAME, PARAMS_BY_NAME, ROLES
+from robo_dopamine_ros.pipeline.params import NODE_NAME, PARAMS_BY_NAME, ROLES
 
 LAYOUT = 'foxglove_layout.json'
 

@@ -108,8 +108,7 @@ def test_engine_goalless_episode_fuses_only_what_it_asks_and_stays_valid() -> No
 
 
 def test_result_events_are_the_episode_events_a_result_raises() -> None:
-    from robo_dopamine_ros.ros.fields import result_events
-    from robo_dopamine_ros.ros.worker import EventKind
+    from robo_dopamine_ros.pipeline.worker import EventKind, result_events
 
     hops = ['+50%', '+80%', '+90%', '+0%']
     config = EngineConfig(fusion=FusionConfig(modes=(Mode.INCREMENTAL,)), monitor=CONFIG)

@@ -18,7 +18,7 @@ from robo_dopamine_ros.bags import write_episode_bag
 from robo_dopamine_ros.core.profiles import DEMO_GRM
 from robo_dopamine_ros.offline.records import read_records
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
-from robo_dopamine_ros.ros.params import NodeConfig
+from robo_dopamine_ros.pipeline.params import NodeConfig
 from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
 
 pytest.importorskip('cv2')

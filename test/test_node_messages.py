@@ -12,6 +12,7 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend, sequence_script
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
 from robo_dopamine_ros.core.profiles import GRM_3B
 from robo_dopamine_ros.core.result import StepResult
+from robo_dopamine_ros.pipeline.worker import EventKind, WorkerEvent
 from robo_dopamine_ros.ros.messages import (
     episode_event_msg,
     ns_to_time,
@@ -19,7 +20,6 @@ from robo_dopamine_ros.ros.messages import (
     reward_msg,
     time_to_ns,
 )
-from robo_dopamine_ros.ros.worker import EventKind, WorkerEvent
 
 
 def results(answers: list[str]) -> list[StepResult]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.result import StepResult
 from ..core.types import ALL_MODES
-from .worker import EventKind, WorkerEvent
+from .worker import WorkerEvent
 
 NAN = math.nan
 
@@ -93,20 +93,3 @@ def episode_event_fields(event: WorkerEvent, stamp_ns: int, frame_id: str = '') 
         'task': event.task,
         'detail': event.detail,
     }
-
-
-def result_events(result: StepResult) -> list[WorkerEvent]:
-    """The ``~/episode`` events a scored result raises, stamped with its sample: DONE at the
-    terminal transition, START_IS_GOAL at a flagged START sample, TASK_STATUS when the task
-    monitor's status changed. The node's worker and bag replay publish exactly these."""
-    common = {'episode_id': result.episode_id, 'task': result.task,
-              'stamp_ns': result.stamp_after_ns}
-    events = []
-    if result.terminal:
-        events.append(WorkerEvent(EventKind.DONE, detail=f'progress {result.progress:.3f}',
-                                  **common))
-    if result.is_start and result.start_is_goal:
-        events.append(WorkerEvent(EventKind.START_IS_GOAL, detail=result.reason, **common))
-    if result.task_status_changed:
-        events.append(WorkerEvent(EventKind.TASK_STATUS, detail=result.task_event, **common))
-    return events
