@@ -17,6 +17,10 @@ EXTRAS: dict[str, list[str]] = {
     # robo-dopamine bench (Spearman/Kendall) and bench-data (the synthetic renderer draws with
     # OpenCV). The openai backend needs nothing; vLLM is GPU-only and lives in its own env.
     'bench': ['scipy', 'opencv-python-headless'],
+    # robo_dopamine_ros.rl: the gymnasium reward wrappers.
+    'rl': ['gymnasium>=1.0'],
+    # robo-dopamine relabel-lerobot: LeRobot v3 datasets read and written without lerobot.
+    'lerobot': ['pyarrow', 'av'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -1,26 +1,26 @@
-"""Benchmark: the reward node's own cost per sample, with a zero-cost model stand-in.
+"""Benchmark: the reward node's own cost, against a bare subscriber of the same frames.
 
-Question answered: what does the node add on top of the model? Three cameras publish 640×480
-rgb8 frames at 30 Hz, header-stamped together, from a separate publisher process (whose own CPU
-is measured apart). The installed ``reward_node`` runs as a third process with the
-``scripted-test-double`` backend (a TEST DOUBLE whose answer costs a pixel digest, no model) and
-a short sampling interval, so many samples are scored. Measured in one run:
+Question answered (issue 14's goals): does the node cost a robot PC more than receiving its
+cameras anyway would? Three cameras publish 640×480 frames at 30 Hz (raw rgb8, or JPEG
+``CompressedImage``), all three stamped alike per tick, from a publisher process (its own CPU is
+measured apart). Two receivers run AT THE SAME TIME on the same frames: the installed
+``reward_node`` with the ``scripted-test-double`` backend (a TEST DOUBLE whose answer costs a
+pixel digest, no model) and a bare rclpy subscriber (``SingleThreadedExecutor``) that
+deserializes every frame and does nothing else. Measured in one run, per configuration:
 
-* **overhead per sample**: receipt of a ``~/progress`` message here minus the publish time of the
-  last camera frame of its sample (matched by header stamp), minus the backend time the node
-  reports (``latency_s``). It covers frame delivery to the node, synchronisation, sampling, image
-  conversion and resizing, query building, message building, publishing and delivery back;
-* the node's CPU share (of one core) and RSS from ``/proc`` while frames flow, and idle before;
-* frames published vs what the node reports in ``/diagnostics`` (received, synchronized sets,
-  drops) vs samples scored;
-* a baseline under the same load: a bare rclpy subscriber (``SingleThreadedExecutor``, trivial
-  callbacks) to the three cameras, so delay, frame losses and CPU can be split into what
-  receiving large images over DDS costs anyway and what the node adds.
+* **node CPU / bare subscriber CPU** (goal ≤ 1.0), each from ``/proc`` over the frames' window;
+* **samples scored / expected** (goal ≥ 99 %): expected = the sampling slots (``interval``) the
+  published frames span (reliable) or that the bare subscriber received a complete set in
+  (best_effort: what DDS delivered anyway);
+* **node overhead per sample** (goal p50 ≤ 5 ms): receipt of ``~/progress`` here − publish of the
+  set's last frame − the backend time the node reports (``latency_s``) − that same set's
+  transport time to the bare subscriber (its receipt − its publish);
+* **RSS flat**: node RSS at the end − at a quarter of the frames' window (goal ≤ 10 MiB).
 
-All processes share this machine's cores (printed with the results): on a small machine
-the publisher's own load slows the node too. Linux only (``/proc``).
+``--all`` runs raw and compressed × best_effort and reliable and writes one report. All
+processes share this machine's cores (printed with the results). Linux only (``/proc``).
 
-Usage: ``. scripts/env.sh && python bench/node_overhead.py [--seconds 60] [--interval 0.1]``.
+Usage: ``. scripts/env.sh && python bench/node_overhead.py --all`` (about 6 min).
 Writes ``bench/results/node_overhead.md``.
 """
 
@@ -51,7 +51,7 @@ from PIL import Image as PilImage
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.msg import EpisodeEvent, Progress
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 NAMESPACE = '/rdr_bench'
 CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
@@ -63,6 +63,12 @@ NS = 1_000_000_000
 DIAGNOSTIC_COUNTERS = {'frames', 'bad_frames', 'zero_stamps', 'non_monotonic_stamps',
                        'skewed_stamps', 'stale_sets', 'steps', 'invalid_steps'}
 RESULTS = Path(__file__).resolve().parent / 'results' / 'node_overhead.md'
+#: Processes subscribed to the cameras: the node and the bare subscriber.
+RECEIVERS = 2
+#: Distinct JPEG frames per camera the publisher cycles through (compressed transport).
+JPEG_VARIANTS = 30
+#: Goals of issue 14.
+CPU_RATIO_GOAL, SCORED_GOAL, OVERHEAD_P50_GOAL_MS, RSS_GROWTH_GOAL_MIB = 1.0, 0.99, 5.0, 10.0
 
 
 def camera_topic(camera: str) -> str:
@@ -88,16 +94,22 @@ def run_publisher(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     messages, publishers = [], []
     for camera in CAMERAS:
-        msg = Image(height=args.height, width=args.width, encoding='rgb8', step=args.width * 3)
-        msg.header.frame_id = camera
-        msg.data = rng.integers(0, 256, args.height * args.width * 3, dtype=np.uint8).tobytes()
-        messages.append(msg)
-        publishers.append(node.create_publisher(Image, camera_topic(camera),
+        if args.transport == 'compressed':
+            messages.append(jpeg_frames(rng, args, camera))
+        else:
+            msg = Image(height=args.height, width=args.width, encoding='rgb8',
+                        step=args.width * 3)
+            msg.header.frame_id = camera
+            msg.data = rng.integers(0, 256, args.height * args.width * 3,
+                                    dtype=np.uint8).tobytes()
+            messages.append([msg])
+        publishers.append(node.create_publisher(message_type(args), camera_topic(camera),
                                                 qos(args.reliability, 5)))
     deadline = time.monotonic() + 60.0
-    while any(p.get_subscription_count() < 1 for p in publishers):
+    while any(p.get_subscription_count() < RECEIVERS for p in publishers):
         if time.monotonic() > deadline:
-            raise TimeoutError('the node did not subscribe to the cameras within 60 s')
+            raise TimeoutError('the node and the bare subscriber did not subscribe to the '
+                               'cameras within 60 s')
         time.sleep(0.05)
     period_ns = round(NS / args.rate)
     ticks = round(args.seconds * args.rate)
@@ -113,9 +125,11 @@ def run_publisher(args: argparse.Namespace) -> None:
         elif wait < -period_ns:
             late += 1
         stamp = node.get_clock().now().to_msg()
-        for msg, pub in zip(messages, publishers, strict=True):
+        for variants, pub in zip(messages, publishers, strict=True):
+            msg = variants[i % len(variants)]
             msg.header.stamp = stamp
-            msg.data[:8] = array('B', i.to_bytes(8, 'little'))
+            if isinstance(msg, Image):
+                msg.data[:8] = array('B', i.to_bytes(8, 'little'))
             pub.publish(msg)
         last_publish.append((stamp.sec * NS + stamp.nanosec, time.monotonic_ns()))
     cpu_s = time.process_time() - cpu0
@@ -129,14 +143,42 @@ def run_publisher(args: argparse.Namespace) -> None:
     rclpy.try_shutdown()
 
 
+def message_type(args: argparse.Namespace) -> type:
+    return CompressedImage if args.transport == 'compressed' else Image
+
+
+def jpeg_frames(rng: np.random.Generator, args: argparse.Namespace,
+                camera: str) -> list[CompressedImage]:
+    """Camera-like JPEGs (a gradient, texture and a moving block), encoded once."""
+    import cv2
+
+    h, w = args.height, args.width
+    xs, ys = np.meshgrid(np.linspace(0, 200, w), np.linspace(0, 150, h))
+    base = np.stack([xs, ys, np.full((h, w), 90.0)], axis=2)
+    base += rng.normal(0, 12, (h, w, 3))
+    out = []
+    for k in range(JPEG_VARIANTS):
+        img = base.copy()
+        x = (k * w // JPEG_VARIANTS) % (w - 80)
+        img[h // 3:h // 3 + 80, x:x + 80] = (220, 40, 40)
+        ok, buf = cv2.imencode('.jpg', np.clip(img, 0, 255).astype(np.uint8),
+                               [cv2.IMWRITE_JPEG_QUALITY, 85])
+        assert ok
+        msg = CompressedImage(format='rgb8; jpeg compressed bgr8', data=buf.tobytes())
+        msg.header.frame_id = camera
+        out.append(msg)
+    return out
+
+
 # --- baseline subscriber process ---------------------------------------------------------------
 
 def run_subscriber(args: argparse.Namespace) -> None:
-    """Receive the three cameras with trivial callbacks; write counts, arrivals and CPU share.
+    """Receive (deserialize) the three cameras with trivial callbacks; write counts, arrivals
+    and CPU share.
 
-    Per frame set it keeps how many cameras arrived and when the last one did, so the
-    transport's own delay can be set beside the node's. It stops 2 s after the last frame; CPU
-    is measured from the first frame to the last, the same window as the node's.
+    Per frame set it keeps how many cameras arrived and when the last one did: that set's
+    transport time, subtracted from the node's. It stops 2 s after the last frame; CPU is
+    measured from the first frame to the last.
     """
     rclpy.init(domain_id=args.domain_id)
     node = rclpy.create_node('rdr_bench_baseline')
@@ -144,7 +186,7 @@ def run_subscriber(args: argparse.Namespace) -> None:
     arrivals: dict[int, list[int]] = {}           # stamp -> [cameras arrived, last arrival ns]
     window: dict[str, tuple[float, float]] = {}   # first/last frame: (monotonic, process CPU)
 
-    def frame(index: int, msg: Image) -> None:
+    def frame(index: int, msg: Image | CompressedImage) -> None:
         counts[index] += 1
         arrival = arrivals.setdefault(msg.header.stamp.sec * NS + msg.header.stamp.nanosec, [0, 0])
         arrival[0] += 1
@@ -153,19 +195,20 @@ def run_subscriber(args: argparse.Namespace) -> None:
         window['last'] = (time.monotonic(), time.process_time())
 
     for index, camera in enumerate(CAMERAS):
-        node.create_subscription(Image, camera_topic(camera),
+        node.create_subscription(message_type(args), camera_topic(camera),
                                  lambda msg, i=index: frame(i, msg), qos(args.reliability, 5))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     deadline = time.monotonic() + args.seconds + 120.0
     # Done once the frames have started and then stopped for 2 s.
+    args.role_output.with_suffix('.ready').touch()
     while 'last' not in window or time.monotonic() - window['last'][0] < 2.0:
         if time.monotonic() > deadline:
             raise TimeoutError('the baseline subscriber saw no end of the frames')
         executor.spin_once(timeout_sec=0.1)
     (t0, c0), (t1, c1) = window['first'], window['last']
     args.role_output.write_text(json.dumps({
-        'frames': counts, 'cpu_share': (c1 - c0) / (t1 - t0),
+        'frames': counts, 'cpu_share': (c1 - c0) / (t1 - t0), 'pid': os.getpid(),
         'complete_sets': [(stamp, t) for stamp, (n, t) in arrivals.items() if n == len(CAMERAS)],
     }))
     node.destroy_node()
@@ -199,6 +242,7 @@ def node_command(args: argparse.Namespace, workdir: Path) -> list[str]:
     params = {
         'model.backend': 'scripted-test-double', 'model.device': 'cpu',
         'sampling.interval_s': args.interval, 'qos.reliability': args.reliability,
+        **{f'cameras.{role}.transport': args.transport for role in ROLES},
         'task': 'organize the table', 'goal_image': str(goal),
         **{f'cameras.{role}.topic': camera_topic(camera)
            for role, camera in zip(ROLES, CAMERAS, strict=True)},
@@ -253,6 +297,7 @@ def spawn(role: str, output: Path, args: argparse.Namespace,
         [sys.executable, __file__, '--role', role, '--role-output', str(output),
          '--seconds', str(args.seconds), '--rate', str(args.rate), '--width', str(args.width),
          '--height', str(args.height), '--reliability', args.reliability,
+         '--transport', args.transport,
          '--domain-id', str(args.domain_id)], env=env)
 
 
@@ -276,6 +321,7 @@ class NodeRun:
     samples: list[tuple[int, float, float]]
     idle: float
     publisher: dict[str, Any]
+    baseline: dict[str, Any]
 
 
 def measure_node(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> NodeRun:
@@ -306,6 +352,12 @@ def measure_node(args: argparse.Namespace, env: dict[str, str], workdir: Path) -
             samples.append(proc_sample(node.pid))
             time.sleep(0.25)
         idle = cpu_share(samples, idle_from, time.monotonic_ns())
+        subscriber = spawn('subscriber', workdir / 'subscriber.json', args, env)
+        ready = (workdir / 'subscriber.json').with_suffix('.ready')
+        while not ready.exists():
+            if subscriber.poll() is not None:
+                raise RuntimeError('the bare subscriber failed to start')
+            time.sleep(0.1)
         publisher = spawn('publisher', workdir / 'publisher.json', args, env)
         while publisher.poll() is None:
             samples.append(proc_sample(node.pid))
@@ -313,111 +365,124 @@ def measure_node(args: argparse.Namespace, env: dict[str, str], workdir: Path) -
         published = finished(publisher, workdir / 'publisher.json', timeout=60)
         time.sleep(2.0 + 2 * args.interval)   # the last samples and a diagnostics update
         samples.append(proc_sample(node.pid))
+        baseline = finished(subscriber, workdir / 'subscriber.json', timeout=60)
     finally:
         node.send_signal(signal.SIGINT)
         node.wait(timeout=30)
         executor.shutdown()
         probe.destroy_node()
         rclpy.try_shutdown()
-    return NodeRun(observer, samples, idle, published)
+    return NodeRun(observer, samples, idle, published, baseline)
 
 
-def measure_baseline(args: argparse.Namespace, env: dict[str, str],
-                     workdir: Path) -> dict[str, Any]:
-    """The same frames into a bare subscriber process instead of the node.
+@dataclass(frozen=True)
+class Goals:
+    """One configuration's figures against issue 14's goals."""
 
-    Adds ``delays_ms``: per complete frame set, the arrival of its last frame minus the publish
-    of its last frame — what DDS alone takes, before any work of the node.
-    """
-    limit = args.seconds + 120.0
-    subscriber = spawn('subscriber', workdir / 'subscriber.json', args, env)
-    try:
-        published = finished(spawn('publisher', workdir / 'baseline_publisher.json', args, env),
-                             workdir / 'baseline_publisher.json', limit)
-        received = finished(subscriber, workdir / 'subscriber.json', limit)
-    finally:
-        if subscriber.poll() is None:
-            subscriber.kill()
-    sent = dict(published['last_publish'])
-    received['delays_ms'] = [(t - sent[stamp]) / 1e6 for stamp, t in received['complete_sets']
-                             if stamp in sent]
-    return received
+    name: str
+    cpu_ratio: float
+    scored: float
+    overhead_p50_ms: float
+    rss_growth_mib: float
+
+    def row(self) -> str:
+        cells = [(f'{self.cpu_ratio:.2f}', self.cpu_ratio <= CPU_RATIO_GOAL),
+                 (f'{self.scored * 100:.1f} %', self.scored >= SCORED_GOAL),
+                 (f'{self.overhead_p50_ms:.2f}', self.overhead_p50_ms <= OVERHEAD_P50_GOAL_MS),
+                 (f'{self.rss_growth_mib:+.1f}', self.rss_growth_mib <= RSS_GROWTH_GOAL_MIB)]
+        return '| ' + ' | '.join([self.name] + [
+            f'{value} ({"met" if ok else "**not met**"})' for value, ok in cells]) + ' |'
 
 
-def report(args: argparse.Namespace, run: NodeRun, baseline: dict[str, Any]) -> str:
-    """Join publish times and receipts by stamp; format the table."""
-    pub, observer = run.publisher, run.observer
+def slots(stamps: list[int], interval_s: float) -> int:
+    """Sampling slots (``interval_s`` of header time from the first stamp) the stamps fall in."""
+    if not stamps:
+        return 0
+    first = min(stamps)
+    return len({int((t - first) // round(interval_s * NS)) for t in stamps})
+
+
+def report(args: argparse.Namespace, run: NodeRun) -> tuple[str, Goals]:
+    """Join publish times, node receipts and bare-subscriber arrivals by stamp; a table."""
+    pub, observer, baseline = run.publisher, run.observer, run.baseline
     sent = dict(pub['last_publish'])
+    bare = dict(baseline['complete_sets'])
     first, last = pub['last_publish'][0][1], pub['last_publish'][-1][1]
-    matched = [(observer.received[s][0] - t, observer.received[s][1])
-               for s, t in sent.items() if s in observer.received]
+    matched = [(observer.received[s][0] - t, observer.received[s][1], bare[s] - t)
+               for s, t in sent.items() if s in observer.received and s in bare]
     if not matched:
-        raise RuntimeError('no Progress message matched a published frame set')
+        raise RuntimeError('no Progress message matched a frame set the bare subscriber got')
     total_ms = np.array([m[0] / 1e6 for m in matched])
     backend_ms = np.array([m[1] * 1e3 for m in matched])
-    overhead_ms = total_ms - backend_ms
+    transport_ms = np.array([m[2] / 1e6 for m in matched])
+    overhead_ms = total_ms - backend_ms - transport_ms
     busy = cpu_share(run.samples, first, last)
+    window = [s for s in run.samples if first <= s[0]]
+    quarter = min(window, key=lambda s: abs(s[0] - (first + (last - first) // 4)))
     rss = [s[2] for s in run.samples]
-    growth = (rss[-1] - rss[0]) / max(len(observer.received), 1)
-    expected = (last - first) / NS / args.interval
+    if args.reliability == 'reliable':
+        expected = slots(list(sent), args.interval)
+    else:
+        expected = slots(list(bare), args.interval)
+    scored = len(observer.received)
     valid = sum(1 for v in observer.received.values() if v[2])
     frames = pub['frames_per_camera']
     node_frames = [observer.diagnostics.get(f'camera {role} frames', '?') for role in ROLES]
+    name = f'{args.transport}, {args.reliability}'
+    goals = Goals(name, busy / baseline['cpu_share'], scored / max(expected, 1),
+                  float(np.percentile(overhead_ms, 50)), rss[-1] - quarter[2])
     lines = [
-        '# Reward node overhead per sample (zero-cost scripted test double)', '',
-        f'Command: `{" ".join(["python bench/node_overhead.py", *sys.argv[1:]])}` '
-        '(after `. scripts/env.sh`)', '',
-        f'Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), '
-        f'Python {platform.python_version()}, {time.strftime("%Y-%m-%d")}. '
-        f'3 cameras × {args.rate:g} Hz × {args.width}×{args.height} rgb8, {args.reliability}, '
+        f'## {name}', '',
+        f'3 cameras × {args.rate:g} Hz × {args.width}×{args.height} '
+        f'{"JPEG" if args.transport == "compressed" else "rgb8"}, {args.reliability}, '
         f'sampling every {args.interval:g} s of header time, {pub["wall_s"]:.0f} s of frames.',
         '', '| measure | value |', '|---|---|',
-        '| overhead per sample, ms (receipt − last frame − backend) | '
+        f'| node CPU / bare subscriber CPU | {goals.cpu_ratio:.2f} |',
+        f'| node CPU while frames flow, % of one core | {busy * 100:.1f} |',
+        f'| bare subscriber CPU (deserializes every frame), % of one core | '
+        f'{baseline["cpu_share"] * 100:.1f} |',
+        f'| node CPU idle (ready, no frames), % of one core | {run.idle * 100:.1f} |',
+        f'| samples scored / expected | {scored} / {expected} ({valid} valid; {len(matched)} '
+        'matched to a set both receivers got) |',
+        '| node overhead per sample, ms (receipt − publish − backend − transport) | '
         f'{percentiles(overhead_ms)} |',
-        f'| mean overhead per sample, ms | {overhead_ms.mean():.2f} |',
+        f'| receipt − publish of the set\'s last frame, ms | {percentiles(total_ms)} |',
         f'| backend time (test double), ms | {percentiles(backend_ms)} |',
-        '| transport alone: last frame of a set to a bare subscriber, ms | '
-        f'{percentiles(np.array(baseline["delays_ms"]))} |',
-        f'| samples scored / expected (interval) | {len(observer.received)} / {expected:.0f} '
-        f'({valid} valid; {len(matched)} matched to a frame set) |',
+        f'| transport to the bare subscriber, same sets, ms | {percentiles(transport_ms)} |',
         f'| frames published per camera | {frames} ({pub["late_ticks"]} ticks more than a '
         'period late) |',
         f'| frames received (front / left / right): node | {" / ".join(node_frames)} |',
         '| frames received (front / left / right): bare subscriber | '
         f'{" / ".join(str(n) for n in baseline["frames"])} |',
-        f'| node CPU while frames flow, % of one core | {busy * 100:.1f} |',
-        f'| bare subscriber CPU, same frames, % of one core | {baseline["cpu_share"] * 100:.1f} |',
-        f'| node CPU idle (ready, no frames), % of one core | {run.idle * 100:.1f} |',
-        f'| node RSS, MiB (start / max / end) | {rss[0]:.0f} / {max(rss):.0f} / {rss[-1]:.0f} |',
-        f'| node RSS growth per scored sample, MiB | {growth:.2f} |',
+        f'| node RSS, MiB (start / at a quarter / max / end) | {rss[0]:.0f} / '
+        f'{quarter[2]:.0f} / {max(rss):.0f} / {rss[-1]:.0f} |',
         f'| publisher CPU (measured apart), % of one core | '
         f'{pub["cpu_s"] / pub["wall_s"] * 100:.1f} |',
-        f'| publisher max RSS, MiB | {pub["max_rss_mb"]:.0f} |',
     ]
     lines += [f'| node diagnostics: {key} | {value} |'
-              for key, value in sorted(observer.diagnostics.items())]
-    lines += [
-        '', "Overhead includes the synchronizer's wait when a camera's frame of a set was lost "
-        "(it waits until every camera delivered a frame `sync.slop_s` past the set, later "
-        "still when those frames are lost too) and frames queued in front of the node's "
-        "executor. RSS includes the scripted test "
-        "double's record of every batch it was given (`ScriptedBackend.batches`, kept for "
-        "tests: about 3 resized views per step), so its growth per sample is the double's, "
-        "not the node's."]
-    return '\n'.join(lines) + '\n'
+              for key, value in sorted(observer.diagnostics.items()) if value not in ('0', 0)]
+    return '\n'.join(lines) + '\n', goals
+
+
+CONFIGS = (('raw', 'best_effort'), ('raw', 'reliable'), ('compressed', 'best_effort'),
+           ('compressed', 'reliable'))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-    parser.add_argument('--seconds', type=float, default=60.0,
-                        help='seconds of frames, for the node and again for the baseline')
+    parser.add_argument('--seconds', type=float, default=60.0, help='seconds of frames')
     parser.add_argument('--rate', type=float, default=30.0, help='frames per second per camera')
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
-    parser.add_argument('--interval', type=float, default=0.1,
-                        help='node sampling.interval_s (header time between scored samples)')
+    parser.add_argument('--interval', type=float, default=1.0,
+                        help="node sampling.interval_s (header time between scored samples; "
+                             "the node's default)")
     parser.add_argument('--reliability', choices=('best_effort', 'reliable'),
                         default='best_effort', help='camera QoS, both sides')
+    parser.add_argument('--transport', choices=('raw', 'compressed'), default='raw',
+                        help='camera messages: raw rgb8 Image or JPEG CompressedImage')
+    parser.add_argument('--all', action='store_true',
+                        help='every transport × reliability (ignores the two options above)')
     parser.add_argument('--domain-id', type=int, default=180 + os.getpid() % 50,
                         help='ROS_DOMAIN_ID of every process (<= 232 with Fast DDS)')
     parser.add_argument('--out', type=Path, default=RESULTS, help='markdown report')
@@ -433,11 +498,27 @@ def main() -> None:
         return
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain_id),
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    with tempfile.TemporaryDirectory(prefix='rdr_bench_') as tmp:
-        node_run = measure_node(args, env, Path(tmp))
-        baseline = measure_baseline(args, env, Path(tmp))
-    text = report(args, node_run, baseline)
-    print(text)
+    configs = CONFIGS if args.all else ((args.transport, args.reliability),)
+    sections, goals = [], []
+    for transport, reliability in configs:
+        run_args = argparse.Namespace(**{**vars(args), 'transport': transport,
+                                         'reliability': reliability})
+        with tempfile.TemporaryDirectory(prefix='rdr_bench_') as tmp:
+            section, goal = report(run_args, measure_node(run_args, env, Path(tmp)))
+        print(section, flush=True)
+        sections.append(section)
+        goals.append(goal)
+    text = '\n'.join([
+        '# Reward node cost against a bare subscriber (zero-cost scripted test double)', '',
+        f'Command: `{" ".join(["python bench/node_overhead.py", *sys.argv[1:]])}` '
+        '(after `. scripts/env.sh`)', '',
+        f'Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), '
+        f'Python {platform.python_version()}, {time.strftime("%Y-%m-%d")}. Node, bare '
+        'subscriber and publisher run at the same time on the same frames.', '',
+        f'| configuration | node CPU / bare (goal ≤ {CPU_RATIO_GOAL:g}) | samples scored '
+        f'(goal ≥ {SCORED_GOAL * 100:g} %) | overhead p50, ms (goal ≤ {OVERHEAD_P50_GOAL_MS:g}) '
+        f'| RSS growth after the first quarter, MiB (goal ≤ {RSS_GROWTH_GOAL_MIB:g}) |',
+        '|---|---|---|---|---|', *(g.row() for g in goals), '', *sections])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
 

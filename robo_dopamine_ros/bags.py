@@ -313,8 +313,9 @@ def _image_msg(store: Typestore, rgb: np.ndarray, stamp_ns: int, frame_id: str,
 def build_message(msgtype: str, fields: Mapping[str, Any]) -> Any:
     """A rosbags message of ``msgtype`` (in :func:`typestore`) from plain field values.
 
-    The values are those of :mod:`robo_dopamine_ros.ros.fields`: times as integer ns, headers as
-    ``{'stamp', 'frame_id'}``, arrays as lists (made numpy arrays of the field's type here).
+    The values are those of :mod:`robo_dopamine_ros.pipeline.fields`: times as integer ns,
+    headers as ``{'stamp', 'frame_id'}``, arrays as lists (made numpy arrays of the field's
+    type here).
     """
     from rosbags.typesys.base import Nodetype
 

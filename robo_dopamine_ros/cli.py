@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .offline.commands import add_parsers as add_offline_parsers
 
     add_offline_parsers(sub)  # episode, replay, video-to-bag
+
+    from .lerobot.commands import add_parsers as add_lerobot_parsers
+
+    add_lerobot_parsers(sub)  # relabel-lerobot
     return parser
 
 

@@ -581,3 +581,62 @@ def write_episode_files(episode: SyntheticEpisode, folder: str | Path,
             writer.release()
     episode.write_labels(out)
     return out
+
+
+class SceneRenderer:
+    """One seeded scene rendered at any task state, for interactive use (the gymnasium env).
+
+    Episodes render a fixed trajectory; an agent chooses the state instead. The scene (layout,
+    colours, light) and the goal are those of :func:`render_episode` with the same seed.
+    """
+
+    def __init__(self, seed: int, size: tuple[int, int] = (320, 240),
+                 noise_std: float = 2.0) -> None:
+        EpisodeSpec(seed=seed, size=size, noise_std=noise_std)        # validates the arguments
+        self._rng = np.random.default_rng(seed)
+        self.scene = _make_scene(self._rng, miss=False)
+        self._renderer = _Renderer(self.scene, size, noise_std, self._rng)
+        self.task = self.scene.task
+        self.goal = self._renderer.front(self.scene.state(1.0))
+
+    def render(self, s: float) -> dict[str, np.ndarray]:
+        """The three cameras (:data:`CAMERAS`) at task state ``s`` in [0, 1], fresh noise."""
+        st = self.scene.state(min(max(float(s), 0.0), 1.0))
+        r = self._renderer
+        views = (r.front(st), r.wrist(st, -1), r.wrist(st, 1))
+        offsets = self._rng.integers(0, 1 << 30, size=3)
+        return {cam: r.add_noise(img, int(o))
+                for cam, img, o in zip(CAMERAS, views, offsets, strict=True)}
+
+
+#: LeRobot video keys of the three cameras in :func:`write_lerobot_dataset`.
+LEROBOT_KEYS: dict[str, str] = {'front': 'observation.images.top',
+                                'left': 'observation.images.left_wrist',
+                                'right': 'observation.images.right_wrist'}
+#: The per-frame ground-truth progress feature of :func:`write_lerobot_dataset`.
+LEROBOT_PROGRESS_KEY = 'observation.progress_gt'
+
+
+def write_lerobot_dataset(episodes: list[SyntheticEpisode], folder: str | Path, *,
+                          cameras: tuple[str, ...] = CAMERAS, codec: str = 'mpeg4',
+                          episodes_per_file: int = 2) -> Path:
+    """Write episodes as one LeRobot v3 dataset (``robo-dopamine relabel-lerobot``'s input).
+
+    Cameras become :data:`LEROBOT_KEYS` videos (several episodes per file), the ground-truth
+    progress the float32 feature :data:`LEROBOT_PROGRESS_KEY`. The dataset's fps is the
+    episodes' (an integer, as LeRobot requires).
+
+    Raises:
+        ConfigError: ``folder`` exists, the episodes' fps differ or are not integers, or the
+            codec is not in this PyAV build.
+    """
+    from .lerobot.writer import EpisodeFrames, write_dataset
+
+    rates = {ep.spec.fps for ep in episodes}
+    if len(rates) != 1 or not float(next(iter(rates))).is_integer():
+        raise ConfigError(f'LeRobot needs one integer fps for all episodes, got {sorted(rates)}')
+    frames = [EpisodeFrames(ep.task, {LEROBOT_KEYS[c]: ep.frames[c] for c in cameras},
+                            {LEROBOT_PROGRESS_KEY: np.asarray(ep.progress, np.float32)[:, None]})
+              for ep in episodes]
+    return write_dataset(folder, frames, int(next(iter(rates))), codec=codec,
+                         episodes_per_file=episodes_per_file, robot_type='synthetic')

@@ -146,6 +146,27 @@ def tiny_arch_backend(request: pytest.FixtureRequest, tiny_arch: str) -> Iterato
     backend.close()
 
 
+@pytest.fixture(scope='session')
+def demo_grm_backend(repo_root: Path) -> Iterator[Any]:
+    """The committed demo GRM (robo_dopamine_ros/models/demo_grm) on the CPU, loaded once."""
+    model = repo_root / 'robo_dopamine_ros' / 'models' / 'demo_grm'
+    if not (model / 'model.safetensors').is_file():
+        pytest.skip('demo GRM not committed')
+    pytest.importorskip('torch')
+    pytest.importorskip('transformers')
+    pytest.importorskip('cv2')
+    from robo_dopamine_ros.backends.transformers_backend import (
+        TransformersBackend,
+        TransformersConfig,
+    )
+    from robo_dopamine_ros.core.profiles import DEMO_GRM
+
+    backend = TransformersBackend(TransformersConfig(model=str(model), device='cpu',
+                                                     pixel_limits=DEMO_GRM.pixel_limits))
+    yield backend
+    backend.close()
+
+
 # --- Training data (data-step and fine-tuning tests) -------------------------------------------
 @pytest.fixture(scope='session')
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -26,7 +26,7 @@ from robo_dopamine_ros.backends.base import GrmBackend
 from robo_dopamine_ros.backends.openai_backend import STOP_STRING
 from robo_dopamine_ros.core.prompt import PromptVariant, prompt_segments
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
-from robo_dopamine_ros.ros.worker import WARM_UP_TASK
+from robo_dopamine_ros.pipeline.worker import WARM_UP_TASK
 
 
 class GrmServer:

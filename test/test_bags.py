@@ -127,8 +127,8 @@ def test_custom_msgs_round_trip_through_the_typestore(tmp_path: Path) -> None:
         mode_hop=np.array([0.25, -0.125], dtype=np.float32),
         mode_hop_raw=np.array([0.25, math.nan], dtype=np.float32),
         raw_answers=['<score>+25%</score>', 'x'], parse_status=np.array([0, 2], dtype=np.uint8),
-        valid=False, status='partial', reason='parse failed', consistency_weight=math.nan,
-        latency_s=1.5, model_id='tiny', view_layout='three-view')
+        valid=False, status='partial', reason='parse failed', task_status='stalled',
+        consistency_weight=math.nan, latency_s=1.5, model_id='tiny', view_layout='three-view')
     reward = types['robo_dopamine_ros/msg/Reward'](
         header=header, before_stamp=before, episode_id='ep-7', step=3, reward=-0.25,
         potential_before=0.5, potential_after=0.25, gamma=1.0, r_gold=0.0, done=False,

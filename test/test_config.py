@@ -1,4 +1,4 @@
-"""config/*.yaml against the node's one parameter table (robo_dopamine_ros/ros/params.py).
+"""config/*.yaml against the node's one parameter table (robo_dopamine_ros/pipeline/params.py).
 
 A YAML value of the wrong type stops the node at startup (ROS fixes a parameter's type by its
 default: ``1`` for a double is refused), and a misspelt name is silently a different parameter,
@@ -15,7 +15,7 @@ import yaml
 
 pytest.importorskip('rclpy', reason='rclpy is not importable: no ROS 2 here')
 
-from robo_dopamine_ros.ros.params import (
+from robo_dopamine_ros.pipeline.params import (
     PARAMS,
     NodeConfig,
     Reliability,

@@ -138,7 +138,7 @@ def test_engine_wrong_answer_count_is_flagged() -> None:
         def generate(self, queries):  # type: ignore[override]
             return super().generate(queries)[:1]
     engine = EpisodeEngine(Short(), profile=GRM_3B)
-    engine.start('t', frame(9))
+    engine.start('t', frame(200))        # a goal unlike the start: all three modes are asked
     engine.step(sample(1))
     assert 'answers for' in engine.step(sample(2)).reason
 

@@ -24,11 +24,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
+from robo_dopamine_ros.pipeline.params import NodeConfig
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.demo import interrupt
 from robo_dopamine_ros.ros.messages import time_to_ns
-from robo_dopamine_ros.ros.params import NodeConfig
-from robo_dopamine_ros.ros.worker import EventKind
 from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, SyntheticEpisode, render_episode
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

@@ -9,6 +9,7 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
 from robo_dopamine_ros.core.errors import ImageError
+from robo_dopamine_ros.pipeline import images
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.messages import time_to_ns
 
@@ -17,7 +18,7 @@ RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.
 
 
 def raw(encoding: str, data: bytes, h: int = 2, w: int = 2, step: int | None = None) -> Image:
-    channels = convert.CHANNELS.get(encoding, 3)
+    channels = images.CHANNELS.get(encoding, 3)
     return Image(height=h, width=w, encoding=encoding, step=w * channels if step is None else step,
                  data=data)
 
@@ -29,13 +30,13 @@ def raw(encoding: str, data: bytes, h: int = 2, w: int = 2, step: int | None = N
     ('bgra8', bytes([0, 0, 255, 9, 0, 255, 0, 9, 255, 0, 0, 9, 255, 255, 255, 9])),
 ])
 def test_convert_color_encodings_give_rgb(encoding: str, data: bytes) -> None:
-    out = convert.image_to_rgb(raw(encoding, data))
+    out = images.image_to_rgb(raw(encoding, data))
     assert out.dtype == np.uint8 and out.flags['C_CONTIGUOUS']
     np.testing.assert_array_equal(out, RGB)
 
 
 def test_convert_mono8_repeats_gray_into_three_channels() -> None:
-    out = convert.image_to_rgb(raw('mono8', bytes([0, 10, 200, 255])))
+    out = images.image_to_rgb(raw('mono8', bytes([0, 10, 200, 255])))
     np.testing.assert_array_equal(out[:, :, 0], [[0, 10], [200, 255]])
     np.testing.assert_array_equal(out[:, :, 0], out[:, :, 2])
 
@@ -43,20 +44,20 @@ def test_convert_mono8_repeats_gray_into_three_channels() -> None:
 def test_convert_honours_step_row_padding() -> None:
     # rgb8, 2 px per row + 3 padding bytes that must never show up as pixels.
     data = bytes([255, 0, 0, 0, 255, 0, 7, 7, 7, 0, 0, 255, 255, 255, 255, 7, 7, 7])
-    np.testing.assert_array_equal(convert.image_to_rgb(raw('rgb8', data, step=9)), RGB)
+    np.testing.assert_array_equal(images.image_to_rgb(raw('rgb8', data, step=9)), RGB)
 
 
-@pytest.mark.parametrize('encoding', sorted(convert.CHANNELS))
+@pytest.mark.parametrize('encoding', sorted(images.CHANNELS))
 @pytest.mark.parametrize('padding', [0, 5])
 def test_convert_round_trips_every_encoding(encoding: str, padding: int) -> None:
     rgb = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     pixels = rgb[:, :, 0] if encoding == 'mono8' else rgb
     msg = convert.rgb_to_image(pixels, encoding, stamp_ns=1_700_000_000_123_456_789,
                                frame_id='cam', padding=padding)
-    assert msg.step == 7 * convert.CHANNELS[encoding] + padding
+    assert msg.step == 7 * images.CHANNELS[encoding] + padding
     assert time_to_ns(msg.header.stamp) == 1_700_000_000_123_456_789
     want = np.repeat(pixels[:, :, None], 3, axis=2) if encoding == 'mono8' else rgb
-    np.testing.assert_array_equal(convert.to_rgb(msg), want)
+    np.testing.assert_array_equal(images.to_rgb(msg), want)
 
 
 @pytest.mark.parametrize(('msg', 'match'), [
@@ -67,23 +68,23 @@ def test_convert_round_trips_every_encoding(encoding: str, padding: int) -> None
 ])
 def test_convert_rejects_raw_images_it_cannot_convert(msg: Image, match: str) -> None:
     with pytest.raises(ImageError, match=match):
-        convert.check(msg)
+        images.check(msg)
     with pytest.raises(ImageError, match=match):
-        convert.to_rgb(msg)
+        images.to_rgb(msg)
 
 
 def test_convert_png_is_lossless_and_rgb() -> None:
     rgb = np.random.default_rng(2).integers(0, 256, (6, 4, 3), dtype=np.uint8)
     msg = convert.rgb_to_compressed(rgb, 'png')
     assert msg.format == 'rgb8; png compressed bgr8'
-    np.testing.assert_array_equal(convert.to_rgb(msg), rgb)
+    np.testing.assert_array_equal(images.to_rgb(msg), rgb)
 
 
 def test_convert_jpeg_decodes_like_opencv_in_rgb_order() -> None:
     rgb = np.zeros((16, 16, 3), np.uint8)
     rgb[..., 0] = 250           # pure red survives jpeg closely
     msg = convert.rgb_to_compressed(rgb, 'jpeg', quality=95)
-    out = convert.to_rgb(msg)
+    out = images.to_rgb(msg)
     expected = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     np.testing.assert_array_equal(out, expected)
     assert out[..., 0].min() > 240 and out[..., 2].max() < 10
@@ -92,7 +93,7 @@ def test_convert_jpeg_decodes_like_opencv_in_rgb_order() -> None:
 def test_convert_compressed_without_format_is_decoded_from_the_data() -> None:
     msg = convert.rgb_to_compressed(RGB, 'png')
     msg.format = ''
-    np.testing.assert_array_equal(convert.to_rgb(msg), RGB)
+    np.testing.assert_array_equal(images.to_rgb(msg), RGB)
 
 
 @pytest.mark.parametrize(('fmt', 'data', 'match'), [
@@ -104,7 +105,7 @@ def test_convert_compressed_without_format_is_decoded_from_the_data() -> None:
 ])
 def test_convert_rejects_bad_compressed_images(fmt: str, data: bytes, match: str) -> None:
     with pytest.raises(ImageError, match=match):
-        convert.to_rgb(CompressedImage(format=fmt, data=data))
+        images.to_rgb(CompressedImage(format=fmt, data=data))
 
 
 def test_convert_rgb_to_image_rejects_wrong_input() -> None:
@@ -114,3 +115,45 @@ def test_convert_rgb_to_image_rejects_wrong_input() -> None:
         convert.rgb_to_image(RGB, 'mono8')
     with pytest.raises(ImageError, match="'jpeg' or 'png'"):
         convert.rgb_to_compressed(RGB, 'bmp')
+
+
+# -- serialized frames (the node's raw subscriptions, bag replay) ---------------------------------
+
+def test_parse_frame_reads_what_rclpy_deserializes() -> None:
+    from rclpy.serialization import serialize_message
+
+    pixels = np.random.default_rng(3).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for encoding, padding in (('rgb8', 0), ('bgr8', 3), ('mono8', 1), ('rgba8', 2)):
+        source = pixels[:, :, 0] if encoding == 'mono8' else pixels
+        msg = convert.rgb_to_image(source, encoding, stamp_ns=1_700_000_000_123_456_789,
+                                   frame_id='cam_é', padding=padding)
+        frame = images.parse_frame(serialize_message(msg), compressed=False)
+        assert (frame.stamp_ns, frame.frame_id, frame.encoding) == (
+            time_to_ns(msg.header.stamp), 'cam_é', encoding)
+        assert (frame.height, frame.width, frame.step) == (msg.height, msg.width, msg.step)
+        assert bytes(frame.data) == bytes(msg.data)
+        assert np.array_equal(images.to_rgb(frame), images.to_rgb(msg))
+    jpeg = convert.rgb_to_compressed(pixels, 'jpeg', stamp_ns=7)
+    frame = images.parse_frame(serialize_message(jpeg), compressed=True)
+    assert (frame.stamp_ns, frame.frame_id, frame.format) == (7, '', jpeg.format)
+    assert np.array_equal(images.to_rgb(frame), images.to_rgb(jpeg))
+
+
+@pytest.mark.parametrize(('cut', 'error'), [
+    (3, 'no CDR encapsulation header'),
+    (10, 'truncated at byte 4'),
+    (50, 'declares 18 bytes at byte 48, but only 2 follow'),   # the data's length is a lie
+])
+def test_parse_frame_refuses_truncated_bytes(cut: int, error: str) -> None:
+    from rclpy.serialization import serialize_message
+
+    msg = convert.rgb_to_image(np.zeros((2, 3, 3), np.uint8) + 9, frame_id='f')
+    data = serialize_message(msg)
+    assert len(images.parse_frame(data, compressed=False).data) == 18
+    with pytest.raises(ImageError, match=error):
+        images.parse_frame(data[:cut], compressed=False)
+
+
+def test_parse_frame_refuses_bytes_that_are_no_cdr() -> None:
+    with pytest.raises(ImageError, match='no CDR encapsulation header'):
+        images.parse_frame(b'\x89PNG\r\n\x1a\n' + bytes(40), compressed=True)

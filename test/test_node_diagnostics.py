@@ -11,8 +11,9 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
 from robo_dopamine_ros.core.profiles import GRM_3B
 from robo_dopamine_ros.core.result import StepResult
-from robo_dopamine_ros.ros.diagnostics import ModelInfo, NodeStats, StampProblem, gpu_memory_gib
-from robo_dopamine_ros.ros.params import CameraConfig, Transport
+from robo_dopamine_ros.pipeline.input import StampProblem
+from robo_dopamine_ros.pipeline.params import CameraConfig, Transport
+from robo_dopamine_ros.ros.diagnostics import ModelInfo, NodeStats, gpu_memory_gib
 
 CAMERAS = (CameraConfig('front', '/cam_high', Transport.RAW),
            CameraConfig('left', '/cam_left', Transport.COMPRESSED))

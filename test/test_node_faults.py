@@ -45,11 +45,13 @@ from std_srvs.srv import Trigger
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.errors import BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.types import Answer, Query
+from robo_dopamine_ros.pipeline import images
+from robo_dopamine_ros.pipeline import input as frame_input
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros import node as node_module
 from robo_dopamine_ros.ros.demo import interrupt
 from robo_dopamine_ros.ros.messages import ns_to_time, time_to_ns
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000
@@ -152,16 +154,16 @@ def test_faults_decoder_errors_above_a_raised_budget_are_bad_frames() -> None:
 
 def test_faults_an_injected_error_in_a_camera_callback_drops_one_frame(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    real_check = convert.check
+    real_check = images.check
 
     def check(msg: Any, max_pixels: int) -> None:
-        if msg.header.frame_id == 'inject-runtime':
+        if msg.frame_id == 'inject-runtime':
             raise RuntimeError('injected fault')
-        if msg.header.frame_id == 'inject-value':
+        if msg.frame_id == 'inject-value':
             raise ValueError('injected value error')
         real_check(msg, max_pixels)
 
-    monkeypatch.setattr(node_module.convert, 'check', check)
+    monkeypatch.setattr(frame_input, 'check', check)
     with NodeHarness(SCORING, {'front': 'raw', 'left': 'raw'}) as h:
         h.wait_events(EventKind.READY, EventKind.START)
 

@@ -15,8 +15,8 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from robo_dopamine_ros.srv import SetTask
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros.messages import time_to_ns
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000

@@ -12,6 +12,7 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend, sequence_script
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
 from robo_dopamine_ros.core.profiles import GRM_3B
 from robo_dopamine_ros.core.result import StepResult
+from robo_dopamine_ros.pipeline.worker import EventKind, WorkerEvent
 from robo_dopamine_ros.ros.messages import (
     episode_event_msg,
     ns_to_time,
@@ -19,7 +20,6 @@ from robo_dopamine_ros.ros.messages import (
     reward_msg,
     time_to_ns,
 )
-from robo_dopamine_ros.ros.worker import EventKind, WorkerEvent
 
 
 def results(answers: list[str]) -> list[StepResult]:
@@ -88,7 +88,7 @@ def test_messages_event_kinds_are_the_message_constants() -> None:
     assert {k.name: k.value for k in EventKind} == {
         name: getattr(EpisodeEvent, name) for name in (
             'READY', 'START', 'RESET', 'DONE', 'TASK_CHANGED', 'GOAL_CHANGED', 'SHUTDOWN',
-            'PAUSED')}
+            'PAUSED', 'TASK_STATUS', 'START_IS_GOAL')}
     msg = episode_event_msg(WorkerEvent(EventKind.TASK_CHANGED, 'ep-2', 'ep-1', TASK, 'why'),
                             5 * SEC, 'cam_high')
     assert (msg.event, msg.episode_id, msg.previous_episode_id, msg.task, msg.detail) == (

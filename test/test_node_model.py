@@ -15,7 +15,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from robo_dopamine_ros.msg import Progress
 
-from robo_dopamine_ros.ros.worker import EventKind
+from robo_dopamine_ros.pipeline.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000

@@ -1,4 +1,4 @@
-"""The node's parameter table and its validation (ros/params.py), without DDS."""
+"""The node's parameter table and its validation (pipeline/params.py), without DDS."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from robo_dopamine_ros.core.progress import FusionMethod
 from robo_dopamine_ros.core.sampling import SamplerKind
 from robo_dopamine_ros.core.shaping import TerminalPotential
 from robo_dopamine_ros.core.types import ALL_MODES, Mode
-from robo_dopamine_ros.ros.params import (
+from robo_dopamine_ros.pipeline.params import (
     PARAMS,
     NodeConfig,
     Reliability,
@@ -21,6 +21,7 @@ from robo_dopamine_ros.ros.params import (
     Transport,
     Trigger,
 )
+from robo_dopamine_ros.ros.params import descriptor
 
 
 def _contract_defaults(repo_root: Path) -> dict[str, str]:
@@ -54,17 +55,17 @@ def test_node_params_match_the_contract_table(repo_root: Path) -> None:
 
 def test_node_params_descriptors_have_ranges_and_choices() -> None:
     by_name = {p.name: p for p in PARAMS}
-    gamma = by_name['reward.gamma'].descriptor()
+    gamma = descriptor(by_name['reward.gamma'])
     # Not read-only: fixed while unconfigured, then configure again (the node refuses later).
     assert not gamma.read_only and gamma.additional_constraints == '> 0 and <= 1'
     assert (gamma.floating_point_range[0].from_value,
             gamma.floating_point_range[0].to_value) == (0.0, 1.0)
-    depth = by_name['qos.depth'].descriptor()
+    depth = descriptor(by_name['qos.depth'])
     assert (depth.integer_range[0].from_value, depth.integer_range[0].to_value) == (1, 1000)
-    trigger = by_name['trigger'].descriptor()
+    trigger = descriptor(by_name['trigger'])
     assert trigger.additional_constraints == "one of: 'interval', 'service'"
     assert not trigger.integer_range and not trigger.floating_point_range
-    assert all(p.descriptor().description for p in PARAMS)
+    assert all(descriptor(p).description for p in PARAMS)
 
 
 def test_node_config_defaults() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from node_harness import TASK, Probe, ros_env
 
-from robo_dopamine_ros.ros.worker import EventKind
+from robo_dopamine_ros.pipeline.worker import EventKind
 
 pytestmark = pytest.mark.ros
 

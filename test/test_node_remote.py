@@ -16,8 +16,8 @@ from node_harness import TASK, NodeHarness, diag_values, wait_until
 from openai_server import FakeOpenAI, Reply, completion
 from rclpy.lifecycle import TransitionCallbackReturn
 
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros.messages import time_to_ns
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000

@@ -23,9 +23,10 @@ from std_srvs.srv import Trigger
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
 from robo_dopamine_ros.io.frames import read_image
+from robo_dopamine_ros.pipeline import images
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.messages import ns_to_time, progress_msg, reward_msg, time_to_ns
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000
@@ -123,7 +124,7 @@ def test_node_score_transition_scores_buffered_samples_on_demand(tmp_path: Path)
         wait_until(lambda: len(h.snapshot('reward')) == 3, 'three Reward messages')
     engine = EpisodeEngine(ScriptedBackend(), h.node.config.engine, h.node.config.profile)
     engine.start(TASK, read_image(goal_path))
-    expected = [engine.step(Sample(s, **{r: convert.to_rgb(m) for r, m in msgs.items()}))
+    expected = [engine.step(Sample(s, **{r: images.to_rgb(m) for r, m in msgs.items()}))
                 for s, msgs in zip(stamps, sets, strict=True)]
     for response, result in zip(responses, expected[1:], strict=True):
         assert differences(response.progress, progress_msg(result, 'cam_front'),

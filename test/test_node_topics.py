@@ -29,10 +29,10 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
 from robo_dopamine_ros.core.types import Answer, Query
 from robo_dopamine_ros.io.frames import read_image
-from robo_dopamine_ros.ros import convert
+from robo_dopamine_ros.pipeline import images
+from robo_dopamine_ros.pipeline.params import NodeConfig
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros.messages import progress_msg, reward_msg, time_to_ns
-from robo_dopamine_ros.ros.params import NodeConfig
-from robo_dopamine_ros.ros.worker import EventKind
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000
@@ -50,7 +50,7 @@ def offline_results(cfg: NodeConfig, goal: np.ndarray | None,
     """What the core engine computes for the same messages, sampled by the same rule."""
     engine = EpisodeEngine(ScriptedBackend(), cfg.engine, cfg.profile)
     engine.start(TASK, goal)
-    return [engine.step(Sample(stamp, **{r: convert.to_rgb(m) for r, m in msgs.items()}))
+    return [engine.step(Sample(stamp, **{r: images.to_rgb(m) for r, m in msgs.items()}))
             for stamp, msgs in sets if engine.wants(stamp)]
 
 

@@ -1,5 +1,6 @@
-"""The inference worker (ros/worker.py): readiness, the bounded drop-oldest queue, commands that
-never mix two episodes, on-demand scoring, fatal load errors and stop. Pure Python: no DDS."""
+"""The inference worker (pipeline/worker.py): readiness, the bounded drop-oldest queue,
+commands that never mix two episodes, on-demand scoring, fatal load errors and stop. Pure
+Python: no DDS."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from robo_dopamine_ros.core.errors import ModelLoadError
 from robo_dopamine_ros.core.profiles import GRM_3B
 from robo_dopamine_ros.core.result import StepResult
 from robo_dopamine_ros.core.types import Answer, Query
-from robo_dopamine_ros.ros.worker import EventKind, InferenceWorker, QueuedSample, WorkerEvent
+from robo_dopamine_ros.pipeline.worker import EventKind, InferenceWorker, QueuedSample, WorkerEvent
 
 
 class GatedBackend(ScriptedBackend):
@@ -77,8 +78,8 @@ GOAL = frame(999)
 
 
 def item(t: int) -> QueuedSample:
-    views = [frame(t * 3 + i) for i in range(3)]
-    return QueuedSample(Sample(t * SEC, *views), f'frame-{t}')
+    sample = Sample(t * SEC, *[frame(t * 3 + i) for i in range(3)])
+    return QueuedSample(sample.stamp_ns, f'frame-{t}', lambda: sample)
 
 
 def make_worker(make_backend: Callable[[], Any], *, task: str = TASK,

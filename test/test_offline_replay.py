@@ -41,9 +41,9 @@ from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames
 from robo_dopamine_ros.offline.episode import EpisodeInputs, EpisodeOptions, run_episode
 from robo_dopamine_ros.offline.records import read_records
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
-from robo_dopamine_ros.ros.fields import episode_event_fields
-from robo_dopamine_ros.ros.params import NodeConfig, load_params_file
-from robo_dopamine_ros.ros.worker import EventKind, WorkerEvent
+from robo_dopamine_ros.pipeline.fields import episode_event_fields
+from robo_dopamine_ros.pipeline.params import NodeConfig, load_params_file
+from robo_dopamine_ros.pipeline.worker import EventKind, WorkerEvent
 from robo_dopamine_ros.synthetic import (
     CAMERA_FILES,
     EpisodeSpec,
@@ -216,17 +216,16 @@ def test_replay_absent_topic_error_lists_the_bag_topics(episode: SyntheticEpisod
         replayed(bag, tmp_path / 'r', single)
 
 
-def test_replay_of_a_bag_corrupt_midway_keeps_the_results_before(
+def test_replay_of_a_corrupt_message_drops_that_frame_as_the_node_does(
         episode: SyntheticEpisode, tmp_path: Path) -> None:
     bag = write_episode_bag(episode, tmp_path / 'in', storage='sqlite3')
+    clean = replayed(bag, tmp_path / 'clean')
     with sqlite3.connect(bag / 'in.db3') as db:       # frame 16 of the front camera
         db.execute("UPDATE messages SET data = x'00010000' WHERE id = 49")
-    with pytest.raises(ConfigError, match=r"cannot decode .* the 4 samples scored before it "
-                                          r"are in"):
-        replayed(bag, tmp_path / 'r')
-    assert [r['step'] for r in read_records(tmp_path / 'r' / 'results.jsonl')] == [0, 1, 2, 3]
-    summary = json.loads((tmp_path / 'r' / 'summary.json').read_text())
-    assert 'cannot decode' in summary['error'] and (tmp_path / 'r' / 'progress.png').is_file()
+    steps = [r['step'] for r in replayed(bag, tmp_path / 'r')]
+    doc = json.loads((tmp_path / 'r' / 'summary.json').read_text())
+    assert doc['error'] is None and doc['counters']['bad_frames'] == 1
+    assert steps == list(range(len(steps))) and len(clean) - 1 <= len(steps) < len(clean) + 1
 
 
 def test_replay_of_a_truncated_bag_is_a_clear_error(episode: SyntheticEpisode,
@@ -254,7 +253,7 @@ import sys, time
 from pathlib import Path
 from robo_dopamine_ros.backends.scripted import ScriptedBackend, digest_script
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
-from robo_dopamine_ros.ros.params import NodeConfig
+from robo_dopamine_ros.pipeline.params import NodeConfig
 
 def slow(query):
     time.sleep(0.3)
@@ -295,7 +294,7 @@ for name in ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_inte
 from pathlib import Path
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
-from robo_dopamine_ros.ros.params import NodeConfig, load_params_file
+from robo_dopamine_ros.pipeline.params import NodeConfig, load_params_file
 
 node = NodeConfig.from_values({**load_params_file(sys.argv[3]), 'sampling.interval_s': 0.5})
 summary = replay_bag(sys.argv[1], ScriptedBackend(), node, ReplayOptions(Path(sys.argv[2]),

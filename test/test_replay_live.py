@@ -18,9 +18,9 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.bags import BagReader, write_episode_bag
 from robo_dopamine_ros.core.result import StepResult
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
+from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros.bag_tools import play
 from robo_dopamine_ros.ros.messages import progress_msg, reward_msg, time_to_ns
-from robo_dopamine_ros.ros.worker import EventKind
 from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
 
 pytestmark = pytest.mark.ros

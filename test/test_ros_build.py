@@ -101,7 +101,7 @@ msg.mode_hop = [0.25, -0.125, 0.0]
 msg.mode_hop_raw = [0.25, -0.125, float('nan')]
 msg.raw_answers = ['<score>+25%</score>', '<score>75%</score>', 'no score']
 msg.parse_status = [Progress.PARSE_OK, Progress.PARSE_LENIENT, Progress.PARSE_ZEROED]
-msg.valid, msg.status, msg.reason = True, 'ok', ''
+msg.valid, msg.status, msg.reason, msg.task_status = True, 'ok', '', 'stalled'
 msg.consistency_weight, msg.latency_s = float('nan'), 1.5
 msg.model_id, msg.view_layout = 'local/tiny-grm', 'three-view'
 deadline = time.monotonic() + timeout
@@ -127,7 +127,8 @@ EXPECTED_PROGRESS_FIELDS = {
     'mode_progress': 'sequence<float>', 'mode_progress_raw': 'sequence<float>',
     'mode_hop': 'sequence<float>', 'mode_hop_raw': 'sequence<float>',
     'raw_answers': 'sequence<string>', 'parse_status': 'sequence<uint8>',
-    'valid': 'boolean', 'status': 'string', 'reason': 'string', 'consistency_weight': 'float',
+    'valid': 'boolean', 'status': 'string', 'reason': 'string', 'task_status': 'string',
+    'consistency_weight': 'float',
     'latency_s': 'float', 'model_id': 'string', 'view_layout': 'string',
 }
 EXPECTED_REWARD_FIELDS = {
@@ -210,6 +211,7 @@ def test_progress_round_trips_between_two_processes_over_dds(ros_env: dict[str, 
         'mode_hop': [0.25, -0.125, 0.0], 'mode_hop_raw': [0.25, -0.125, None],
         'raw_answers': ['<score>+25%</score>', '<score>75%</score>', 'no score'],
         'parse_status': [0, 1, 3], 'valid': True, 'status': 'ok', 'reason': '',
+        'task_status': 'stalled',
         'consistency_weight': None, 'latency_s': 1.5,
         'model_id': 'local/tiny-grm', 'view_layout': 'three-view',
     }

@@ -20,6 +20,13 @@ none re-implements sampling anchors, fusion or shaping. Rules, written once here
   incremental reading stays, so the next hop spans the gap. Backend exceptions are caught, logged
   and produce a held, invalid result: one bad answer never stops a running node.
 * ``done`` latches at the first success (Φ >= 1 - δ) until ``reset``; scoring goes on after it.
+* Each episode has a task monitor (:mod:`.monitor`): every result carries its ``task_status`` and,
+  at the sample where it changed, ``task_event`` (why), so every adapter reports the same status.
+* At the START sample REF START is compared with the goal (:mod:`.start_goal`); an episode whose
+  goal looks like its start is flagged (``start_is_goal``, a note in every ``reason``, one warning)
+  and fused by the configured policy (default: the incremental reading alone).
+* An episode fuses exactly the modes it asks (backward is dropped without a real goal, forward
+  and backward under the start ≈ goal policy), so a mode left out never makes a step partial.
 * ``set_task``/``set_goal`` mid-episode end it and open a new one (new episode id) whose START is
   the next sample: progress towards a different objective is not comparable, so the potential is
   never carried across.
@@ -34,7 +41,7 @@ import enum
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +49,7 @@ from PIL import Image
 
 from .errors import BackendStoppedError, ConfigError, StampError, coerce_enum
 from .images import blank_goal, prepare
+from .monitor import MonitorConfig, TaskMonitor, TaskStatus
 from .parsing import ParseStatus, ScoreReading, parse_score
 from .profiles import GENERIC, CheckpointProfile
 from .progress import (
@@ -56,6 +64,7 @@ from .prompt import check_task
 from .result import StepResult
 from .sampling import SamplingConfig
 from .shaping import ShapingConfig, shape
+from .start_goal import StartGoalConfig, StartGoalPolicy, changed_fraction
 from .types import ALL_MODES, ImageKey, KeyedImage, Mode, Query, Views, generate_checked
 from .views import layout_name, map_views
 
@@ -84,6 +93,8 @@ class EngineConfig:
     upstream_zero: bool = False
     missing_goal: MissingGoal = MissingGoal.REFUSE
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    start_goal: StartGoalConfig = field(default_factory=StartGoalConfig)
 
     def __post_init__(self) -> None:
         coerce_enum(self, 'missing_goal', MissingGoal)
@@ -104,7 +115,8 @@ class _Episode:
     episode_id: str
     task: str
     goal: KeyedImage
-    modes: tuple[Mode, ...]
+    fusion: FusionConfig            # the engine's, restricted to the modes this episode asks
+    monitor: TaskMonitor
     ref_start: KeyedImage | None = None
     start: Views | None = None
     before: Views | None = None
@@ -113,6 +125,11 @@ class _Episode:
     step: int = 0
     state: ProgressState = field(default_factory=ProgressState)
     done: bool = False
+    start_goal_note: str = ''       # set when the goal looks like REF START
+
+    @property
+    def modes(self) -> tuple[Mode, ...]:
+        return self.fusion.modes
 
 
 class EpisodeEngine:
@@ -170,7 +187,9 @@ class EpisodeEngine:
         self._count += 1
         ref = None if ref_start is None else KeyedImage(
             ImageKey(eid, 'ref_start', 0), prepare(ref_start, self.profile.pixel_limits))
-        self._episode = _Episode(eid, task, goal_image, modes, ref_start=ref,
+        monitor = TaskMonitor(self.config.monitor, 1.0 - self.config.shaping.delta, progress)
+        self._episode = _Episode(eid, task, goal_image, self._fusion(modes), monitor,
+                                 ref_start=ref,
                                  state=ProgressState(fused=progress, fused_raw=progress))
         self._sampler.reset()
         return eid
@@ -220,14 +239,14 @@ class EpisodeEngine:
         if ep.start is None:
             ep.start = ep.before = views
             ep.before_stamp = stamp
-            return self._start_result(ep, stamp, layout)
+            return self._start_result(ep, stamp, layout, self._check_start_goal(ep, views))
 
         queries = self._queries(ep, views)
         scores, latency, failure = self._ask(queries)
-        fused = fuse_step(ep.state, scores, self.config.fusion)
-        reason = fused.reason
-        if failure:
-            reason = f'backend failed: {failure}' + (f'; {reason}' if reason else '')
+        fused = fuse_step(ep.state, scores, ep.fusion)
+        reason = '; '.join(r for r in (f'backend failed: {failure}' if failure else '',
+                                       fused.reason, ep.start_goal_note) if r)
+        valid = fused.valid and not failure
         before_stamp = ep.before_stamp
         assert before_stamp is not None
         period_s = (stamp - before_stamp) / 1e9
@@ -242,11 +261,12 @@ class EpisodeEngine:
         if fused.status is not StepStatus.HELD:
             ep.state = fused.state
             ep.before, ep.before_stamp = views, stamp
+        task = ep.monitor.update(fused.progress, valid)
         return StepResult(
             ep.episode_id, ep.step, ep.task, before_stamp, stamp, fused.progress,
             fused.progress_raw, fused.readings, fused.consistency_weight, fused.status,
-            fused.valid and not failure, reason, reward, ep.done, latency,
-            self.backend.model_id, layout)
+            valid, reason, reward, ep.done, latency, self.backend.model_id, layout,
+            task.status, task.event, bool(ep.start_goal_note))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -254,6 +274,36 @@ class EpisodeEngine:
         if self._episode is None:
             raise ConfigError('no episode: call start(task, goal) first')
         return self._episode
+
+    def _fusion(self, modes: tuple[Mode, ...]) -> FusionConfig:
+        """The fusion of an episode that asks ``modes`` (a subset of the configured ones)."""
+        fusion = self.config.fusion
+        if modes == fusion.modes:
+            return fusion
+        both = {Mode.FORWARD, Mode.BACKWARD} <= set(modes)
+        return replace(fusion, modes=modes, consistency=fusion.consistency and both)
+
+    def _check_start_goal(self, ep: _Episode, start: Views) -> float | None:
+        """Compare REF START with the goal; apply the start ≈ goal policy (module docstring)."""
+        check = self.config.start_goal
+        if ep.goal.key.role != 'goal' or check.threshold == 0:
+            return None
+        ref = ep.ref_start or start.front
+        distance = changed_fraction(ref.pixels, ep.goal.pixels)
+        if not check.matches(distance):
+            return distance
+        policy = check.policy
+        if policy is StartGoalPolicy.INCREMENTAL and Mode.INCREMENTAL in ep.modes:
+            ep.fusion = self._fusion((Mode.INCREMENTAL,))
+            action = 'incremental reading only'
+        else:
+            action = 'fused as configured'
+        ep.start_goal_note = (f'start ~ goal ({distance:.1%} of the image changed, < '
+                              f'{check.threshold:.1%}): {action}')
+        log.warning('episode %r: the goal image looks like the start (%.1f%% of the image '
+                    'changed): forward/backward readings cannot show progress; %s',
+                    ep.episode_id, 100 * distance, action)
+        return distance
 
     def _goal(self, eid: str, goal: ImageLike | None) -> tuple[KeyedImage, tuple[Mode, ...]]:
         limits = self.profile.pixel_limits
@@ -334,14 +384,18 @@ class EpisodeEngine:
                                            upstream_zero=self.config.upstream_zero)
         return scores, latency, None
 
-    def _start_result(self, ep: _Episode, stamp: int, layout: str) -> StepResult:
+    def _start_result(self, ep: _Episode, stamp: int, layout: str,
+                      start_goal_distance: float | None) -> StepResult:
         readings = tuple(ModeReading(m, ScoreReading('', ParseStatus.SKIPPED)) for m in ALL_MODES)
         progress = ep.state.fused
         reason = ('episode start: progress 0 by definition' if progress == 0.0
                   else f'episode start: initial progress {progress:g} given')
+        if ep.start_goal_note:
+            reason = f'{reason}; {ep.start_goal_note}'
         return StepResult(ep.episode_id, 0, ep.task, None, stamp, progress, progress, readings,
                           None, StepStatus.OK, True, reason, None, False, 0.0,
-                          self.backend.model_id, layout)
+                          self.backend.model_id, layout, TaskStatus.RUNNING, '',
+                          bool(ep.start_goal_note), start_goal_distance)
 
 
 def score_samples(engine: EpisodeEngine, samples: Sequence[Sample]) -> list[StepResult]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .monitor import TaskStatus
 from .progress import ModeReading, StepStatus
 from .shaping import ShapedReward
 from .types import Mode
@@ -18,6 +19,11 @@ class StepResult:
     ``valid`` is False whenever the value must not be trusted (partial, held, zeroed readings or a
     backend failure); ``reason`` says why. ``done`` is latched from the first success until reset;
     ``terminal`` marks only that first successful transition.
+
+    ``task_status`` is the task monitor's verdict (:mod:`.monitor`); ``task_event`` says why it
+    changed at this sample ('' when it did not: adapters publish an event exactly then).
+    ``start_is_goal`` flags every result of an episode whose goal looks like its start
+    (:mod:`.start_goal`); the START result also has the measured ``start_goal_distance``.
     """
 
     episode_id: str
@@ -37,10 +43,18 @@ class StepResult:
     latency_s: float
     model_id: str
     view_layout: str
+    task_status: TaskStatus = TaskStatus.RUNNING
+    task_event: str = ''
+    start_is_goal: bool = False
+    start_goal_distance: float | None = None
 
     @property
     def is_start(self) -> bool:
         return self.step == 0
+
+    @property
+    def task_status_changed(self) -> bool:
+        return bool(self.task_event)
 
     @property
     def terminal(self) -> bool:
@@ -58,7 +72,9 @@ class StepResult:
             'consistency_weight': self.consistency_weight, 'status': self.status.value,
             'valid': self.valid, 'reason': self.reason, 'done': self.done,
             'terminal': self.terminal, 'latency_s': self.latency_s, 'model_id': self.model_id,
-            'view_layout': self.view_layout,
+            'view_layout': self.view_layout, 'task_status': self.task_status.value,
+            'task_event': self.task_event, 'start_is_goal': self.start_is_goal,
+            'start_goal_distance': self.start_goal_distance,
         }
         r = self.reward
         rec.update({'reward': r.reward if r else None, 'gamma': r.gamma if r else None,

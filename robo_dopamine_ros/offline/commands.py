@@ -8,6 +8,7 @@ and writes its per-sample results as it goes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,9 @@ def add_parsers(sub: Any) -> None:
                          help='goal image (REF END; default: the last front frame)')
     episode.add_argument('--fps', type=float, default=30.0,
                          help='frame rate of frame folders (videos report their own; default 30)')
-    episode.add_argument('--frame-interval', type=int, default=30,
-                         help='frames between samples, plus the last frame (default 30)')
-    episode.add_argument('--mode', choices=_MODES, default='fused',
-                         help='one upstream mode, the paper fusion, or all three and the fusion '
-                              'in one pass (default: %(default)s)')
-    episode.add_argument('--consistency', action='store_true',
-                         help='consistency check (paper Eq. 9-11; fused/all)')
-    episode.add_argument('--upstream-zero', action='store_true',
-                         help='parity: an unparseable answer reads as 0, as upstream')
+    add_frame_scoring_arguments(episode)
     episode.add_argument('--visualize', action='store_true', help='write reward_vis.mp4')
+    _monitor_arguments(episode)
     episode.add_argument('--out-root', type=Path, default=Path('results'),
                          help='runs go to OUT_ROOT/<YY-MM-DD-HH-MM-SS>/ (default: results)')
     _scoring(episode, _cmd_episode)
@@ -107,6 +101,46 @@ def add_parsers(sub: Any) -> None:
     convert.set_defaults(func=_cmd_video_to_bag)
 
 
+def _monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    """The task monitor's and the start ~ goal check's settings (replay: -p monitor.NAME=...)."""
+    from ..core.monitor import MonitorConfig
+    from ..core.start_goal import DEFAULT_THRESHOLD, StartGoalPolicy
+
+    group = parser.add_argument_group('task monitor (core/monitor.py) and start ~ goal')
+    for f in dataclasses.fields(MonitorConfig):
+        group.add_argument(f'--monitor-{f.name.replace("_", "-")}', dest=f'monitor_{f.name}',
+                           type=int if f.type == 'int' else float, default=f.default,
+                           help=f'{f.metadata["doc"]} (default: %(default)s)')
+    group.add_argument('--start-goal-threshold', type=float, default=DEFAULT_THRESHOLD,
+                       help='start ~ goal below this changed fraction of the image (0 = no '
+                            'check; default: %(default)s)')
+    group.add_argument('--start-goal-policy', choices=[p.value for p in StartGoalPolicy],
+                       default=StartGoalPolicy.INCREMENTAL.value,
+                       help='fusion of a start ~ goal episode (default: %(default)s)')
+
+
+def add_frame_scoring_arguments(parser: argparse.ArgumentParser,
+                                modes: tuple[str, ...] = _MODES) -> None:
+    """How the offline episode pipeline scores frames (``episode``, ``relabel-lerobot``); the
+    values go to ``EpisodeOptions`` through :func:`frame_scoring_options`."""
+    parser.add_argument('--frame-interval', type=int, default=30,
+                        help='frames between samples, plus the last frame (default 30)')
+    parser.add_argument('--mode', choices=modes, default='fused',
+                        help='one upstream mode, the paper fusion'
+                             + (', or all three and the fusion in one pass' if 'all' in modes
+                                else '') + ' (default: %(default)s)')
+    parser.add_argument('--consistency', action='store_true',
+                        help='consistency check (paper Eq. 9-11; fused/all)')
+    parser.add_argument('--upstream-zero', action='store_true',
+                        help='parity: an unparseable answer reads as 0, as upstream')
+
+
+def frame_scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``EpisodeOptions`` fields of :func:`add_frame_scoring_arguments`."""
+    return {'frame_interval': args.frame_interval, 'mode': args.mode,
+            'consistency': args.consistency, 'upstream_zero': args.upstream_zero}
+
+
 def _scoring(parser: argparse.ArgumentParser, func: Any) -> None:
     """What every scoring command takes besides its inputs: the backend and the bar."""
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -118,16 +152,22 @@ def _cmd_episode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..backends.arguments import backend_from_args
+    from ..core.monitor import MonitorConfig
     from ..core.sampling import frame_interval_indices
+    from ..core.start_goal import StartGoalConfig
     from ..io.frames import open_frames
     from .episode import EpisodeInputs, EpisodeOptions, run_episode
 
     with open_frames(args.front) as front:      # for the bar's length; fails early on a typo
         total = len(frame_interval_indices(len(front), args.frame_interval))
     inputs = EpisodeInputs(args.front, args.task, args.left, args.right, args.goal, args.fps)
-    options = EpisodeOptions(out_root=args.out_root, frame_interval=args.frame_interval,
-                             mode=args.mode, visualize=args.visualize,
-                             upstream_zero=args.upstream_zero, consistency=args.consistency)
+    options = EpisodeOptions(out_root=args.out_root, visualize=args.visualize,
+                             **frame_scoring_options(args),
+                             monitor=MonitorConfig(**{
+                                 f.name: getattr(args, f'monitor_{f.name}')
+                                 for f in dataclasses.fields(MonitorConfig)}),
+                             start_goal=StartGoalConfig(args.start_goal_threshold,
+                                                        args.start_goal_policy))
     backend, profile = backend_from_args(args)
     try:
         with tqdm(total=total, unit='sample', disable=args.no_progress) as bar:
@@ -144,7 +184,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
     from ..core.errors import ConfigError
-    from ..ros.params import PARAMS_BY_NAME, load_params_file
+    from ..pipeline.params import PARAMS_BY_NAME, load_params_file
 
     values = load_params_file(args.params_file, args.node) if args.params_file else {}
     for role in ('front', 'left', 'right'):
@@ -172,7 +212,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ..backends.arguments import backend_from_args
-    from ..ros.params import NodeConfig
+    from ..pipeline.params import NodeConfig
     from .replay import ReplayOptions, replay_bag
 
     node = NodeConfig.from_values(_node_values(args))

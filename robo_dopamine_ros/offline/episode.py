@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,14 @@ import numpy as np
 
 from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
+from ..core.monitor import MonitorConfig
 from ..core.parsing import ParseStatus
 from ..core.profiles import CheckpointProfile
 from ..core.progress import FusionConfig, FusionMethod, ProgressState, fuse_step
 from ..core.result import StepResult
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig
+from ..core.start_goal import StartGoalConfig
 from ..core.types import ALL_MODES, Mode
 from ..io.frames import FrameSource, open_cameras, read_image
 from ..io.outputs import write_text
@@ -81,18 +83,43 @@ class EpisodeOptions:
     upstream_zero: bool = False       # parity: an unparseable answer reads as 0, as upstream
     consistency: bool = False         # fused/all only
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    start_goal: StartGoalConfig = field(default_factory=StartGoalConfig)
 
 
-def _engine_config(options: EpisodeOptions) -> EngineConfig:
+def engine_config(options: EpisodeOptions) -> EngineConfig:
+    """The engine settings of an offline run (frame-interval sampling, the chosen readings)."""
     mode = EpisodeMode(options.mode)
     if mode in (EpisodeMode.FUSED, EpisodeMode.ALL):
         fusion = FusionConfig(consistency=options.consistency)
     else:
         fusion = FusionConfig(modes=(Mode(mode.value),), method=FusionMethod.UPSTREAM)
     return EngineConfig(fusion=fusion, shaping=options.shaping,
-                        upstream_zero=options.upstream_zero,
+                        upstream_zero=options.upstream_zero, monitor=options.monitor,
+                        start_goal=options.start_goal,
                         sampling=SamplingConfig(SamplerKind.FRAME_INTERVAL,
                                                 frame_interval=options.frame_interval))
+
+
+def frame_stamp_ns(index: int, fps: float) -> int:
+    """The engine stamp of frame ``index`` offline: its time in the episode."""
+    return round(index / fps * 1e9)
+
+
+FrameViews = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+def score_frames(engine: EpisodeEngine, num_frames: int, views: Callable[[int], FrameViews],
+                 fps: float) -> Iterator[tuple[int, FrameViews, StepResult]]:
+    """The offline loop: the engine's frame indices of an episode, stamped at frame time.
+
+    ``engine.start`` must have opened the episode; ``views(idx)`` gives frame ``idx`` of the
+    front and optional wrist cameras. Every offline adapter (videos, LeRobot datasets) steps the
+    engine here, so they pick and stamp the same samples.
+    """
+    for idx in engine.frame_indices(num_frames):
+        frame = views(idx)
+        yield idx, frame, engine.step(Sample(frame_stamp_ns(idx, fps), *frame))
 
 
 def upstream_chain(results: list[StepResult], mode: Mode) -> list[tuple[float, float]]:
@@ -143,7 +170,7 @@ def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: Episode
                 on_result: Callable[[StepResult], None] | None = None) -> Path:
     """Score the episode and write the run directory; returns its path."""
     mode = EpisodeMode(options.mode)
-    engine = EpisodeEngine(backend, _engine_config(options), profile)
+    engine = EpisodeEngine(backend, engine_config(options), profile)
     ep = _Episode(inputs)
     try:
         n = len(ep.front)
@@ -157,9 +184,7 @@ def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: Episode
         records: list[dict[str, object]] = []        # START included, as replay plots them
         views: dict[int, tuple[np.ndarray, ...]] = {}
         with ResultWriter(run_dir) as sink:
-            for idx in indices:
-                front, left, right = ep.views(idx)
-                result = engine.step(Sample(round(idx / ep.fps * 1e9), front, left, right))
+            for idx, (front, left, right), result in score_frames(engine, n, ep.views, ep.fps):
                 records.append(sink.write(result, frame_index=idx, frame=ep.front.ref(idx)))
                 if options.visualize:
                     views[idx] = (front, left if left is not None else front,
@@ -168,7 +193,7 @@ def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: Episode
                     on_result(result)
                 if not result.is_start:
                     results.append(result)
-        stamp_to_index = {round(i / ep.fps * 1e9): i for i in indices}
+        stamp_to_index = {frame_stamp_ns(i, ep.fps): i for i in indices}
         _write_upstream_json(run_dir, run_ts, mode, inputs.task, results, stamp_to_index, ep,
                              goal_ref)
         if results:

@@ -1,12 +1,13 @@
 """Bag replay: score a recorded rosbag2 offline exactly as the node would have scored it live.
 
 Users evaluate a reward model on recorded episodes before they trust it on the robot, and relabel
-old data with it. So replay runs the node's own parts on the bag's messages in bag order: the
-node's parameters (:class:`NodeConfig`, from the same YAML file), the same frame checks and image
-conversion (:mod:`..ros.convert`), the same approximate-time synchronizer, the engine's
-header-time sampler (``engine.wants``) and the same engine. Only what cannot exist offline is
-left out: receive-time staleness, the bounded queue (nothing is dropped), and the
-``trigger=service`` mode (replay always scores on the interval grid).
+old data with it. So replay feeds the bag's serialized messages, in bag order, to the node's own
+sample pipeline (pipeline/): the node's parameters (:class:`NodeConfig`, from the same YAML file),
+the same input (frame check, stamp rule with the bag's receive times as the node's clock, time
+jumps starting a new episode, approximate-time synchronizer), the engine's header-time sampler
+(``engine.wants``), the same decoding and the same engine. Only what cannot exist offline is left
+out: receive-time staleness, the bounded queue (nothing is dropped), and the ``trigger=service``
+mode (replay always scores on the interval grid).
 
 Outputs, in ``out_dir``:
 
@@ -16,13 +17,14 @@ Outputs, in ``out_dir``:
 * ``progress.png`` (one episode) or ``progress_<episode_id>.png`` (several), written at the end;
 * ``summary.json``: per episode VOC (Spearman vs time order over the transitions, spec §7.2) of
   the fused and each mode's curve and, with ground truth, the error of the fused progress;
-  replay counters; the error that stopped a broken bag;
+  the node's input counters and replay's; the error that stopped a broken bag;
 * optionally a copy of the bag with the node's topics added (``<prefix>/progress``, ``/reward``,
   ``/episode``), each result stored at the bag time of the front frame it scores, so a viewer
   (Foxglove, ``ros2 bag play``) shows every reward beside its image.
 
-Episodes: the bag is one episode unless split at a gap of ``split_gap_s`` seconds between
-synchronized frames, or at the node's recorded ``~/episode`` START events (the first frame at or
+Episodes: the bag is one episode unless split at a jump back in header time (as the node does),
+at a gap of ``split_gap_s`` seconds between synchronized frames, or at the node's recorded
+``~/episode`` START events (the first frame at or
 after the event's stamp opens the new episode; a START event's task is used for its episode).
 
 Ground truth: upstream keyframes (``--keyframes`` or ``annotated_keyframes.json`` in the bag
@@ -58,18 +60,19 @@ from ..bags import (
     bag_folder,
     build_message,
 )
-from ..core.engine import EpisodeEngine, MissingGoal, Sample
-from ..core.errors import ConfigError, GrmError, ImageError
+from ..core.engine import EpisodeEngine, MissingGoal
+from ..core.errors import ConfigError, GrmError
 from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
-from ..core.sync import FRONT, ApproxTimeSynchronizer, SyncedSet
+from ..core.sync import FRONT, SyncedSet
 from ..core.types import ALL_MODES
 from ..io.frames import read_image
 from ..io.outputs import write_text
-from ..ros import convert
-from ..ros.fields import episode_event_fields, progress_fields, reward_fields
-from ..ros.params import NodeConfig, StampPolicy, Transport, Trigger
-from ..ros.worker import EventKind, WorkerEvent
+from ..pipeline import images
+from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
+from ..pipeline.input import Counts, FrameInput, Received, decode_set
+from ..pipeline.params import NodeConfig, Transport, Trigger
+from ..pipeline.worker import EventKind, WorkerEvent, result_events
 from ..training.keyframes import load_instructions, parse_keyframes, read_json, stepwise_progress
 from .plots import plot_results
 from .records import ResultWriter
@@ -115,10 +118,9 @@ class ReplaySummary:
 
 
 @dataclass(frozen=True)
-class _Frame:
-    """A camera message in the synchronizer, with where it was in the bag."""
+class _Where:
+    """Where a camera message was in the bag (the tag of its frame in the synchronizer)."""
 
-    msg: Any
     bag_ns: int
     index: int           # position among this camera's messages
 
@@ -169,8 +171,10 @@ class _Replay:
         self.num_front = bag.message_counts[self.front_topic]
         self.truth = _GroundTruth.find(bag.path, options.keyframes, self.num_front)
         self.engine = EpisodeEngine(backend, node.engine, profile)
-        self.sync = ApproxTimeSynchronizer(len(node.cameras), node.sync_slop_ns,
-                                           node.sync_queue_size)
+        self.input_counts = Counts()
+        self.input = FrameInput(node, self.input_counts, on_time_jump=self._time_jumped,
+                                warn=log.warning, stale_after_s=None)
+        self.jumped = False     # time went back since the last set: a new episode
         self.goal = self._goal()
         self.explicit_task = options.task or node.task
         self.next_task = self.explicit_task or self._labelled_task()
@@ -178,11 +182,9 @@ class _Replay:
         self.episode: _Open | None = None
         self.episodes: list[_Open] = []
         self.prev_set_ns: int | None = None
-        self.last_header: list[int | None] = [None] * len(node.cameras)
         self.frame_count = [0] * len(node.cameras)
         self.counters: dict[str, int] = dict.fromkeys(
-            ('messages', 'bad_frames', 'zero_stamps', 'non_monotonic_stamps', 'samples_due',
-             'scored', 'rejected'), 0)
+            ('messages', 'samples_due', 'scored', 'rejected'), 0)
         self.sink: ResultWriter | None = None
         self.out_bag: BagCopy | None = None
         if node.trigger is Trigger.SERVICE:
@@ -221,7 +223,8 @@ class _Replay:
         if self.node.engine.missing_goal is MissingGoal.BLANK:
             return None
         last = collections.deque(self.bag.raw([self.front_topic]), maxlen=1)[0]
-        return convert.to_rgb(self.bag.decode(last).msg)
+        compressed = self.node.cameras[FRONT].transport is Transport.COMPRESSED
+        return images.to_rgb(images.parse_frame(last.msg, compressed))
 
     def _start_events(self) -> list[tuple[int, str]]:
         """``(stamp, task)`` of every recorded START event, read before the frames: an event
@@ -269,9 +272,9 @@ class _Replay:
                     if self.out_bag is not None:
                         self.out_bag.copy(message)
                     if message.topic in self.roles:
-                        self._frame(self.roles[message.topic], self.bag.decode(message))
+                        self._frame(self.roles[message.topic], message)
                         bar.update(message.topic == self.front_topic)
-                for synced in self.sync.flush():
+                for synced in self.input.flush():
                     self._synced(synced)
             except (GrmError, KeyboardInterrupt) as err:
                 error = err
@@ -284,69 +287,46 @@ class _Replay:
         return summary
 
     def _frame(self, index: int, message: BagMessage) -> None:
-        """As the node's camera callback: check, stamp, synchronize."""
-        msg = message.msg
+        """As the node's camera callback, with the bag's receive time as the clock."""
         position = self.frame_count[index]
         self.frame_count[index] += 1
-        try:
-            convert.check(msg)
-        except ImageError as err:
-            self._bad_frame(index, err)
-            return
-        stamp = self._stamp(index, msg, message.stamp_ns)
-        if stamp is not None:
-            for synced in self.sync.push(index, stamp, _Frame(msg, message.stamp_ns, position)):
-                self._synced(synced)
+        for synced in self.input.frame(index, message.msg, rx=message.stamp_ns / _NS_PER_S,
+                                       received_ns=message.stamp_ns, now_ns=message.stamp_ns,
+                                       tag=_Where(message.stamp_ns, position)):
+            self._synced(synced)
 
-    def _stamp(self, index: int, msg: Any, bag_ns: int) -> int | None:
-        """The node's stamp rule: header stamps (unset or backwards ones dropped), or under
-        ``stamps.policy: receive`` the recorded receive time."""
-        if self.node.stamp_policy is StampPolicy.RECEIVE:
-            return bag_ns
-        header_ns = msg.header.stamp.sec * _NS_PER_S + msg.header.stamp.nanosec
-        last = self.last_header[index]
-        problem = None
-        if header_ns == 0:
-            problem = 'zero_stamps'
-        elif last is not None and header_ns <= last:
-            problem = 'non_monotonic_stamps'
-        else:
-            self.last_header[index] = header_ns
-            return header_ns
-        self.counters[problem] += 1
-        log.debug('%s: header stamp %d dropped (%s)', self.node.cameras[index].topic, header_ns,
-                  problem)
-        return None
-
-    def _bad_frame(self, index: int, err: ImageError) -> None:
-        self.counters['bad_frames'] += 1
-        log.warning('%s: frame dropped: %s', self.node.cameras[index].topic, err)
+    def _time_jumped(self, reason: str) -> None:
+        log.warning('%s: starting a new episode', reason)
+        self.jumped = True
 
     def _synced(self, synced: SyncedSet) -> None:
         stamp = synced.stamp_ns
-        front: _Frame = synced.items[FRONT]
+        front: Received = synced.items[FRONT]
         self._open_episode(stamp, front)
         if not self.engine.wants(stamp):
             return
         self.counters['samples_due'] += 1
         try:
-            views = convert.to_views([frame.msg for frame in synced.items],
-                                     [camera.role for camera in self.node.cameras])
-        except convert.ViewError as err:
-            self._bad_frame(err.index, err.error)
+            sample = decode_set(synced, [camera.role for camera in self.node.cameras],
+                                self.node.max_input_pixels)
+        except images.ViewError as err:
+            self.input.bad_frame(err.index, err.error)
             return
         try:
-            result = self.engine.step(Sample(stamp, **views))
+            result = self.engine.step(sample)
         except GrmError as err:      # as the node's worker: the sample is skipped, counted
             self.counters['rejected'] += 1
             log.warning('sample at %d ns not scored: %s', stamp, err)
             return
         self._record(result, front)
 
-    def _open_episode(self, stamp: int, front: _Frame) -> None:
-        """Start an episode at the first set, after a gap, or at a recorded START event."""
-        crossed = (self.options.split_gap_s is not None and self.prev_set_ns is not None
-                   and stamp - self.prev_set_ns > self.options.split_gap_s * _NS_PER_S)
+    def _open_episode(self, stamp: int, front: Received) -> None:
+        """Start an episode at the first set, after a time jump or a gap, or at a recorded
+        START event."""
+        crossed = self.jumped or (
+            self.options.split_gap_s is not None and self.prev_set_ns is not None
+            and stamp - self.prev_set_ns > self.options.split_gap_s * _NS_PER_S)
+        self.jumped = False
         while self.boundaries and self.boundaries[0][0] <= stamp:
             _, task = self.boundaries.pop(0)
             if task and not self.explicit_task:
@@ -365,32 +345,31 @@ class _Replay:
         self._write_event(WorkerEvent(EventKind.START, eid, previous, self.next_task,
                                       'bag replay'), stamp, front)
 
-    def _record(self, result: StepResult, front: _Frame) -> None:
+    def _record(self, result: StepResult, front: Received) -> None:
         assert self.sink is not None and self.episode is not None
         self.counters['scored'] += 1
-        truth = None if self.truth is None else self.truth.at(result.stamp_after_ns, front.index)
+        where: _Where = front.tag
+        truth = None if self.truth is None else self.truth.at(result.stamp_after_ns, where.index)
         self.episode.records.append(self.sink.write(
-            result, frame_index=front.index, bag_time_ns=front.bag_ns, gt_progress=truth))
+            result, frame_index=where.index, bag_time_ns=where.bag_ns, gt_progress=truth))
         if self.out_bag is not None:
             topics = self._output_topics()
-            frame_id = front.msg.header.frame_id
-            self.out_bag.write(topics['progress'], front.bag_ns, build_message(
+            frame_id = front.frame.frame_id
+            self.out_bag.write(topics['progress'], where.bag_ns, build_message(
                 OUTPUT_TOPICS['progress'], progress_fields(result, frame_id)))
             reward = reward_fields(result, frame_id)
             if reward is not None:
-                self.out_bag.write(topics['reward'], front.bag_ns,
+                self.out_bag.write(topics['reward'], where.bag_ns,
                                    build_message(OUTPUT_TOPICS['reward'], reward))
-        if result.terminal:
-            self._write_event(WorkerEvent(EventKind.DONE, result.episode_id, task=result.task,
-                                          detail=f'progress {result.progress:.3f}'),
-                              result.stamp_after_ns, front)
+        for event in result_events(result):
+            self._write_event(event, result.stamp_after_ns, front)
         if self.on_result is not None:
             self.on_result(result)
 
-    def _write_event(self, event: WorkerEvent, stamp: int, front: _Frame) -> None:
+    def _write_event(self, event: WorkerEvent, stamp: int, front: Received) -> None:
         if self.out_bag is not None:
-            fields = episode_event_fields(event, stamp, front.msg.header.frame_id)
-            self.out_bag.write(self._output_topics()['episode'], front.bag_ns,
+            fields = episode_event_fields(event, stamp, front.frame.frame_id)
+            self.out_bag.write(self._output_topics()['episode'], front.tag.bag_ns,
                                build_message(EPISODE_EVENT, fields))
 
     # -- results -----------------------------------------------------------------------------
@@ -403,7 +382,8 @@ class _Replay:
             name = 'progress.png' if len(episodes) == 1 else f'progress_{ep.episode_id}.png'
             plot_results(ep.records, out / name, f'{ep.task} ({ep.episode_id})')
         summary = ReplaySummary(out, [_episode_summary(e) for e in episodes],
-                                {**self.counters, **self.sync.stats()}, self.options.write_bag)
+                                {**self.counters, **self.input_counts.counts,
+                                 **self.input.sync.stats()}, self.options.write_bag)
         doc = {'bag': str(self.bag.path), 'model_id': self.engine.backend.model_id,
                'cameras': {c.role: c.topic for c in self.node.cameras},
                'sampling_interval_s': self.node.engine.sampling.interval_s,
@@ -438,6 +418,7 @@ def _episode_summary(ep: _Open) -> dict[str, Any]:
         'valid': sum(bool(r['valid']) for r in moves), 'transitions': len(moves),
         'start_ns': ep.records[0]['stamp_after_ns'], 'end_ns': ep.records[-1]['stamp_after_ns'],
         'final_progress': ep.records[-1]['progress'], 'done': bool(ep.records[-1]['done']),
+        'final_task_status': ep.records[-1]['task_status'],
         'voc': voc([r['progress'] for r in moves]),
     }
     curves = {m.value: [r[f'{m.value}_progress'] for r in moves

@@ -9,7 +9,6 @@ so one bad frame an hour ago does not keep a camera yellow.
 
 from __future__ import annotations
 
-import enum
 import math
 import sys
 import threading
@@ -22,22 +21,14 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from ..core.parsing import ParseStatus
 from ..core.result import StepResult
-from .params import CameraConfig
+from ..pipeline.input import StampProblem
+from ..pipeline.params import CameraConfig
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 #: How the engine's reason starts for a reading the backend failed to answer (timeouts, HTTP).
 BACKEND_ERROR = "backend error"
 #: Steps whose latency the p50/p95 are computed over.
 LATENCY_WINDOW = 100
-
-
-class StampProblem(str, enum.Enum):
-    """What can be wrong with a frame's header stamp."""
-
-    ZERO = 'zero_stamps'                    # an unset header (the frame is dropped)
-    NON_MONOTONIC = 'non_monotonic_stamps'  # not newer than the camera's last (dropped)
-    SKEWED = 'skewed_stamps'                # |header - receive| > stamps.max_age_s (reported)
-    TIME_JUMP = 'time_jumps'                # header time went back beyond the sync slop
 
 
 @dataclass
@@ -71,7 +62,8 @@ def gpu_memory_gib(device: str) -> tuple[float, float] | None:
 
 
 class NodeStats:
-    """Thread-safe counters fed by the camera callbacks and the worker, read by the timer."""
+    """Thread-safe counters fed by the pipeline's input (it is its ``InputCounters``), the
+    worker and the callbacks' boundaries; read by the timer."""
 
     def __init__(self, cameras: Sequence[CameraConfig], stale_after_s: float,
                  constant_output_steps: int, now: float) -> None:

@@ -1,11 +1,14 @@
 """The reward node ``robo_dopamine``: camera streams in, GRM progress and shaped reward out.
 
-Data flow. Camera callbacks (one mutually exclusive group: the synchronizer is not thread-safe)
-check each frame cheaply, check its stamp and push it into the approximate-time synchronizer. For
-each synchronized set whose frames are all fresh, the engine's sampler (via the worker) decides
-whether it is due; only then are its images converted and queued. The inference worker thread
-calls the model and publishes. Services wait, bounded, for the worker in a reentrant group while
-the camera callbacks keep flowing. Names and parameters: docs/node-contract.md.
+Data flow. The node only adapts the ROS-free sample pipeline (pipeline/) to topics and services.
+Cameras are subscribed raw (serialized): a camera callback parses the few header fields the frame
+check and the stamp rule need from the bytes and hands the frame to the pipeline's input
+(frame check, stamp rule, synchronizer, staleness); for a fresh synchronized set the engine's
+sampler (via the worker) decides whether it is due, and only a due set is queued, still
+serialized. The inference worker thread decodes its images, calls the model and publishes: a
+camera callback never touches pixels or waits. Services wait, bounded, for the worker in a
+reentrant group while the camera callbacks keep flowing. Names and parameters:
+docs/node-contract.md.
 
 Hardening. Every image is sized from its header against ``input.max_pixels`` before it is
 decoded. An unexpected error in a callback is caught at the callback's boundary, logged with its
@@ -28,7 +31,6 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -44,7 +46,6 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger as TriggerSrv
 
 from ..backends import factory
@@ -52,26 +53,25 @@ from ..backends.base import GrmBackend
 from ..core.engine import Sample
 from ..core.errors import ConfigError, GrmError, ImageError
 from ..core.result import StepResult
-from ..core.sync import FRONT, ApproxTimeSynchronizer, SyncedSet
+from ..core.sync import FRONT, SyncedSet
 from ..io.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
-from ..srv import ScoreTransition, SetGoal, SetTask
-from . import convert
-from .diagnostics import ModelInfo, NodeStats, StampProblem, unconfigured_status
-from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
-from .params import (
+from ..pipeline import images
+from ..pipeline.input import FrameInput, decode_set
+from ..pipeline.params import (
     NODE_NAME,
     PARAM_NAMES,
     PARAMS_BY_NAME,
     NodeConfig,
     Reliability,
-    StampPolicy,
-    Transport,
     Trigger,
-    declare,
-    read,
 )
-from .worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
+from ..pipeline.worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
+from ..srv import ScoreTransition, SetGoal, SetTask
+from .cameras import CameraThread
+from .diagnostics import ModelInfo, NodeStats, unconfigured_status
+from .messages import episode_event_msg, progress_msg, reward_msg, time_to_ns
+from .params import declare, read
 
 #: How long a service waits for the worker (a model step, or the step in flight before a reset).
 SERVICE_TIMEOUT_S = 60.0
@@ -97,14 +97,6 @@ def make_backend(config: NodeConfig) -> GrmBackend:
     Loads the model (or opens the server connection): call it off the executor.
     """
     return factory.make_backend(config.backend, **config.backend_options)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """A received camera message and when it arrived (monotonic seconds, for staleness)."""
-
-    msg: Image | CompressedImage
-    rx: float
 
 
 class RewardNode(LifecycleNode):
@@ -151,17 +143,12 @@ class RewardNode(LifecycleNode):
         self._error = ''        # why the last transition failed ('' after a success)
         self._worker: InferenceWorker | None = None
         self._stats: NodeStats | None = None
-        self._cameras: list[Any] = []
+        self._cameras: CameraThread | None = None
         self._service_handles: list[Any] = []
         self._clock_jump: Any = None
-        self._latest_front: Image | CompressedImage | None = None
+        self._input: FrameInput | None = None
         self._buffer: deque[SyncedSet] = deque(maxlen=SCORE_BUFFER_SETS)
         self._buffer_lock = threading.Lock()
-        # Camera callbacks and the clock's jump callback both touch the input state.
-        self._input_lock = threading.Lock()
-        #: Cameras whose header time has already jumped back since the last jump-triggered
-        #: reset (None: no jump in progress). The other cameras' jumps are the same jump.
-        self._jumped: set[int] | None = None
         self._service_slots = threading.BoundedSemaphore(SERVICE_SLOTS)
         self._errors_logged: set[tuple[str, type]] = set()
 
@@ -203,11 +190,10 @@ class RewardNode(LifecycleNode):
             self.config = None
             return self._failed('configure', err)
         cfg = self.config
-        self._sync = ApproxTimeSynchronizer(len(cfg.cameras), cfg.sync_slop_ns,
-                                            cfg.sync_queue_size)
         self._stats = NodeStats(cfg.cameras, cfg.stale_after_s, cfg.constant_output_steps,
                                 time.monotonic())
-        self._last_header: list[int | None] = [None] * len(cfg.cameras)
+        self._input = FrameInput(cfg, self._stats, on_time_jump=self._time_jumped,
+                                 warn=self._warn, stale_after_s=cfg.stale_after_s)
         self._worker = InferenceWorker(
             partial(self._backend_factory, cfg), cfg.engine, cfg.profile, task=cfg.task,
             goal=goal, queue_length=cfg.queue_length, load_retry_s=cfg.load_retry_s,
@@ -302,25 +288,20 @@ class RewardNode(LifecycleNode):
         """Camera subscriptions and the clock-jump watch (activate)."""
         cfg = self.config
         assert cfg is not None
-        group = MutuallyExclusiveCallbackGroup()
         qos = QoSProfile(
             depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
             reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
                          else ReliabilityPolicy.BEST_EFFORT))
-        self._cameras = [
-            self.create_subscription(
-                CompressedImage if cam.transport is Transport.COMPRESSED else Image, cam.topic,
-                partial(self._guarded_frame, index), qos, callback_group=group)
-            for index, cam in enumerate(cfg.cameras)]
+        self._cameras = CameraThread(self, cfg.cameras, qos, self._guarded_frame, self.fail)
         self._clock_jump = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(
                 nanoseconds=-max(cfg.sync_slop_ns, 1)), on_clock_change=False),
             post_callback=self._clock_jumped)
 
     def _destroy_inputs(self) -> None:
-        for subscription in self._cameras:
-            self.destroy_subscription(subscription)
-        self._cameras = []
+        if self._cameras is not None:
+            self._cameras.stop()
+            self._cameras = None
         if self._clock_jump is not None:
             self._clock_jump.unregister()
             self._clock_jump = None
@@ -337,7 +318,8 @@ class RewardNode(LifecycleNode):
         self._service_handles = []
         with self._buffer_lock:
             self._buffer.clear()
-        self._latest_front = None
+        if self._input is not None:
+            self._input.forget()
         gc.collect()
 
     def _initial_goal(self) -> np.ndarray | None:
@@ -352,140 +334,65 @@ class RewardNode(LifecycleNode):
 
     # -- camera input (camera callback group) --------------------------------------------------
 
-    def _guarded_frame(self, index: int, msg: Image | CompressedImage,
-                       info: dict[str, Any]) -> None:
-        """The camera callback's boundary: an unexpected error drops the frame, not the node."""
+    def _guarded_frame(self, index: int, data: bytes, info: dict[str, Any]) -> None:
+        """The camera callback (serialized frame): the pipeline's input, never waits.
+
+        An unexpected error drops the frame, not the node.
+        """
         try:
-            self._frame_callback(index, msg, info)
+            for synced in self._input.frame(
+                    index, data, rx=time.monotonic(), now_ns=self.get_clock().now().nanoseconds,
+                    received_ns=info.get('received_timestamp') or 0):
+                self._synced(synced)
         except Exception as err:  # noqa: BLE001 - the callback boundary: log, count, go on
             self._stats.bad_frame(index)
             self._callback_error(f'camera {self.config.cameras[index].role}', err)
 
-    def _frame_callback(self, index: int, msg: Image | CompressedImage,
-                        info: dict[str, Any]) -> None:
-        """Check and synchronize one frame; convert and queue a due set. Never waits."""
-        rx = time.monotonic()
-        self._stats.frame(index, rx)
-        try:
-            convert.check(msg, self.config.max_input_pixels)
-        except ImageError as err:
-            self._bad_frame(index, err)
-            return
-        with self._input_lock:
-            stamp = self._stamp(index, msg, info.get('received_timestamp') or 0)
-            if stamp is None:
-                return
-            if index == FRONT:
-                self._latest_front = msg
-            synced_sets = self._sync.push(index, stamp, _Frame(msg, rx))
-            if synced_sets:
-                self._jumped = None     # every camera is past any jump
-        for synced in synced_sets:
-            self._synced(synced)
-
-    def _stamp(self, index: int, msg: Image | CompressedImage, received_ns: int) -> int | None:
-        """The frame's stamp under ``stamps.policy``, or None to drop it; reports problems.
-
-        The receive policy uses the DDS reception time (``received_ns``, wall clock), not the
-        callback's: callbacks of different cameras can run far apart on a busy executor, which
-        would pull frames taken together out of the sync slop. Under the header policy a jump
-        back beyond the sync slop starts a new episode (:meth:`_time_jumped`).
-        """
-        cfg = self.config
-        now_ns = self.get_clock().now().nanoseconds
-        header_ns = time_to_ns(msg.header.stamp)
-        last = self._last_header[index]
-        problem = None
-        if header_ns == 0:
-            problem = StampProblem.ZERO
-        elif (cfg.stamp_policy is StampPolicy.HEADER and last is not None
-              and header_ns < last - cfg.sync_slop_ns):
-            self._last_header[index] = header_ns
-            self._header_jumped(index, last, header_ns)
-        elif last is not None and header_ns <= last:
-            problem = StampProblem.NON_MONOTONIC
-        else:
-            self._last_header[index] = header_ns
-            if abs(header_ns - now_ns) > cfg.max_age_ns:
-                problem = StampProblem.SKEWED
-        if problem is not None:
-            self._stats.stamp_problem(index, problem)
-            self.get_logger().warning(
-                f'{cfg.cameras[index].topic}: header stamp {header_ns} ns is {problem.name} '
-                f'(node time {now_ns} ns, last stamp {last})',
-                throttle_duration_sec=WARN_THROTTLE_S)
-        if cfg.stamp_policy is StampPolicy.RECEIVE:
-            return received_ns or now_ns
-        return None if problem in (StampProblem.ZERO, StampProblem.NON_MONOTONIC) else header_ns
-
-    def _header_jumped(self, index: int, last_ns: int, header_ns: int) -> None:
-        """A camera's header time went back: one jump per all cameras starts a new episode."""
-        self._stats.stamp_problem(index, StampProblem.TIME_JUMP)
-        if self._jumped is not None and index not in self._jumped:
-            self._jumped.add(index)     # the jump another camera (or the clock) already made
-            self._sync.reset_stream(index)
-            return
-        self._jumped = {index}
-        self._time_jumped(f'header time of {self.config.cameras[index].topic} jumped back '
-                          f'{(last_ns - header_ns) / 1e9:.3f} s (from {last_ns} to '
-                          f'{header_ns} ns)')
-
     def _clock_jumped(self, jump: TimeJump) -> None:
         """The ROS clock went back (``use_sim_time`` and a looping ``/clock``)."""
         try:
-            with self._input_lock:
-                if self._jumped is not None:    # the cameras' header jump already did it
-                    return
-                self._jumped = set()
-                self._time_jumped(f'the ROS clock jumped back {-jump.delta.nanoseconds / 1e9:.3f}'
-                                  ' s')
+            self._input.clock_jumped(
+                f'the ROS clock jumped back {-jump.delta.nanoseconds / 1e9:.3f} s')
         except Exception as err:  # noqa: BLE001 - a clock callback must never raise
             self._callback_error('clock jump', err)
 
     def _time_jumped(self, reason: str) -> None:
-        """Start a new episode after a jump back in time (call with the input lock held).
+        """Start a new episode after a jump back in time (the input has forgotten its frames).
 
-        Frames and sets from before the jump are forgotten, so no BEFORE from before the jump
-        is ever paired with an AFTER from after it.
+        The buffered sets go too, so no BEFORE from before the jump is ever paired with an
+        AFTER from after it.
         """
-        self._sync.reset()
         with self._buffer_lock:
             self._buffer.clear()
         self.get_logger().warning(f'{reason}: starting a new episode')
         self._worker.reset(detail=reason)
 
-    def _bad_frame(self, index: int, err: ImageError) -> None:
-        self._stats.bad_frame(index)
-        self.get_logger().warning(f'{self.config.cameras[index].topic}: frame dropped: {err}',
-                                  throttle_duration_sec=WARN_THROTTLE_S)
+    def _warn(self, message: str) -> None:
+        self.get_logger().warning(message, throttle_duration_sec=WARN_THROTTLE_S)
 
     def _synced(self, synced: SyncedSet) -> None:
-        now = time.monotonic()
-        if any(now - frame.rx > self.config.stale_after_s for frame in synced.items):
-            self._stats.stale_set()     # a view from a stale camera is never scored
-            return
         if self.config.trigger is Trigger.SERVICE:
             with self._buffer_lock:
                 self._buffer.append(synced)
             return
         ticket = self._worker.offer(synced.stamp_ns)
-        if ticket is None:
-            return
-        item = self._queued(synced)
-        if item is not None:
-            self._worker.submit(ticket, item)
+        if ticket is not None:
+            self._worker.submit(ticket, self._queued(synced))
 
-    def _queued(self, synced: SyncedSet) -> QueuedSample | None:
-        """Convert a set's images (None if one is bad: it is counted and logged)."""
-        try:
-            views = convert.to_views([frame.msg for frame in synced.items],
-                                     [camera.role for camera in self.config.cameras],
-                                     self.config.max_input_pixels)
-        except convert.ViewError as err:
-            self._bad_frame(err.index, err.error)
-            return None
-        front = synced.items[FRONT].msg
-        return QueuedSample(Sample(synced.stamp_ns, **views), front.header.frame_id)
+    def _queued(self, synced: SyncedSet) -> QueuedSample:
+        """A due set, decoded only when the worker scores it (a bad frame is counted then)."""
+        cfg = self.config
+        roles = [camera.role for camera in cfg.cameras]
+
+        def load() -> Sample:
+            try:
+                return decode_set(synced, roles, cfg.max_input_pixels)
+            except images.ViewError as err:
+                self._input.bad_frame(err.index, err.error)
+                raise
+
+        return QueuedSample(synced.stamp_ns, images.frame_id_of(synced.items[FRONT].frame),
+                            load)
 
     # -- worker output (worker thread) ---------------------------------------------------------
 
@@ -498,9 +405,9 @@ class RewardNode(LifecycleNode):
 
     def _publish_event(self, event: WorkerEvent) -> None:
         stamp = self.get_clock().now().nanoseconds if event.stamp_ns is None else event.stamp_ns
-        front = self._latest_front
+        front = self._input.latest_front if self._input is not None else None
         self._episode_pub.publish(
-            episode_event_msg(event, stamp, front.header.frame_id if front else ''))
+            episode_event_msg(event, stamp, front.frame_id if front else ''))
         self.get_logger().info(f'{event.kind.name} {event.episode_id!r}: {event.detail}')
 
     def fail(self, err: BaseException) -> None:
@@ -583,13 +490,13 @@ class RewardNode(LifecycleNode):
         if request.source == SetGoal.Request.FROM_FILE:
             return read_image(request.path, budget), f'goal from file {request.path!r}'
         if request.source == SetGoal.Request.FROM_IMAGE:
-            return convert.image_to_rgb(request.image, budget), 'goal from the request image'
+            return images.image_to_rgb(request.image, budget), 'goal from the request image'
         if request.source == SetGoal.Request.CAPTURE_FRONT:
-            front = self._latest_front
+            front = self._input.latest_front
             if front is None:
                 raise ImageError('no front camera frame received yet to capture')
-            return (convert.to_rgb(front, budget),
-                    f'goal captured from the front frame at {time_to_ns(front.header.stamp)} ns')
+            return (images.to_rgb(front, budget),
+                    f'goal captured from the front frame at {front.stamp_ns} ns')
         raise ConfigError(f'source must be FROM_FILE (0), FROM_IMAGE (1) or CAPTURE_FRONT (2), '
                           f'got {request.source!r}')
 
@@ -615,8 +522,6 @@ class RewardNode(LifecycleNode):
         before = self._lookup(before_ns) if before_ns else None
         after_item = self._queued(after)
         before_item = self._queued(before) if before is not None else None
-        if after_item is None:
-            return Outcome(False, 'the AFTER sample has a bad frame (see the log)'), ''
         outcome = self._wait(self._worker.score(before_ns, before_item, after_item,
                                                 self.config.sync_slop_ns))
         return outcome, after_item.frame_id
@@ -644,7 +549,7 @@ class RewardNode(LifecycleNode):
                               str(getattr(backend, 'device', '')), worker.episode_id or '')
             state = self.state + (f': {worker.load_error}' if worker.load_error else '')
             array.status = stats.report(time.monotonic(), name, ready=worker.ready,
-                                        model=model, sync=self._sync.stats(),
+                                        model=model, sync=self._input.sync.stats(),
                                         worker=worker.counters(), state=state)
         self._diag_pub.publish(array)
 

@@ -229,7 +229,7 @@ class _BagFrames(EpisodeFrames):
 
     def frames(self, camera: int, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         from ..bags import BagReader
-        from ..ros.convert import to_rgb as message_to_rgb  # the node's converter: honours step
+        from ..pipeline.images import to_rgb as message_to_rgb  # the node's decoder: honours step
 
         by_message = {self._members[i][camera]: i for i in indices}
         topic = self._topics[camera]

@@ -53,6 +53,7 @@ def progress_fields(result: StepResult, frame_id: str) -> dict[str, Any]:
         'valid': result.valid,
         'status': result.status.value,
         'reason': result.reason,
+        'task_status': result.task_status.value,
         'consistency_weight': _or_nan(result.consistency_weight),
         'latency_s': float(result.latency_s),
         'model_id': result.model_id,

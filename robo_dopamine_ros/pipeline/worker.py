@@ -1,7 +1,8 @@
 """The inference worker: the one thread that owns the episode engine and calls the model.
 
 A model call takes ~0.1 s on a GPU and seconds on a CPU, so ROS callbacks never make one: they
-``offer`` a stamp (is a sample due?), convert the images of a due sample and ``submit`` it.
+``offer`` a stamp (is a sample due?) and ``submit`` a due sample, whose images are decoded here,
+on this thread (``QueuedSample.load``): a camera callback never touches pixels.
 Commands (reset, new task, new goal, on-demand scoring) run on the same thread, between steps, so
 a command never lands in the middle of a step and every result carries the episode it was
 computed in.
@@ -61,6 +62,8 @@ class EventKind(enum.IntEnum):
     GOAL_CHANGED = 5
     SHUTDOWN = 6
     PAUSED = 7
+    TASK_STATUS = 8
+    START_IS_GOAL = 9
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,12 @@ class WorkerEvent:
 
 @dataclass(frozen=True)
 class QueuedSample:
-    """A converted sample and the front camera frame its results are published in."""
+    """A due sample: its stamp, the front camera frame its results are published in, and how
+    to get its images (decoding, on the worker thread; raises an ImageError for a bad frame)."""
 
-    sample: Sample
+    stamp_ns: int
     frame_id: str
+    load: Callable[[], Sample]
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,23 @@ class Outcome:
     message: str
     episode_id: str = ''
     result: StepResult | None = None
+
+
+def result_events(result: StepResult) -> list[WorkerEvent]:
+    """The ``~/episode`` events a scored result raises, stamped with its sample: DONE at the
+    terminal transition, START_IS_GOAL at a flagged START sample, TASK_STATUS when the task
+    monitor's status changed. The node's worker and bag replay publish exactly these."""
+    common = {'episode_id': result.episode_id, 'task': result.task,
+              'stamp_ns': result.stamp_after_ns}
+    events = []
+    if result.terminal:
+        events.append(WorkerEvent(EventKind.DONE, detail=f'progress {result.progress:.3f}',
+                                  **common))
+    if result.is_start and result.start_is_goal:
+        events.append(WorkerEvent(EventKind.START_IS_GOAL, detail=result.reason, **common))
+    if result.task_status_changed:
+        events.append(WorkerEvent(EventKind.TASK_STATUS, detail=result.task_event, **common))
+    return events
 
 
 class Logger(Protocol):
@@ -424,17 +446,15 @@ class InferenceWorker:
 
     def _score_one(self, item: QueuedSample) -> StepResult:
         assert self._engine is not None
-        result = self._engine.step(item.sample)
+        result = self._engine.step(item.load())
         self._last_stamp = result.stamp_after_ns
         with self._publish_lock:
             with self._cond:
                 if self._stopping or not self._active:  # deactivated or stopping meanwhile
                     return result
             self._on_result(result, item.frame_id)
-            if result.terminal:
-                self._on_event(WorkerEvent(EventKind.DONE, result.episode_id, task=result.task,
-                                           detail=f'progress {result.progress:.3f}',
-                                           stamp_ns=result.stamp_after_ns))
+            for event in result_events(result):
+                self._on_event(event)
         return result
 
     def _step(self, item: QueuedSample) -> None:
@@ -445,7 +465,7 @@ class InferenceWorker:
         except GrmError as err:     # a stamp going back, an unusable view: skip the sample
             with self._cond:
                 self._rejected += 1
-            self._log.warning(f'sample at {item.sample.stamp_ns} ns not scored: {err}')
+            self._log.warning(f'sample at {item.stamp_ns} ns not scored: {err}')
 
     # -- commands (worker thread) ------------------------------------------------------------
 

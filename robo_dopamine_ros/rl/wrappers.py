@@ -1,0 +1,274 @@
+"""Gymnasium reward wrappers: the GRM's shaped reward for any env that shows camera images.
+
+Both wrappers drive the one :class:`EpisodeEngine` (reset opens an episode whose START sample is
+the reset observation) through any backend of the registry (``backends.factory``).
+
+* Cameras: ``cameras`` maps the three view slots to an observation key (a dict observation) or
+  ``'render'`` (``env.render()``, rgb_array); ``front`` is required, a missing wrist gets the
+  front image (single view), as everywhere in this project.
+* ``reward_mode``: ``shaped`` returns the GRM's shaped reward alone, ``add`` adds it to the env's.
+* ``score_every_n_steps``: the model scores every n-th step (and always the last step of an
+  episode); the reward then spans the macro-transition. Env steps get stamps 1 s apart and the
+  engine's control period is 1 s, so ``gamma`` (the learner's discount, per env step) becomes
+  ``gamma ** steps`` per scored transition, the conversion the engine uses for sample periods.
+  Steps in between get GRM reward 0 and ``info['scored'] = False``.
+* ``info`` (the env's own keys plus): ``scored``, ``progress``, ``valid``, ``reason``,
+  ``readings`` (mode -> that mode's progress, None where unusable or not asked), ``latency_s``,
+  ``task_status`` (core/monitor.py) and ``grm_reward``. **An invalid step gives
+  GRM reward 0 and** ``info['valid'] = False`` (the step's progress must not be trusted, see
+  core/progress.py), so a learner never receives a reward made of a failed reading.
+
+Vector envs: :class:`GrmRewardWrapper` works per env inside ``SyncVectorEnv`` (each env has its
+own engine; the backend can be shared). :class:`GrmVectorRewardWrapper` wraps the vector env and
+sends the queries of all envs of a step to the backend in **one** call, through the benchmark's
+:class:`BatchDispatcher` (each env's engine steps on its own thread; the batch goes out when all
+are waiting). It expects gymnasium's default ``NEXT_STEP`` autoreset: the step after an episode
+ended returns the reset observation, which opens that env's next episode (reward 0).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ..backends.base import GrmBackend
+from ..benchmark.dispatch import BatchDispatcher, EpisodeBackend
+from ..core.engine import EngineConfig, EpisodeEngine, Sample
+from ..core.errors import ConfigError, coerce_enum
+from ..core.profiles import GENERIC, CheckpointProfile
+from ..core.result import StepResult
+from ..core.types import ALL_MODES
+
+RENDER = 'render'
+_NS_PER_STEP = 1_000_000_000          # env steps are 1 s apart; the control period is 1 s
+
+
+class RewardMode(str, enum.Enum):
+    """What the wrapped env's step returns as reward."""
+
+    SHAPED = 'shaped'     # the GRM's shaped reward alone
+    ADD = 'add'           # the env's reward plus the GRM's
+
+
+@dataclass(frozen=True)
+class GrmRewardConfig:
+    """What to ask the GRM and how to turn its answers into rewards.
+
+    Attributes:
+        task: The instruction.
+        goal: REF END (RGB uint8), or None for a profile that supports goal-less use (else see
+            ``EngineConfig.missing_goal``).
+        cameras: View slot (``front``, ``left``, ``right``) -> observation key or ``'render'``.
+        reward_mode: ``shaped`` or ``add``.
+        score_every_n_steps: Score every n-th env step (and the last step of an episode).
+        engine: Fusion, shaping (``gamma`` per env step), monitor; its control period is set
+            to the 1 s between env steps.
+        profile: The checkpoint profile of the backend's model.
+    """
+
+    task: str
+    goal: np.ndarray | None = None
+    cameras: Mapping[str, str] = field(default_factory=lambda: {'front': RENDER})
+    reward_mode: RewardMode = RewardMode.SHAPED
+    score_every_n_steps: int = 1
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    profile: CheckpointProfile = GENERIC
+
+    def __post_init__(self) -> None:
+        coerce_enum(self, 'reward_mode', RewardMode)
+        unknown = sorted(set(self.cameras) - {'front', 'left', 'right'})
+        if unknown or 'front' not in self.cameras:
+            raise ConfigError(f'cameras maps the views front (required), left and right, '
+                              f'got {dict(self.cameras)!r}')
+        if self.score_every_n_steps < 1:
+            raise ConfigError(f'score_every_n_steps must be >= 1, '
+                              f'got {self.score_every_n_steps!r}')
+        shaping = replace(self.engine.shaping, control_period_s=_NS_PER_STEP / 1e9)
+        object.__setattr__(self, 'engine', replace(self.engine, shaping=shaping))
+
+
+class _Scorer:
+    """One env's episode: which steps are scored, their samples, and rewards from results."""
+
+    def __init__(self, backend: GrmBackend, config: GrmRewardConfig) -> None:
+        self.config = config
+        self.engine = EpisodeEngine(backend, config.engine, config.profile)
+        self.engine.start(config.task, config.goal)     # refuses a missing goal at once
+        self.t = 0
+        self.last: StepResult | None = None
+
+    def sample(self, obs: Any, render: Callable[[], Any]) -> Sample:
+        """The views of this observation, stamped with the env step."""
+        images: dict[str, np.ndarray] = {}
+        for view, key in self.config.cameras.items():
+            if key == RENDER:
+                image = render()
+            elif isinstance(obs, Mapping) and key in obs:
+                image = obs[key]
+            else:
+                raise ConfigError(f'camera {view!r}: observation key {key!r} not in the '
+                                  'observation')
+            if image is None:
+                raise ConfigError(f"camera {view!r}: env.render() returned None (make the "
+                                  "env with render_mode='rgb_array')")
+            images[view] = np.asarray(image)
+        return Sample(self.t * _NS_PER_STEP, **images)
+
+    def start(self, obs: Any, render: Callable[[], Any]) -> dict[str, Any]:
+        """A new episode whose START sample is ``obs``."""
+        self.engine.reset()
+        self.t = 0
+        self.last = self.engine.step(self.sample(obs, render))
+        return self.info(self.last, scored=True)
+
+    def due(self, ended: bool) -> bool:
+        """Advance one env step; is it scored?"""
+        self.t += 1
+        return ended or self.t % self.config.score_every_n_steps == 0
+
+    def finish(self, result: StepResult | None) -> tuple[float, dict[str, Any]]:
+        """The GRM reward and info of a step (``result`` None: not scored)."""
+        if result is None:
+            assert self.last is not None
+            return 0.0, self.info(self.last, scored=False)
+        self.last = result
+        reward = result.reward.reward if result.reward is not None and result.valid else 0.0
+        return reward, {**self.info(result, scored=True), 'grm_reward': reward}
+
+    @staticmethod
+    def info(result: StepResult, scored: bool) -> dict[str, Any]:
+        return {'scored': scored, 'progress': result.progress,
+                'valid': result.valid or not scored, 'reason': result.reason if scored else '',
+                'readings': {m.value: result.reading(m).progress for m in ALL_MODES},
+                'latency_s': result.latency_s if scored else 0.0,
+                'task_status': result.task_status.value, 'grm_reward': 0.0}
+
+    def total(self, env_reward: float, grm: float) -> float:
+        return grm + env_reward if self.config.reward_mode is RewardMode.ADD else grm
+
+
+class GrmRewardWrapper(gym.Wrapper):
+    """The GRM reward for one env (module docstring); usable inside ``SyncVectorEnv``."""
+
+    def __init__(self, env: gym.Env, backend: GrmBackend, config: GrmRewardConfig) -> None:
+        super().__init__(env)
+        self._scorer = _Scorer(backend, config)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs, {**info, **self._scorer.start(obs, self.env.render)}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, env_reward, terminated, truncated, info = self.env.step(action)
+        scorer = self._scorer
+        result = None
+        if scorer.due(terminated or truncated):
+            result = scorer.engine.step(scorer.sample(obs, self.env.render))
+        grm, extra = scorer.finish(result)
+        return obs, scorer.total(float(env_reward), grm), terminated, truncated, {**info, **extra}
+
+
+class GrmVectorRewardWrapper(gym.vector.VectorWrapper):
+    """The GRM reward for every env of a vector env, one backend call per step (docstring)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, backend: GrmBackend,
+                 config: GrmRewardConfig) -> None:
+        super().__init__(env)
+        self.dispatcher = BatchDispatcher(backend, max_queries=1 << 30)
+        self._scorers = [_Scorer(EpisodeBackend(self.dispatcher), config)
+                         for _ in range(env.num_envs)]
+        self._ended = np.zeros(env.num_envs, dtype=bool)
+        self._pool = ThreadPoolExecutor(max_workers=env.num_envs,
+                                        thread_name_prefix='grm-env')
+
+    def _frames(self) -> Callable[[int], Any]:
+        """Env i's render, rendered once per step for all envs and only when a camera needs it."""
+        cache: list[Any] = []
+
+        def frame(i: int) -> Any:
+            if not cache:
+                cache.append(self.env.render())
+            frames = cache[0]
+            return None if frames is None else frames[i]
+        return frame
+
+    def reset(self, *, seed: int | list[int] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        frame = self._frames()
+        infos = [s.start(_index(obs, i), lambda i=i: frame(i))
+                 for i, s in enumerate(self._scorers)]
+        self._ended[:] = False
+        return obs, {**info, **_stack(infos)}
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray,
+                                          dict[str, Any]]:
+        obs, env_rewards, terminated, truncated, info = self.env.step(actions)
+        frame = self._frames()
+        samples: dict[int, Sample] = {}
+        infos: list[dict[str, Any]] = [{}] * self.num_envs
+        for i, scorer in enumerate(self._scorers):
+            render = lambda i=i: frame(i)     # noqa: E731 - bound per env
+            if self._ended[i]:                # NEXT_STEP autoreset: obs is a reset observation
+                infos[i] = scorer.start(_index(obs, i), render)
+            elif scorer.due(bool(terminated[i] or truncated[i])):
+                samples[i] = scorer.sample(_index(obs, i), render)
+        results = self._score(samples)
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        for i, scorer in enumerate(self._scorers):
+            if self._ended[i]:
+                rewards[i] = scorer.total(float(env_rewards[i]), 0.0)
+                continue
+            grm, infos[i] = scorer.finish(results.get(i))
+            rewards[i] = scorer.total(float(env_rewards[i]), grm)
+        self._ended = np.logical_or(terminated, truncated)
+        return obs, rewards, terminated, truncated, {**info, **_stack(infos)}
+
+    def _score(self, samples: dict[int, Sample]) -> dict[int, StepResult]:
+        """Step the due engines concurrently: their queries meet in one backend call."""
+        if not samples:
+            return {}
+        ready = threading.Barrier(len(samples))
+
+        def run(i: int) -> StepResult:
+            with self.dispatcher.worker():
+                ready.wait()                  # all registered before any query goes out
+                return self._scorers[i].engine.step(samples[i])
+
+        futures = {i: self._pool.submit(run, i) for i in samples}
+        return {i: f.result() for i, f in futures.items()}
+
+    def close(self, **kwargs: Any) -> None:
+        self._pool.shutdown(wait=True)
+        super().close(**kwargs)
+
+
+def _index(obs: Any, i: int) -> Any:
+    """Env i's observation out of a batched (dict of) array(s)."""
+    if isinstance(obs, Mapping):
+        return {k: _index(v, i) for k, v in obs.items()}
+    return obs[i]
+
+
+def _stack(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-env info dicts as gymnasium vector infos: key -> array, ``_key`` -> which envs."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for info in infos for k in info):
+        have = np.array([key in info for info in infos])
+        values = [info.get(key) for info in infos]
+        if key == 'readings':
+            out[key] = {m.value: np.array([v[m.value] if v else None for v in values],
+                                          dtype=object) for m in ALL_MODES}
+        else:
+            out[key] = np.array(values, dtype=object if isinstance(values[0], str) or None in
+                                values else None)
+        out[f'_{key}'] = have
+    return out
