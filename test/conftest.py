@@ -116,13 +116,13 @@ def tiny_arch_synthetic_dir(request: pytest.FixtureRequest, tiny_arch: str) -> P
 
 
 def _tiny_transformers_backend(model_dir: Path) -> Any:
-    from robo_dopamine_ros.backends.architectures import checkpoint_profile
+    from robo_dopamine_ros.backends.architectures import backend_profile
     from robo_dopamine_ros.backends.transformers_backend import (
         TransformersBackend,
         TransformersConfig,
     )
 
-    limits = checkpoint_profile(str(model_dir)).pixel_limits
+    limits = backend_profile('transformers', str(model_dir)).pixel_limits
     return TransformersBackend(TransformersConfig(model=str(model_dir), device='cpu',
                                                   pixel_limits=limits))
 
