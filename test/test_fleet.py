@@ -65,7 +65,7 @@ def robot_params(ns: str, model: Path, goal: Path, task: str, url: str) -> dict[
     return {
         'model.backend': 'openai', 'model.path': str(model), 'model.device': 'cpu',
         'model.openai.base_url': url, 'model.openai.served_model': 'demo-grm',
-        'model.openai.image_format': 'png', 'model.openai.timeout_s': 5.0,
+        'model.openai.image_format': 'png', 'model.openai.timeout_s': 30.0,
         'model.openai.max_retries': 1, 'model.load_retry_s': 1.0,
         'qos.reliability': 'reliable', 'qos.depth': 100,
         'sync.queue_size': 100, 'queue.length': 100, 'diagnostics.stale_after_s': 60.0,

@@ -384,7 +384,8 @@ def test_a_corrupt_video_is_an_error_naming_file_and_episode(episodes, tmp_path,
     video.write_bytes(b'\x00' * 1000)
     rc = main(['relabel-lerobot', str(root), '--out', str(tmp_path / 'r.parquet'),   # unbound
                '--front', TOP, '--goal-per-episode', '--backend', 'openai', '--model', 'm',
-               '--base-url', 'http://127.0.0.1:9/v1', '--no-progress'])
+               '--architecture', 'qwen2_5_vl', '--base-url', 'http://127.0.0.1:9/v1',
+               '--no-progress'])
     err = capsys.readouterr().err
     assert rc == 1 and 'ERROR:' in err and 'file-000.mp4' in err, err
 
