@@ -127,20 +127,6 @@ def parse_frame(buf: bytes | memoryview, compressed: bool) -> Frame:
     return RawImage(stamp, frame_id, encoding, height, width, step, cdr.octets())
 
 
-def stamp_of(msg: Any) -> int:
-    """The header stamp in ns of a parsed frame or a ``sensor_msgs`` message."""
-    if isinstance(msg, (RawImage, CompressedFrame)):
-        return msg.stamp_ns
-    return msg.header.stamp.sec * _NS_PER_S + msg.header.stamp.nanosec
-
-
-def frame_id_of(msg: Any) -> str:
-    """The header frame id of a parsed frame or a ``sensor_msgs`` message."""
-    if isinstance(msg, (RawImage, CompressedFrame)):
-        return msg.frame_id
-    return msg.header.frame_id
-
-
 #: Supported raw encodings and their channel counts (all 8 bits per channel).
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 #: Substrings of ``CompressedImage.format`` that OpenCV decodes here ('' = detect from the data).

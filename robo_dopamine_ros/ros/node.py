@@ -391,8 +391,7 @@ class RewardNode(LifecycleNode):
                 self._input.bad_frame(err.index, err.error)
                 raise
 
-        return QueuedSample(synced.stamp_ns, images.frame_id_of(synced.items[FRONT].frame),
-                            load)
+        return QueuedSample(synced.stamp_ns, synced.items[FRONT].frame.frame_id, load)
 
     # -- worker output (worker thread) ---------------------------------------------------------
 
