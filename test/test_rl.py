@@ -155,3 +155,26 @@ def test_demo_grm_gives_success_a_higher_return_by_a_margin(demo_grm_backend) ->
 def test_a_model_blind_to_the_images_misses_the_margin() -> None:
     returns = policy_returns(ScriptedBackend(lambda _: '<score>+10%</score>'))
     assert not separated(returns), returns
+
+
+@pytest.mark.parametrize(('config', 'error'), [
+    ({'cameras': {'left': 'left'}}, 'front .required.'),
+    ({'cameras': {'front': 'front', 'top': 'front'}}, 'front .required.'),
+    ({'cameras': CAMERAS, 'score_every_n_steps': 0}, 'score_every_n_steps must be >= 1'),
+])
+def test_bad_wrapper_settings_are_refused_when_configured(config, error) -> None:
+    from robo_dopamine_ros.core.errors import ConfigError
+
+    env = make_env()
+    with pytest.raises(ConfigError, match=error):
+        GrmRewardConfig(env.task, env.goal, **config)
+
+
+def test_a_camera_key_missing_from_the_observation_is_a_clear_error() -> None:
+    from robo_dopamine_ros.core.errors import ConfigError
+
+    backend = ScriptedBackend()
+    env = wrapped(backend, cameras={'front': 'no_such_key'}, profile=DEMO_GRM)
+    with pytest.raises(ConfigError, match="camera 'front': observation key 'no_such_key'"):
+        env.reset(seed=0)
+    assert not backend.batches          # nothing was scored
