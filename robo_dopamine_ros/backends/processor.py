@@ -2,7 +2,7 @@
 
 ``AutoProcessor`` insists on a video processor, which needs torchvision; the CPU CI environment has
 none (the only available wheels are CUDA builds that fail to import). The GRM never sends video, so
-the fallback is the same processor minus its video half (``docs/tiny-grm.md`` §3).
+the fallback is the same processor minus its video half.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ in the released layout (Qwen2.5-VL flat, Qwen3-VL nested ``text_config``/``visio
 safetensors weights, tokenizer, ``preprocessor_config.json`` naming the architecture's processor
 (14 px patches for Qwen2.5-VL, 16 px for Qwen3-VL) and the architecture's chat template. The
 weights are random, so the model never answers a parseable ``<score>``; it exercises plumbing,
-shapes and determinism only (recipe: ``docs/tiny-grm.md``).
+shapes and determinism only.
 
 Two vocabularies:
 
