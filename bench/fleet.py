@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
 from node_harness import node_command as harness_command
 from openai_server import FakeOpenAI, Reply, completion
 
+from robo_dopamine_ros.core.names import CAMERAS
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.demo import interrupt
 
-ROLES = ('front', 'left', 'right')
 NS = 1_000_000_000
 RESULTS = Path(__file__).resolve().parent / 'results' / 'fleet.md'
 RATE_HZ = 5.0
@@ -65,8 +65,8 @@ def node_command(ns: str, url: str) -> list[str]:
               'model.load_retry_s': 0.5, 'engine.missing_goal': 'blank',
               'task': 'put the cup on the plate', 'sampling.interval_s': 0.2,
               'qos.reliability': 'reliable', 'queue.length': 4,
-              **{f'cameras.{r}.topic': f'{ns}/{r}/compressed' for r in ROLES},
-              **{f'cameras.{r}.transport': 'compressed' for r in ROLES}}
+              **{f'cameras.{r}.topic': f'{ns}/{r}/compressed' for r in CAMERAS},
+              **{f'cameras.{r}.transport': 'compressed' for r in CAMERAS}}
     return [*harness_command(exe, ns, params), '--log-level', 'warn']
 
 
@@ -81,9 +81,9 @@ class Fleet:
         rng = np.random.default_rng(0)
         self.frames = {role: convert.rgb_to_compressed(
             rng.integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8), 'jpeg')
-            for role in ROLES}
+            for role in CAMERAS}
         self.cameras = [{role: self.node.create_publisher(
-            CompressedImage, f'/robot{k}/{role}/compressed', reliable) for role in ROLES}
+            CompressedImage, f'/robot{k}/{role}/compressed', reliable) for role in CAMERAS}
             for k in range(robots)]
         self.published: dict[tuple[int, int], int] = {}     # (robot, stamp) -> monotonic ns
         self.received: list[tuple[int, int, int, float]] = []   # robot, stamp, rx, latency_s

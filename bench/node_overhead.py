@@ -53,9 +53,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.msg import EpisodeEvent, Progress
 from sensor_msgs.msg import CompressedImage, Image
 
+from robo_dopamine_ros.core.names import CAMERAS, UPSTREAM_CAMERAS
+
 NAMESPACE = '/rdr_bench'
-CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
-ROLES = ('front', 'left', 'right')
 PAGE = os.sysconf('SC_PAGE_SIZE')
 TICKS = os.sysconf('SC_CLK_TCK')
 NS = 1_000_000_000
@@ -93,7 +93,7 @@ def run_publisher(args: argparse.Namespace) -> None:
     node = rclpy.create_node('rdr_bench_cameras')
     rng = np.random.default_rng(0)
     messages, publishers = [], []
-    for camera in CAMERAS:
+    for camera in UPSTREAM_CAMERAS:
         if args.transport == 'compressed':
             messages.append(jpeg_frames(rng, args, camera))
         else:
@@ -182,7 +182,7 @@ def run_subscriber(args: argparse.Namespace) -> None:
     """
     rclpy.init(domain_id=args.domain_id)
     node = rclpy.create_node('rdr_bench_baseline')
-    counts = [0] * len(CAMERAS)
+    counts = [0] * len(UPSTREAM_CAMERAS)
     arrivals: dict[int, list[int]] = {}           # stamp -> [cameras arrived, last arrival ns]
     window: dict[str, tuple[float, float]] = {}   # first/last frame: (monotonic, process CPU)
 
@@ -194,7 +194,7 @@ def run_subscriber(args: argparse.Namespace) -> None:
         window.setdefault('first', (time.monotonic(), time.process_time()))
         window['last'] = (time.monotonic(), time.process_time())
 
-    for index, camera in enumerate(CAMERAS):
+    for index, camera in enumerate(UPSTREAM_CAMERAS):
         node.create_subscription(message_type(args), camera_topic(camera),
                                  lambda msg, i=index: frame(i, msg), qos(args.reliability, 5))
     executor = SingleThreadedExecutor()
@@ -209,7 +209,8 @@ def run_subscriber(args: argparse.Namespace) -> None:
     (t0, c0), (t1, c1) = window['first'], window['last']
     args.role_output.write_text(json.dumps({
         'frames': counts, 'cpu_share': (c1 - c0) / (t1 - t0), 'pid': os.getpid(),
-        'complete_sets': [(stamp, t) for stamp, (n, t) in arrivals.items() if n == len(CAMERAS)],
+        'complete_sets': [(stamp, t) for stamp, (n, t) in arrivals.items()
+                          if n == len(UPSTREAM_CAMERAS)],
     }))
     node.destroy_node()
     rclpy.try_shutdown()
@@ -242,10 +243,10 @@ def node_command(args: argparse.Namespace, workdir: Path) -> list[str]:
     params = {
         'model.backend': 'scripted-test-double', 'model.device': 'cpu',
         'sampling.interval_s': args.interval, 'qos.reliability': args.reliability,
-        **{f'cameras.{role}.transport': args.transport for role in ROLES},
+        **{f'cameras.{role}.transport': args.transport for role in CAMERAS},
         'task': 'organize the table', 'goal_image': str(goal),
         **{f'cameras.{role}.topic': camera_topic(camera)
-           for role, camera in zip(ROLES, CAMERAS, strict=True)},
+           for role, camera in zip(CAMERAS, UPSTREAM_CAMERAS, strict=True)},
     }
     params_file = workdir / 'params.yaml'
     params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': params}}))
@@ -427,7 +428,7 @@ def report(args: argparse.Namespace, run: NodeRun) -> tuple[str, Goals]:
     scored = len(observer.received)
     valid = sum(1 for v in observer.received.values() if v[2])
     frames = pub['frames_per_camera']
-    node_frames = [observer.diagnostics.get(f'camera {role} frames', '?') for role in ROLES]
+    node_frames = [observer.diagnostics.get(f'camera {role} frames', '?') for role in CAMERAS]
     name = f'{args.transport}, {args.reliability}'
     goals = Goals(name, busy / baseline['cpu_share'], scored / max(expected, 1),
                   float(np.percentile(overhead_ms, 50)), rss[-1] - quarter[2])

@@ -38,6 +38,7 @@ from PIL import Image
 
 from robo_dopamine_ros.backends.transformers_backend import TransformersBackend, TransformersConfig
 from robo_dopamine_ros.core.images import prepare
+from robo_dopamine_ros.core.names import UPSTREAM_CAMERAS
 from robo_dopamine_ros.core.parsing import parse_score
 from robo_dopamine_ros.core.profiles import GENERIC
 from robo_dopamine_ros.core.sampling import frame_interval_indices
@@ -47,7 +48,6 @@ from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
 from robo_dopamine_ros.offline.episode import EpisodeInputs, EpisodeOptions, run_episode
 
 TASK = 'organize the table'
-CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 OUT = Path(__file__).resolve().parent / 'results' / 'offline_pipeline.md'
 
 
@@ -121,7 +121,8 @@ def run_baseline(backend: TransformersBackend, episode: Path, interval: int,
     for pass_no, mode in enumerate(ALL_MODES):
         cache = out / f'pass-{mode.value}' / '.cache'
         indices = frame_interval_indices(_frame_count(episode / 'cam_high.mp4'), interval)
-        frames = {cam: _extract(episode / f'{cam}.mp4', indices, cache / cam) for cam in CAMERAS}
+        frames = {cam: _extract(episode / f'{cam}.mp4', indices, cache / cam)
+                  for cam in UPSTREAM_CAMERAS}
         goal = cache / 'ref_end.png'
         goal.write_bytes((episode / 'goal.png').read_bytes())
         prev = 0.0
@@ -133,8 +134,8 @@ def run_baseline(backend: TransformersBackend, episode: Path, interval: int,
                 before = [_image(goal, call, 'goal')] * 3
             else:
                 at = 0 if mode is Mode.FORWARD else k
-                before = [_image(frames[cam][at], call, cam) for cam in CAMERAS]
-            after = [_image(frames[cam][k + 1], call, cam) for cam in CAMERAS]
+                before = [_image(frames[cam][at], call, cam) for cam in UPSTREAM_CAMERAS]
+            after = [_image(frames[cam][k + 1], call, cam) for cam in UPSTREAM_CAMERAS]
             query = Query(TASK, (ref_start, ref_end, *before, *after), mode)
             text = counting.generate([query])[0].text
             hop = parse_score(text).hop or 0.0            # upstream: unparseable reads as 0

@@ -25,15 +25,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .core.errors import ConfigError, ImageError
-from .io.outputs import written
-from .synthetic import (  # the label files a bag directory holds beside its storage file
+from .core.names import (
     CAMERA_FILES,
-    DEFAULT_START_NS,
+    DEFAULT_TOPICS,
     GOAL_FILE,
     GROUND_TRUTH_FILE,
     KEYFRAMES_FILE,
     TASK_FILE,
 )
+from .io.outputs import written
+from .synthetic import DEFAULT_START_NS
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
@@ -55,12 +56,6 @@ COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 STORAGES: tuple[str, ...] = ('mcap', 'sqlite3')
 TRANSPORTS: tuple[str, ...] = ('raw', 'compressed')
 
-#: Camera -> raw image topic, as in the node's defaults (``cameras.<name>.topic``).
-DEFAULT_TOPICS: dict[str, str] = {
-    'front': '/cam_high/image_raw',
-    'left': '/cam_left_wrist/image_raw',
-    'right': '/cam_right_wrist/image_raw',
-}
 #: image_transport's format string for JPEG made from RGB input.
 JPEG_FORMAT = 'rgb8; jpeg compressed bgr8'
 #: Array element types :func:`build_message` stores as numpy arrays (rosbags needs them so).

@@ -29,24 +29,17 @@ from typing import Any
 import numpy as np
 
 from .core.errors import ConfigError, coerce_enum
-
-#: Camera names, in the GRM's view-slot order (front, left wrist, right wrist).
-CAMERAS: tuple[str, ...] = ('front', 'left', 'right')
-
-#: Upstream's camera names (video files, frame folders, header frame ids), by camera.
-CAMERA_FILES: dict[str, str] = {'front': 'cam_high', 'left': 'cam_left_wrist',
-                                'right': 'cam_right_wrist'}
+from .core.names import (
+    CAMERA_FILES,
+    CAMERAS,
+    GOAL_FILE,
+    GROUND_TRUTH_FILE,
+    KEYFRAMES_FILE,
+    TASK_FILE,
+)
 
 #: A fixed, recognisable default start time (2023-11-14T22:13:20Z) so stamps are never zero.
 DEFAULT_START_NS = 1_700_000_000_000_000_000
-
-#: Label files written beside an episode's frames (bag directory or episode folder).
-GROUND_TRUTH_FILE = 'ground_truth.json'
-GOAL_FILE = 'goal.png'
-#: Upstream's sub-task annotations (spec §8.1; the key is spelled ``anotation`` there).
-KEYFRAMES_FILE = 'annotated_keyframes.json'
-#: Upstream's task paraphrases file (a JSON list of instructions).
-TASK_FILE = 'task_instruction.json'
 
 
 class Outcome(str, enum.Enum):

@@ -40,10 +40,11 @@ sys.path.insert(0, str(ROOT))
 from robo_dopamine_ros.backends.architectures import backend_profile  # noqa: E402
 from robo_dopamine_ros.benchmark import metrics  # noqa: E402
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample  # noqa: E402
+from robo_dopamine_ros.core.names import CAMERAS  # noqa: E402
 from robo_dopamine_ros.core.parsing import ParseStatus  # noqa: E402
 from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
 from robo_dopamine_ros.core.types import Answer, Mode  # noqa: E402
-from robo_dopamine_ros.synthetic import CAMERAS, EpisodeSpec, Outcome, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, render_episode  # noqa: E402
 
 OUTCOMES = (Outcome.SUCCESS, Outcome.FAIL, Outcome.STALL, Outcome.REGRESS)
 ANCHORED = (Mode.FORWARD, Mode.BACKWARD)

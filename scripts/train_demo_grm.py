@@ -48,9 +48,10 @@ sys.path.insert(0, str(ROOT))
 from robo_dopamine_ros.backends.architectures import model_class  # noqa: E402
 from robo_dopamine_ros.backends.processor import load_processor  # noqa: E402
 from robo_dopamine_ros.core.images import prepare  # noqa: E402
+from robo_dopamine_ros.core.names import CAMERAS  # noqa: E402
 from robo_dopamine_ros.core.profiles import DEMO_GRM, DEMO_GRM_QWEN3, CheckpointProfile  # noqa: E402
 from robo_dopamine_ros.core.prompt import NUM_IMAGES, chat_messages  # noqa: E402
-from robo_dopamine_ros.synthetic import CAMERAS, EpisodeSpec, Outcome, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, render_episode  # noqa: E402
 from robo_dopamine_ros.training.dataset import ANSWER_END, ASSISTANT_HEADER, IGNORE_INDEX, Collator  # noqa: E402
 from robo_dopamine_ros.training.finetune import save_checkpoint  # noqa: E402
 

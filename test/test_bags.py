@@ -16,8 +16,6 @@ pytest.importorskip('rosbags')
 cv2 = pytest.importorskip('cv2')
 
 from robo_dopamine_ros.bags import (  # noqa: E402  (after the skips)
-    DEFAULT_TOPICS,
-    GOAL_FILE,
     JPEG_FORMAT,
     BagReader,
     camera_topics,
@@ -28,6 +26,7 @@ from robo_dopamine_ros.bags import (  # noqa: E402  (after the skips)
     write_episode_bag,
 )
 from robo_dopamine_ros.cli import main  # noqa: E402
+from robo_dopamine_ros.core.names import DEFAULT_TOPICS, GOAL_FILE  # noqa: E402
 from robo_dopamine_ros.synthetic import EpisodeSpec, SyntheticEpisode, render_episode  # noqa: E402
 
 CAM_OF_TOPIC = {topic: cam for cam, topic in DEFAULT_TOPICS.items()}

@@ -165,7 +165,8 @@ def test_bag_frames_with_padded_rows_decode_like_the_node(tmp_path: Path) -> Non
     pytest.importorskip('rosbags')
     from rosbags.rosbag2 import Writer
 
-    from robo_dopamine_ros.bags import DEFAULT_TOPICS, IMAGE, typestore
+    from robo_dopamine_ros.bags import IMAGE, typestore
+    from robo_dopamine_ros.core.names import DEFAULT_TOPICS
     from robo_dopamine_ros.training.sources import _BagFrames
 
     store = typestore()

@@ -35,6 +35,7 @@ from robo_dopamine_ros.bags import (
     write_image_bag,
 )
 from robo_dopamine_ros.core.errors import ConfigError
+from robo_dopamine_ros.core.names import CAMERA_FILES
 from robo_dopamine_ros.core.profiles import GRM_3B
 from robo_dopamine_ros.core.types import ALL_MODES
 from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames
@@ -45,7 +46,6 @@ from robo_dopamine_ros.pipeline.fields import episode_event_fields
 from robo_dopamine_ros.pipeline.params import NodeConfig, load_params_file
 from robo_dopamine_ros.pipeline.worker import EventKind, WorkerEvent
 from robo_dopamine_ros.synthetic import (
-    CAMERA_FILES,
     EpisodeSpec,
     SyntheticEpisode,
     render_episode,

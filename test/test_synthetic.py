@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from robo_dopamine_ros.core.errors import ConfigError
+from robo_dopamine_ros.core.names import CAMERAS
 from robo_dopamine_ros.synthetic import (
-    CAMERAS,
     DEFAULT_START_NS,
     EpisodeSpec,
     Outcome,

@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import ConfigError
-from ..synthetic import CAMERAS, EpisodeSpec, Outcome, render_episode
+from ..core.names import CAMERAS
+from ..synthetic import EpisodeSpec, Outcome, render_episode
 from .layout import FRONT, LEFT, RIGHT
 
 THREE_VIEW = 'synthetic_agibot_test'

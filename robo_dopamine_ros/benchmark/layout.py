@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.names import UPSTREAM_CAMERAS
 from ..io.frames import FrameSource, open_frames
 
-FRONT, LEFT, RIGHT = 'cam_high', 'cam_left_wrist', 'cam_right_wrist'
+FRONT, LEFT, RIGHT = UPSTREAM_CAMERAS
 #: Upstream's default evaluation list (``--evaluation_list``).
 UPSTREAM_DATASETS: tuple[str, ...] = (
     'agibot_test_100', 'droid_oxe_test_100', 'galaxea_r1lite_test_100', 'human_egodex_test_100',

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.arguments import add_backend_arguments
+from ..core.names import CAMERAS
 
 _MODES = ('incremental', 'forward', 'backward', 'fused', 'all')
 
@@ -52,7 +53,7 @@ def add_parsers(sub: Any) -> None:
                              'apply, e.g. /robot1/robo_dopamine (default: /robo_dopamine)')
     replay.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
                         help='override one node parameter, e.g. -p sync.slop_s=0.02 (repeat)')
-    for role in ('front', 'left', 'right'):
+    for role in CAMERAS:
         replay.add_argument(f'--{role}-topic', default=None,
                             help=f"cameras.{role}.topic ('' = no {role} camera)")
     replay.add_argument('--transport', choices=('raw', 'compressed'), default=None,
@@ -187,7 +188,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
     from ..pipeline.params import PARAMS_BY_NAME, load_params_file
 
     values = load_params_file(args.params_file, args.node) if args.params_file else {}
-    for role in ('front', 'left', 'right'):
+    for role in CAMERAS:
         name = f'cameras.{role}.topic'
         topic = getattr(args, f'{role}_topic')
         if topic is not None:

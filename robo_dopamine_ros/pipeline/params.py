@@ -32,6 +32,7 @@ from ..core.engine import EngineConfig, MissingGoal
 from ..core.errors import ConfigError
 from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
 from ..core.monitor import MonitorConfig
+from ..core.names import CAMERAS, DEFAULT_TOPICS
 from ..core.profiles import PROFILES, SUPPORTED_ARCHITECTURES, CheckpointProfile
 from ..core.progress import FusionConfig, FusionMethod
 from ..core.prompt import check_task
@@ -44,8 +45,6 @@ ParamValue = str | int | float | bool | list[str]
 
 #: The node's name (``ros2 run`` default; launch files keep it).
 NODE_NAME = 'robo_dopamine'
-#: Camera roles in view-slot order; the index of a configured camera is its sync stream.
-ROLES = ('front', 'left', 'right')
 _NS_PER_S = 1_000_000_000
 
 
@@ -150,14 +149,12 @@ class Param:
 
 
 def _camera_params() -> list[Param]:
-    topics = {'front': '/cam_high/image_raw', 'left': '/cam_left_wrist/image_raw',
-              'right': '/cam_right_wrist/image_raw'}
     params = []
-    for role in ROLES:
+    for role in CAMERAS:
         absent = ("required: REF START and the goal come from this view" if role == 'front'
                   else "'' = absent (a missing wrist slot gets the front image)")
         params += [
-            Param(f'cameras.{role}.topic', topics[role], f'{role} camera topic; {absent}'),
+            Param(f'cameras.{role}.topic', DEFAULT_TOPICS[role], f'{role} camera topic; {absent}'),
             Param(f'cameras.{role}.transport', Transport.RAW.value,
                   f'{role} camera message type: raw (sensor_msgs/Image) or compressed '
                   '(sensor_msgs/CompressedImage, jpeg/png)', choices=_values(Transport)),
@@ -434,7 +431,7 @@ def _backend_options(backend: str, v: Mapping[str, Any],
 
 def _cameras(v: Mapping[str, Any]) -> tuple[CameraConfig, ...]:
     cameras = []
-    for role in ROLES:
+    for role in CAMERAS:
         name = f'cameras.{role}.topic'
         topic = v[name]
         if not topic:

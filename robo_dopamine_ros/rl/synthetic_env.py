@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from ..synthetic import CAMERAS, SceneRenderer
+from ..core.names import CAMERAS
+from ..synthetic import SceneRenderer
 
 
 class SyntheticPickPlaceEnv(gym.Env):

@@ -42,6 +42,7 @@ from ..backends.base import GrmBackend
 from ..benchmark.dispatch import BatchDispatcher, EpisodeBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.errors import ConfigError, coerce_enum
+from ..core.names import CAMERAS
 from ..core.profiles import GENERIC, CheckpointProfile
 from ..core.result import StepResult
 from ..core.types import ALL_MODES
@@ -83,7 +84,7 @@ class GrmRewardConfig:
 
     def __post_init__(self) -> None:
         coerce_enum(self, 'reward_mode', RewardMode)
-        unknown = sorted(set(self.cameras) - {'front', 'left', 'right'})
+        unknown = sorted(set(self.cameras) - set(CAMERAS))
         if unknown or 'front' not in self.cameras:
             raise ConfigError(f'cameras maps the views front (required), left and right, '
                               f'got {dict(self.cameras)!r}')

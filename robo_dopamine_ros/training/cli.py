@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.names import DEFAULT_TOPICS
+
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from ..core.errors import ConfigError
@@ -108,8 +110,7 @@ def add_parsers(sub: Any) -> None:
     pre.add_argument('--instructions', metavar='JSON',
                      help='task_instruction.json for the bags (default: next to each bag)')
     pre.add_argument('--topics', nargs=3, metavar=('FRONT', 'LEFT', 'RIGHT'),
-                     default=['/cam_high/image_raw', '/cam_left_wrist/image_raw',
-                              '/cam_right_wrist/image_raw'],
+                     default=list(DEFAULT_TOPICS.values()),
                      help='bag image topics (default: %(default)s)')
     pre.add_argument('--slop', type=float, default=0.05, metavar='S',
                      help='max header-stamp spread of a synchronized bag frame, seconds')

@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..core.names import TASK_FILE, UPSTREAM_CAMERAS
 from ..core.prompt import PromptVariant, render_prompt
 from .keyframes import load_instructions, read_json, zero_hop_afters
 from .layout import (
-    CAMERAS,
     INFO_FILE,
-    INSTRUCTIONS_FILE,
     SAMPLE_FRAMES_FILE,
     TRAIN_FILE,
     episode_dirs,
@@ -232,11 +231,11 @@ def image_paths(prefix: str, episode: str, first: int, last: int, before: int,
                 after: int) -> list[str]:
     """The 8 image paths of a record in slot order: REF START and REF END (front camera, first
     and last sampled frame), then BEFORE and AFTER in every camera."""
-    front = CAMERAS[0]
+    front = UPSTREAM_CAMERAS[0]
     paths = [f'{prefix}/{episode}/{front}/{frame_name(first)}',
              f'{prefix}/{episode}/{front}/{frame_name(last)}']
     for frame in (before, after):
-        paths += [f'{prefix}/{episode}/{cam}/{frame_name(frame)}' for cam in CAMERAS]
+        paths += [f'{prefix}/{episode}/{cam}/{frame_name(frame)}' for cam in UPSTREAM_CAMERAS]
     return paths
 
 
@@ -341,8 +340,8 @@ def _generate_episode(ep_dir: Path, config: GenerateConfig, prefix: str) -> int:
                     MIN_SAMPLE_FRAMES)
         (ep_dir / TRAIN_FILE).unlink(missing_ok=True)  # never merge a stale one in step 2
         return 0
-    instructions = load_instructions([ep_dir / INSTRUCTIONS_FILE,
-                                      ep_dir.parent / INSTRUCTIONS_FILE])
+    instructions = load_instructions([ep_dir / TASK_FILE,
+                                      ep_dir.parent / TASK_FILE])
     samples = episode_samples(ep_dir.name, ids, instructions, config, prefix)
     write_json(ep_dir / TRAIN_FILE, samples.records)
     (ep_dir / INFO_FILE).write_text(info_text(samples, len(ids), config), encoding='utf-8')

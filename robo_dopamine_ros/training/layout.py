@@ -26,11 +26,7 @@ from ..io.outputs import write_text
 
 log = logging.getLogger(__name__)
 
-#: Upstream camera names, in the GRM's view-slot order (front, left wrist, right wrist).
-CAMERAS: tuple[str, ...] = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 EPISODE_PREFIX = 'episode_'
-KEYFRAMES_FILE = 'annotated_keyframes.json'
-INSTRUCTIONS_FILE = 'task_instruction.json'
 SAMPLE_FRAMES_FILE = 'sample_frames.json'
 TRAIN_FILE = 'train.json'
 INFO_FILE = 'info.txt'

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..core.errors import ConfigError
+from ..core.names import KEYFRAMES_FILE, TASK_FILE, UPSTREAM_CAMERAS
 from ..io.outputs import written
 from .keyframes import (
     Segment,
@@ -25,16 +26,7 @@ from .keyframes import (
     sample_frame_ids,
     zero_hop_afters,
 )
-from .layout import (
-    CAMERAS,
-    INSTRUCTIONS_FILE,
-    KEYFRAMES_FILE,
-    SAMPLE_FRAMES_FILE,
-    frame_id,
-    frame_name,
-    map_episodes,
-    write_json,
-)
+from .layout import SAMPLE_FRAMES_FILE, frame_id, frame_name, map_episodes, write_json
 from .sources import EpisodeFrames, RawEpisode, open_episode
 
 log = logging.getLogger(__name__)
@@ -100,9 +92,9 @@ def preprocess(episodes: Sequence[RawEpisode], config: PreprocessConfig) -> list
                           'more than once')
     summaries = map_episodes(functools.partial(_convert, config=config), list(episodes),
                              config.workers, 'preprocess', config.progress)
-    shared = {tuple(load_instructions([config.out / n / INSTRUCTIONS_FILE])) for n in names}
+    shared = {tuple(load_instructions([config.out / n / TASK_FILE])) for n in names}
     if len(shared) == 1:  # upstream's step 1 reads only the dataset-level file
-        write_json(config.out / INSTRUCTIONS_FILE, list(shared.pop()), indent=4)
+        write_json(config.out / TASK_FILE, list(shared.pop()), indent=4)
     return summaries
 
 
@@ -129,7 +121,7 @@ def _extract(episode: RawEpisode, config: PreprocessConfig, frames: EpisodeFrame
     wanted = sorted(set(ids).union(*zero_hop_afters(ids)))
     with written(config.out / episode.name) as out:
         count = 0
-        for camera, cam in enumerate(CAMERAS):
+        for camera, cam in enumerate(UPSTREAM_CAMERAS):
             cam_dir = out / cam
             cam_dir.mkdir(parents=True)
             for frame, rgb in frames.frames(camera, wanted):
@@ -138,6 +130,6 @@ def _extract(episode: RawEpisode, config: PreprocessConfig, frames: EpisodeFrame
                 count += 1
         num_frames = frames.num_frames
         write_json(out / KEYFRAMES_FILE, [s.to_json() for s in segments], indent=4)
-        write_json(out / INSTRUCTIONS_FILE, instructions, indent=4)
+        write_json(out / TASK_FILE, instructions, indent=4)
         write_json(out / SAMPLE_FRAMES_FILE, [frame_id(i) for i in ids], indent=4)
     return EpisodeSummary(episode.name, num_frames, len(ids), count)

@@ -22,16 +22,16 @@ from types import TracebackType
 import numpy as np
 
 from ..core.errors import ConfigError, ImageError
+from ..core.names import CAMERAS, DEFAULT_TOPICS, KEYFRAMES_FILE, TASK_FILE, UPSTREAM_CAMERAS
 from ..core.sync import ApproxTimeSynchronizer
 from ..io.frames import FrameSource, open_frames, require_equal_lengths
-from .layout import CAMERAS, EPISODE_PREFIX, INSTRUCTIONS_FILE, KEYFRAMES_FILE
+from .layout import EPISODE_PREFIX
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIX = '.mp4'
-#: Default bag topics, in ``CAMERAS`` order (the node's default camera topics).
-BAG_TOPICS: tuple[str, ...] = ('/cam_high/image_raw', '/cam_left_wrist/image_raw',
-                               '/cam_right_wrist/image_raw')
+#: Default bag topics, in view-slot order (the node's default camera topics).
+BAG_TOPICS: tuple[str, ...] = tuple(DEFAULT_TOPICS[cam] for cam in CAMERAS)
 #: Default max header-stamp spread of one synchronized bag frame (the node's default slop).
 BAG_SLOP_NS = 50_000_000
 
@@ -44,9 +44,9 @@ class RawEpisode:
         name: Output directory name (``episode_*``).
         keyframes: ``annotated_keyframes.json`` (may be missing: one whole-episode segment).
         instructions: ``task_instruction.json`` candidates, most specific first.
-        cameras: Per camera (``CAMERAS`` order), a video file or a folder of frames.
+        cameras: Per camera (``UPSTREAM_CAMERAS`` order), a video file or a folder of frames.
         bag: A rosbag2 directory or file, instead of ``cameras``.
-        topics: The bag's image topics in ``CAMERAS`` order.
+        topics: The bag's image topics in ``UPSTREAM_CAMERAS`` order.
         slop_ns: Max header-stamp spread of one synchronized bag frame.
     """
 
@@ -71,15 +71,15 @@ def discover(raw: Path) -> list[RawEpisode]:
     """
     if not raw.is_dir():
         raise ConfigError(f'raw data directory does not exist: {str(raw)!r}')
-    if _camera_path(raw, CAMERAS[0]) is not None:
+    if _camera_path(raw, UPSTREAM_CAMERAS[0]) is not None:
         name = raw.name if raw.name.startswith(EPISODE_PREFIX) else EPISODE_PREFIX + raw.name
-        return [_video_episode(raw, name, (raw / INSTRUCTIONS_FILE,
-                                           raw.parent / INSTRUCTIONS_FILE))]
+        return [_video_episode(raw, name, (raw / TASK_FILE,
+                                           raw.parent / TASK_FILE))]
     dirs = sorted(p for p in raw.iterdir() if p.is_dir() and p.name.startswith(EPISODE_PREFIX))
     if not dirs:
         raise ConfigError(f'{str(raw)!r} holds neither {EPISODE_PREFIX}* folders nor camera '
-                          f'videos ({", ".join(c + VIDEO_SUFFIX for c in CAMERAS)})')
-    return [_video_episode(d, d.name, (d / INSTRUCTIONS_FILE, raw / INSTRUCTIONS_FILE))
+                          f'videos ({", ".join(c + VIDEO_SUFFIX for c in UPSTREAM_CAMERAS)})')
+    return [_video_episode(d, d.name, (d / TASK_FILE, raw / TASK_FILE))
             for d in dirs]
 
 
@@ -100,24 +100,24 @@ def bag_episode(bag: Path, keyframes: Path | None = None, instructions: Path | N
     """
     if not bag.exists():
         raise ConfigError(f'bag does not exist: {str(bag)!r}')
-    if len(topics) != len(CAMERAS):
-        raise ConfigError(f'a bag episode needs {len(CAMERAS)} image topics (front, left wrist, '
-                          f'right wrist), got {list(topics)!r}')
+    if len(topics) != len(UPSTREAM_CAMERAS):
+        raise ConfigError(f'a bag episode needs {len(UPSTREAM_CAMERAS)} image topics (front, '
+                          f'left wrist, right wrist), got {list(topics)!r}')
     folder = bag if bag.is_dir() else bag.parent
     name = EPISODE_PREFIX + (bag.name if bag.is_dir() else bag.stem)
     return RawEpisode(name, keyframes or folder / KEYFRAMES_FILE,
-                      (instructions or folder / INSTRUCTIONS_FILE,), bag=bag,
+                      (instructions or folder / TASK_FILE,), bag=bag,
                       topics=tuple(topics), slop_ns=slop_ns)
 
 
 def _video_episode(folder: Path, name: str, instructions: tuple[Path, ...]) -> RawEpisode:
     cameras = []
-    for cam in CAMERAS:
+    for cam in UPSTREAM_CAMERAS:
         path = _camera_path(folder, cam)
         if path is None:
             raise ConfigError(f'episode {str(folder)!r} has no {cam}{VIDEO_SUFFIX} video (nor a '
                               f'{cam}/ folder of frames); every episode needs all of '
-                              f'{list(CAMERAS)!r}')
+                              f'{list(UPSTREAM_CAMERAS)!r}')
         cameras.append(path)
     return RawEpisode(name, folder / KEYFRAMES_FILE, instructions, cameras=tuple(cameras))
 
