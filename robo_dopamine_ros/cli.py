@@ -77,7 +77,7 @@ def _bag_tools() -> Any:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .bags import write_episode_bag
+    from .bags.writer import write_episode_bag
     from .synthetic import EpisodeSpec, render_episode, write_episode_files
 
     spec = EpisodeSpec(seed=args.seed, num_frames=args.frames, fps=args.fps,

@@ -26,12 +26,9 @@ pytest.importorskip('rclpy', reason='rclpy is not importable: no ROS 2 in this e
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from robo_dopamine_ros.msg import Reward  # noqa: E402
 
-from robo_dopamine_ros.bags import (  # noqa: E402
-    BagReader,
-    read_messages,
-    typestore,
-    write_episode_bag,
-)
+from robo_dopamine_ros.bags.msgtypes import typestore  # noqa: E402
+from robo_dopamine_ros.bags.reader import BagReader, read_messages  # noqa: E402
+from robo_dopamine_ros.bags.writer import write_episode_bag  # noqa: E402
 from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
 from robo_dopamine_ros.ros.bag_tools import message_class, play, record  # noqa: E402
 from robo_dopamine_ros.synthetic import EpisodeSpec, SyntheticEpisode, render_episode  # noqa: E402

@@ -15,16 +15,13 @@ from robo_dopamine_ros.core.errors import ConfigError
 pytest.importorskip('rosbags')
 cv2 = pytest.importorskip('cv2')
 
-from robo_dopamine_ros.bags import (  # noqa: E402  (after the skips)
-    JPEG_FORMAT,
+from robo_dopamine_ros.bags.msgtypes import msg_dir, typestore  # noqa: E402  (after the skips)
+from robo_dopamine_ros.bags.reader import (  # noqa: E402
     BagReader,
-    camera_topics,
     load_ground_truth,
-    msg_dir,
     read_messages,
-    typestore,
-    write_episode_bag,
 )
+from robo_dopamine_ros.bags.writer import JPEG_FORMAT, camera_topics, write_episode_bag  # noqa: E402
 from robo_dopamine_ros.cli import main  # noqa: E402
 from robo_dopamine_ros.core.names import DEFAULT_TOPICS, GOAL_FILE  # noqa: E402
 from robo_dopamine_ros.synthetic import EpisodeSpec, SyntheticEpisode, render_episode  # noqa: E402
@@ -171,7 +168,7 @@ def test_msg_dir_holds_the_package_msg_files(repo_root: Path) -> None:
 
 def test_typestore_without_msg_files_keeps_the_standard_types(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import robo_dopamine_ros.bags as bags
+    import robo_dopamine_ros.bags.msgtypes as bags
 
     def missing() -> Path:
         raise ConfigError('cannot find robo_dopamine_ros .msg files')

@@ -107,7 +107,7 @@ def test_preprocess_bad_sample_factor() -> None:
 
 def test_preprocess_rosbag_episode_frames_are_the_synchronized_sets(tmp_path: Path) -> None:
     pytest.importorskip('rosbags')
-    from robo_dopamine_ros.bags import write_episode_bag
+    from robo_dopamine_ros.bags.writer import write_episode_bag
     from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
 
     episode = render_episode(EpisodeSpec(seed=2, num_frames=24, fps=10.0))
@@ -165,7 +165,7 @@ def test_bag_frames_with_padded_rows_decode_like_the_node(tmp_path: Path) -> Non
     pytest.importorskip('rosbags')
     from rosbags.rosbag2 import Writer
 
-    from robo_dopamine_ros.bags import IMAGE, typestore
+    from robo_dopamine_ros.bags.msgtypes import IMAGE, typestore
     from robo_dopamine_ros.core.names import DEFAULT_TOPICS
     from robo_dopamine_ros.training.sources import _BagFrames
 

@@ -14,7 +14,7 @@ import pytest
 
 from robo_dopamine_ros import cli
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
-from robo_dopamine_ros.bags import write_episode_bag
+from robo_dopamine_ros.bags.writer import write_episode_bag
 from robo_dopamine_ros.core.profiles import DEMO_GRM
 from robo_dopamine_ros.offline.records import read_records
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag

@@ -26,14 +26,11 @@ import pytest
 from robo_dopamine_ros import cli
 from robo_dopamine_ros.backends import arguments
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
-from robo_dopamine_ros.bags import (
-    BagCopy,
-    BagReader,
-    build_message,
-    videos_to_bag,
-    write_episode_bag,
-    write_image_bag,
-)
+from robo_dopamine_ros.bags.bag_copy import BagCopy
+from robo_dopamine_ros.bags.msgtypes import build_message
+from robo_dopamine_ros.bags.reader import BagReader
+from robo_dopamine_ros.bags.video import videos_to_bag
+from robo_dopamine_ros.bags.writer import write_episode_bag, write_image_bag
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.names import CAMERA_FILES
 from robo_dopamine_ros.core.profiles import GRM_3B

@@ -15,7 +15,8 @@ from rclpy.serialization import deserialize_message
 from robo_dopamine_ros.msg import Progress, Reward
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
-from robo_dopamine_ros.bags import BagReader, write_episode_bag
+from robo_dopamine_ros.bags.reader import BagReader
+from robo_dopamine_ros.bags.writer import write_episode_bag
 from robo_dopamine_ros.core.result import StepResult
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
 from robo_dopamine_ros.pipeline.worker import EventKind

@@ -240,7 +240,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_video_to_bag(args: argparse.Namespace) -> int:
-    from ..bags import BagReader, videos_to_bag
+    from ..bags.reader import BagReader
+    from ..bags.video import videos_to_bag
 
     out = videos_to_bag(args.out, args.front, args.left, args.right, fps=args.fps,
                         storage=args.storage,

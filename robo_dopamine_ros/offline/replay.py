@@ -47,21 +47,12 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import GrmBackend
-from ..bags import (
-    COMPRESSED_IMAGE,
-    GOAL_FILE,
-    GROUND_TRUTH_FILE,
-    IMAGE,
-    KEYFRAMES_FILE,
-    TASK_FILE,
-    BagCopy,
-    BagMessage,
-    BagReader,
-    bag_folder,
-    build_message,
-)
+from ..bags.bag_copy import BagCopy
+from ..bags.msgtypes import COMPRESSED_IMAGE, IMAGE, build_message
+from ..bags.reader import BagMessage, BagReader, bag_folder
 from ..core.engine import EpisodeEngine, MissingGoal
 from ..core.errors import ConfigError, GrmError
+from ..core.names import GOAL_FILE, GROUND_TRUTH_FILE, KEYFRAMES_FILE, TASK_FILE
 from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet

@@ -1,8 +1,8 @@
 """Our messages' field values as plain Python: the one mapping from results to message fields.
 
 The node turns these values into rclpy messages (:mod:`.messages`) and bag replay turns them into
-rosbags messages of the same types (:func:`robo_dopamine_ros.bags.build_message`), so a replayed
-bag holds, field for field, what the node would have published. Pure Python (no rclpy), so replay
+rosbags messages of the same types (:func:`..bags.msgtypes.build_message`), so a replayed bag
+holds, field for field, what the node would have published. Pure Python (no rclpy), so replay
 runs without ROS. Times are integer nanoseconds here (``header`` is ``{'stamp', 'frame_id'}``);
 each writer converts them to its ``builtin_interfaces/Time``.
 

@@ -33,7 +33,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from ..bags import COMPRESSED_IMAGE, IMAGE, STORAGES, BagReader, typestore
+from ..bags.msgtypes import COMPRESSED_IMAGE, IMAGE, typestore
+from ..bags.reader import BagReader
+from ..bags.writer import STORAGES
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:

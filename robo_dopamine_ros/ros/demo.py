@@ -74,7 +74,7 @@ def _synthetic_episode(out: Path, options: RosDemoOptions) -> _DemoEpisode:
     """A held-out synthetic episode (the scenes the demo GRM knows), as a bag."""
     from PIL import Image
 
-    from ..bags import write_episode_bag
+    from ..bags.writer import write_episode_bag
     from ..synthetic import EpisodeSpec, render_episode
 
     episode = render_episode(EpisodeSpec(seed=options.seed, outcome=options.outcome))
@@ -86,7 +86,7 @@ def _synthetic_episode(out: Path, options: RosDemoOptions) -> _DemoEpisode:
 
 def _real_episode(out: Path) -> _DemoEpisode:
     """The bundled real three-camera episode (2 fps slice), as a bag."""
-    from ..bags import videos_to_bag
+    from ..bags.video import videos_to_bag
 
     episode = demo_episode_dir()
     bag = videos_to_bag(out / 'demo_bag', episode / 'cam_high.mp4',
@@ -284,7 +284,8 @@ def _expected_samples(bag: Path, interval_s: float) -> int:
 
     The last front frame is left out: the synchronizer needs a later frame to close its set.
     """
-    from ..bags import BagReader, camera_topics
+    from ..bags.reader import BagReader
+    from ..bags.writer import camera_topics
     from ..core.sampling import HeaderTimeSampler
 
     sampler = HeaderTimeSampler(interval_s)

@@ -204,7 +204,7 @@ class _BagFrames(EpisodeFrames):
     """
 
     def __init__(self, bag: Path, topics: Sequence[str], slop_ns: int) -> None:
-        from ..bags import BagReader
+        from ..bags.reader import BagReader
 
         self._bag = bag
         self._topics = tuple(topics)
@@ -228,7 +228,7 @@ class _BagFrames(EpisodeFrames):
         log.info('%s: %d synchronized frames from %s messages', bag, self.num_frames, counts)
 
     def frames(self, camera: int, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
-        from ..bags import BagReader
+        from ..bags.reader import BagReader
         from ..pipeline.images import to_rgb as message_to_rgb  # the node's decoder: honours step
 
         by_message = {self._members[i][camera]: i for i in indices}
