@@ -43,7 +43,7 @@ from robo_dopamine_ros.core.parsing import parse_score
 from robo_dopamine_ros.core.profiles import GENERIC
 from robo_dopamine_ros.core.sampling import frame_interval_indices
 from robo_dopamine_ros.core.types import ALL_MODES, ImageKey, KeyedImage, Mode, Query
-from robo_dopamine_ros.io.frames import demo_episode_dir
+from robo_dopamine_ros.files.frames import demo_episode_dir
 from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
 from robo_dopamine_ros.offline.episode import EpisodeInputs, EpisodeOptions, run_episode
 

@@ -54,7 +54,7 @@ from robo_dopamine_ros.backends.transformers_backend import TransformersBackend,
 from robo_dopamine_ros.core.images import PixelLimits, prepare, resize_to, visual_tokens
 from robo_dopamine_ros.core.profiles import SUPPORTED_ARCHITECTURES
 from robo_dopamine_ros.core.types import ALL_MODES, ImageKey, KeyedImage, Mode, Query
-from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames, read_image
+from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames, read_image
 from robo_dopamine_ros.models.tiny_grm import build_tiny_grm, real_dimensions_config
 
 CAMERAS = ('cam_high.mp4', 'cam_left_wrist.mp4', 'cam_right_wrist.mp4')

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Check the result reads back through the package's own reader, frame counts equal.
     sys.path.insert(0, str(REPO_ROOT))
-    from robo_dopamine_ros.io.frames import open_frames
+    from robo_dopamine_ros.files.frames import open_frames
 
     for cam in CAMERAS:
         with open_frames(args.dst / f'{cam}.mp4') as src:

@@ -176,7 +176,7 @@ def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     before changing anything.
     """
     pytest.importorskip('cv2')
-    from robo_dopamine_ros.io.frames import demo_episode_dir
+    from robo_dopamine_ros.files.frames import demo_episode_dir
     from robo_dopamine_ros.training.generate import GenerateConfig, generate
     from robo_dopamine_ros.training.postprocess import PostprocessConfig, postprocess
     from robo_dopamine_ros.training.preprocess import PreprocessConfig, preprocess

@@ -19,7 +19,7 @@ pytest.importorskip('cv2')
 
 from robo_dopamine_ros import cli
 from robo_dopamine_ros.benchmark.data import FRONT_ONLY, write_bench_data
-from robo_dopamine_ros.io.frames import demo_episode_dir
+from robo_dopamine_ros.files.frames import demo_episode_dir
 
 
 def test_episode_command_runs_either_architecture(tiny_arch_synthetic_dir: Path, tiny_arch: str,

@@ -26,7 +26,7 @@ from robo_dopamine_ros.benchmark.runner import BenchConfig, run_benchmark
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.images import prepare
 from robo_dopamine_ros.core.types import Query
-from robo_dopamine_ros.io.frames import read_image
+from robo_dopamine_ros.files.frames import read_image
 
 GOOD = ['synthetic_agibot/episode_000', 'synthetic_agibot/episode_001']
 GRM_META = ['model_path', 'interval', 'inverse', 'input_json', 'base_dir', 'out_root', 'sum_voc',

@@ -12,7 +12,7 @@ import pytest
 
 from robo_dopamine_ros.cli import main
 from robo_dopamine_ros.core.errors import ConfigError
-from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames, read_image
+from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames, read_image
 from robo_dopamine_ros.training.keyframes import zero_hop_afters
 from robo_dopamine_ros.training.preprocess import PreprocessConfig, preprocess
 from robo_dopamine_ros.training.sources import bag_episode, discover

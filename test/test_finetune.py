@@ -134,7 +134,7 @@ def test_lora_finetune_lowers_the_loss_and_the_checkpoint_scores_an_episode(
         TransformersConfig,
     )
     from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
-    from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames
+    from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames
 
     data = final_json(demo_dataset)
     processor = load_processor(tiny_grm_synthetic_dir, pixel_limits=SMALL)

@@ -10,7 +10,7 @@ import pytest
 from videos import cut_video, numbered
 
 from robo_dopamine_ros.core.errors import ConfigError, ImageError
-from robo_dopamine_ros.io import demo_episode_dir, open_frames, read_image
+from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames, read_image
 
 cv2 = pytest.importorskip('cv2')
 

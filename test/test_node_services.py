@@ -22,7 +22,7 @@ from std_srvs.srv import Trigger
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
-from robo_dopamine_ros.io.frames import read_image
+from robo_dopamine_ros.files.frames import read_image
 from robo_dopamine_ros.pipeline import images
 from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert

@@ -28,7 +28,7 @@ from sensor_msgs.msg import CompressedImage
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
 from robo_dopamine_ros.core.types import Answer, Query
-from robo_dopamine_ros.io.frames import read_image
+from robo_dopamine_ros.files.frames import read_image
 from robo_dopamine_ros.pipeline import images
 from robo_dopamine_ros.pipeline.params import NodeConfig
 from robo_dopamine_ros.pipeline.worker import EventKind

@@ -12,7 +12,7 @@ import pytest
 from robo_dopamine_ros.backends.scripted import ScriptedBackend, sequence_script
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.profiles import GRM_3B
-from robo_dopamine_ros.io.frames import demo_episode_dir
+from robo_dopamine_ros.files.frames import demo_episode_dir
 from robo_dopamine_ros.offline.episode import EpisodeInputs, EpisodeOptions, run_episode
 
 DEMO = demo_episode_dir()

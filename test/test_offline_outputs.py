@@ -1,5 +1,5 @@
 """No half-written outputs: a bag, a frame folder, a JSON, PNG or MP4 appears whole or not at all
-(io/outputs.py); streaming result files carry a completion marker. Each command is run on a
+(files/outputs.py); streaming result files carry a completion marker. Each command is run on a
 recording cut off mid-stream (it opens and declares 60 frames; about 30 decode)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
 from robo_dopamine_ros.core.errors import ImageError
 from robo_dopamine_ros.core.profiles import GRM_3B
-from robo_dopamine_ros.io.frames import demo_episode_dir
+from robo_dopamine_ros.files.frames import demo_episode_dir
 from robo_dopamine_ros.offline.records import ResultWriter
 from robo_dopamine_ros.training.preprocess import PreprocessConfig, preprocess
 from robo_dopamine_ros.training.sources import discover
@@ -81,7 +81,7 @@ def test_result_files_are_marked_complete_only_when_the_run_finished(tmp_path: P
 
 
 def demo_frame():
-    from robo_dopamine_ros.io.frames import open_frames
+    from robo_dopamine_ros.files.frames import open_frames
 
     with open_frames(demo_episode_dir() / 'cam_high.mp4') as video:
         return video.read(0)

@@ -35,7 +35,7 @@ from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.names import CAMERA_FILES
 from robo_dopamine_ros.core.profiles import GRM_3B
 from robo_dopamine_ros.core.types import ALL_MODES
-from robo_dopamine_ros.io.frames import demo_episode_dir, open_frames
+from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames
 from robo_dopamine_ros.offline.episode import EpisodeInputs, EpisodeOptions, run_episode
 from robo_dopamine_ros.offline.records import read_records
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag

@@ -101,7 +101,7 @@ def test_profiles_command_prints_geometry_and_assumptions() -> None:
 
 
 def test_profiles_served_model_command_refuses_without_geometry(tmp_path: Path) -> None:
-    from robo_dopamine_ros.io.frames import demo_episode_dir
+    from robo_dopamine_ros.files.frames import demo_episode_dir
 
     front = demo_episode_dir() / 'cam_high.mp4'
     run = subprocess.run(['robo-dopamine', 'episode', '--backend', 'openai', '--model', 'grm',

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
 from ..core.names import GOAL_FILE, GROUND_TRUTH_FILE, KEYFRAMES_FILE, TASK_FILE
-from ..io.outputs import written
+from ..files.outputs import written
 from .msgtypes import typestore
 from .reader import BagMessage, BagReader, bag_folder
 from .writer import storage_plugin

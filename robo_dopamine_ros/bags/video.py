@@ -34,7 +34,7 @@ def videos_to_bag(path: str | Path, front: str | Path, left: str | Path | None =
     Raises:
         ConfigError: unreadable or unequal sources, no frame rate, or a bad argument.
     """
-    from ..io.frames import open_cameras
+    from ..files.frames import open_cameras
 
     if start_ns <= 0:
         raise ConfigError(f'start_ns must be > 0 (a zero stamp is an unset header), '

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import ConfigError, ImageError
 from ..core.names import CAMERA_FILES, DEFAULT_TOPICS
-from ..io.outputs import written
+from ..files.outputs import written
 from .msgtypes import COMPRESSED_IMAGE, HEADER, IMAGE, time_msg, typestore
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def write_image_bag(path: str | Path, cameras: Sequence[str],
 
     Header stamp and bag time of each message are the frame's stamp, as a camera driver
     recorded by ``ros2 bag`` gives. Frames are streamed, so a long video never sits in memory.
-    The bag appears at ``path`` only once complete (io/outputs.py): a frame that cannot be
+    The bag appears at ``path`` only once complete (files/outputs.py): a frame that cannot be
     read leaves nothing behind. ``extra_files(folder)`` adds files to it before then.
 
     Args:

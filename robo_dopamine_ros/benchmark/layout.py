@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.names import UPSTREAM_CAMERAS
-from ..io.frames import FrameSource, open_frames
+from ..files.frames import FrameSource, open_frames
 
 FRONT, LEFT, RIGHT = UPSTREAM_CAMERAS
 #: Upstream's default evaluation list (``--evaluation_list``).

@@ -36,8 +36,8 @@ from ..core.engine import EpisodeEngine
 from ..core.errors import ConfigError
 from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
-from ..io.frames import read_image
-from ..io.outputs import write_text, written
+from ..files.frames import read_image
+from ..files.outputs import write_text, written
 from ..offline.episode import EpisodeOptions, engine_config, score_frames
 from .layout import TOLERANCE_S, EpisodeMeta, FrameTable, LeRobotV3, parquet
 from .video import decode_at

@@ -1,6 +1,6 @@
 """Write LeRobot v3 datasets: from frames (the synthetic generator) or as a copy plus a feature.
 
-Both write through :func:`io.outputs.written`, so a dataset appears whole or not at all. The
+Both write through :func:`files.outputs.written`, so a dataset appears whole or not at all. The
 layout is the one :mod:`.layout` reads (lerobot's own); ``episodes_per_file`` groups episodes
 into the same data, video and episode-metadata files, so several episodes share a file and
 readers must locate them by index and timestamp, as lerobot's do.
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError
-from ..io.outputs import written
+from ..files.outputs import written
 from .layout import (
     CODEBASE_VERSION,
     DATA_PATH,

@@ -156,7 +156,7 @@ def _cmd_episode(args: argparse.Namespace) -> int:
     from ..core.monitor import MonitorConfig
     from ..core.sampling import frame_interval_indices
     from ..core.start_goal import StartGoalConfig
-    from ..io.frames import open_frames
+    from ..files.frames import open_frames
     from .episode import EpisodeInputs, EpisodeOptions, run_episode
 
     with open_frames(args.front) as front:      # for the bar's length; fails early on a typo

@@ -39,8 +39,8 @@ from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig
 from ..core.start_goal import StartGoalConfig
 from ..core.types import ALL_MODES, Mode
-from ..io.frames import FrameSource, open_cameras, read_image
-from ..io.outputs import write_text
+from ..files.frames import FrameSource, open_cameras, read_image
+from ..files.outputs import write_text
 from .plots import plot_results
 from .records import ResultWriter
 from .visualize import VisFrame, write_reward_video

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.types import ALL_MODES
-from ..io.outputs import written
+from ..files.outputs import written
 
 
 def _series(records: Sequence[dict[str, Any]], key: str) -> list[float]:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from ..core.result import StepResult
-from ..io.outputs import mark_complete
+from ..files.outputs import mark_complete
 
 
 class ResultWriter:

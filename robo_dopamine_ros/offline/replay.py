@@ -57,8 +57,8 @@ from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet
 from ..core.types import ALL_MODES
-from ..io.frames import read_image
-from ..io.outputs import write_text
+from ..files.frames import read_image
+from ..files.outputs import write_text
 from ..pipeline import images
 from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
 from ..pipeline.input import Counts, FrameInput, Received, decode_set

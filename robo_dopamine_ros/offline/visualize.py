@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.outputs import written
+from ..files.outputs import written
 
 PANEL_W, PANEL_H = 384, 288
 FIG_W, FIG_H = 1152, 260

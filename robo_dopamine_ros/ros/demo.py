@@ -27,7 +27,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, GrmError
 from ..core.types import ALL_MODES
-from ..io.frames import demo_episode_dir
+from ..files.frames import demo_episode_dir
 from ..offline.plots import plot_results
 
 NODE = 'robo_dopamine'

@@ -54,7 +54,7 @@ from ..core.engine import Sample
 from ..core.errors import ConfigError, GrmError, ImageError
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet
-from ..io.frames import read_image
+from ..files.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
 from ..pipeline import images
 from ..pipeline.input import FrameInput, decode_set

@@ -24,7 +24,7 @@ from ..core.errors import ConfigError
 from ..core.images import PixelLimits, prepare
 from ..core.parsing import ParseStatus, parse_score
 from ..core.prompt import NUM_IMAGES, PromptVariant, chat_messages, check_task, render_prompt
-from ..io.frames import read_image
+from ..files.frames import read_image
 from .keyframes import read_json
 
 DEFAULT_PIXEL_LIMITS = PixelLimits()

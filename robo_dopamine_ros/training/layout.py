@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import ConfigError
-from ..io.outputs import write_text
+from ..files.outputs import write_text
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def write_json(path: Path, data: Any, indent: int = 2) -> None:
     """Write JSON as upstream does (UTF-8, non-ASCII kept), whole or not at all.
 
     An interrupted run never leaves a ``train.json`` that a later step would silently read as
-    complete (io/outputs.py).
+    complete (files/outputs.py).
     """
     write_text(path, json.dumps(data, ensure_ascii=False, indent=indent))
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..core.errors import ConfigError
 from ..core.names import KEYFRAMES_FILE, TASK_FILE, UPSTREAM_CAMERAS
-from ..io.outputs import written
+from ..files.outputs import written
 from .keyframes import (
     Segment,
     load_instructions,
@@ -102,7 +102,7 @@ def _convert(episode: RawEpisode, config: PreprocessConfig) -> EpisodeSummary:
     """Step 0 for one episode (runs in a worker process).
 
     The episode folder is built aside and replaces the old one only when complete
-    (io/outputs.py): a frame that cannot be decoded leaves the previous run's folder, or none.
+    (files/outputs.py): a frame that cannot be decoded leaves the previous run's folder, or none.
     """
     instructions = load_instructions(episode.instructions)
     with open_episode(episode) as frames:

@@ -24,7 +24,7 @@ import numpy as np
 from ..core.errors import ConfigError, ImageError
 from ..core.names import CAMERAS, DEFAULT_TOPICS, KEYFRAMES_FILE, TASK_FILE, UPSTREAM_CAMERAS
 from ..core.sync import ApproxTimeSynchronizer
-from ..io.frames import FrameSource, open_frames, require_equal_lengths
+from ..files.frames import FrameSource, open_frames, require_equal_lengths
 from .layout import EPISODE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,8 @@ def open_episode(episode: RawEpisode) -> EpisodeFrames:
 
 
 class _SourceFrames(EpisodeFrames):
-    """Videos or frame folders (``io.frames``); cameras of unequal length are refused, as by
-    every other command (:func:`io.frames.require_equal_lengths`)."""
+    """Videos or frame folders (``files.frames``); cameras of unequal length are refused, as by
+    every other command (:func:`files.frames.require_equal_lengths`)."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._sources: list[FrameSource] = []
