@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                           'missing then are warned about and picked up if they appear)')
     rec.set_defaults(func=_cmd_record)
 
-    from .benchmark.commands import add_parsers as add_bench_parsers
+    from .evaluation.commands import add_parsers as add_bench_parsers
 
     add_bench_parsers(sub)  # bench, bench-data
 

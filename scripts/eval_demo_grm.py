@@ -7,7 +7,7 @@ so layouts, colours, lighting and timing differ from training. Passes per episod
 ``--interval``, REF START = frame 0 front, REF END = the rendered goal image):
 
 * ``shuffled``: forward + backward readings only, frames in a seeded random order, the curve
-  put back in time order (as ``benchmark.protocol``): VOC against the ground truth's time order
+  put back in time order (as ``evaluation.protocol``): VOC against the ground truth's time order
   is meaningful only for monotone episodes, so it is reported on success episodes, and the
   Spearman correlation with the ground-truth progress on all episodes.
 * ``fused``: all three readings, paper fusion, time order (what the node publishes).
@@ -38,12 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from robo_dopamine_ros.backends.architectures import backend_profile  # noqa: E402
-from robo_dopamine_ros.benchmark import metrics  # noqa: E402
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample  # noqa: E402
 from robo_dopamine_ros.core.names import CAMERAS  # noqa: E402
 from robo_dopamine_ros.core.parsing import ParseStatus  # noqa: E402
 from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
 from robo_dopamine_ros.core.types import Answer, Mode  # noqa: E402
+from robo_dopamine_ros.evaluation import metrics  # noqa: E402
 from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, render_episode  # noqa: E402
 
 OUTCOMES = (Outcome.SUCCESS, Outcome.FAIL, Outcome.STALL, Outcome.REGRESS)

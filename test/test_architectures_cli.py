@@ -18,7 +18,7 @@ pytest.importorskip('transformers')
 pytest.importorskip('cv2')
 
 from robo_dopamine_ros import cli
-from robo_dopamine_ros.benchmark.data import FRONT_ONLY, write_bench_data
+from robo_dopamine_ros.evaluation.data import FRONT_ONLY, write_bench_data
 from robo_dopamine_ros.files.frames import demo_episode_dir
 
 

@@ -21,11 +21,11 @@ from openai_server import FakeOpenAI, Reply, completion
 
 from robo_dopamine_ros import cli
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
-from robo_dopamine_ros.benchmark.data import FRONT_ONLY, THREE_VIEW, BenchData, write_bench_data
-from robo_dopamine_ros.benchmark.runner import BenchConfig, run_benchmark
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.images import prepare
 from robo_dopamine_ros.core.types import Query
+from robo_dopamine_ros.evaluation.data import FRONT_ONLY, THREE_VIEW, BenchData, write_bench_data
+from robo_dopamine_ros.evaluation.runner import BenchConfig, run_benchmark
 from robo_dopamine_ros.files.frames import read_image
 
 GOOD = ['synthetic_agibot/episode_000', 'synthetic_agibot/episode_001']

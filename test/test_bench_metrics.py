@@ -7,9 +7,11 @@ import threading
 import numpy as np
 import pytest
 
+from robo_dopamine_ros.backends.batching import BatchDispatcher, EpisodeBackend
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
-from robo_dopamine_ros.benchmark.dispatch import BatchDispatcher, EpisodeBackend
-from robo_dopamine_ros.benchmark.metrics import (
+from robo_dopamine_ros.core.errors import BackendError
+from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
+from robo_dopamine_ros.evaluation.metrics import (
     convention_means,
     hop_signs,
     kendall_tau,
@@ -17,8 +19,6 @@ from robo_dopamine_ros.benchmark.metrics import (
     ratio,
     voc,
 )
-from robo_dopamine_ros.core.errors import BackendError
-from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
 
 
 def test_metrics_voc_is_spearman_against_time_order() -> None:

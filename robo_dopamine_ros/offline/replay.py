@@ -401,7 +401,7 @@ def _qos(name: str) -> list[Any]:
 
 def _episode_summary(ep: _Open) -> dict[str, Any]:
     """VOC (spec §7.2) of the transitions' curves and, with ground truth, the progress error."""
-    from ..benchmark.metrics import voc
+    from ..evaluation.metrics import voc
 
     moves = [r for r in ep.records if r['step'] > 0]
     out: dict[str, Any] = {

@@ -20,10 +20,11 @@ the reset observation) through any backend of the registry (``backends.factory``
 
 Vector envs: :class:`GrmRewardWrapper` works per env inside ``SyncVectorEnv`` (each env has its
 own engine; the backend can be shared). :class:`GrmVectorRewardWrapper` wraps the vector env and
-sends the queries of all envs of a step to the backend in **one** call, through the benchmark's
-:class:`BatchDispatcher` (each env's engine steps on its own thread; the batch goes out when all
-are waiting). It expects gymnasium's default ``NEXT_STEP`` autoreset: the step after an episode
-ended returns the reset observation, which opens that env's next episode (reward 0).
+sends the queries of all envs of a step to the backend in **one** call, through the batch
+dispatcher :class:`BatchDispatcher` (backends/batching.py; each env's engine steps on its own
+thread; the batch goes out when all are waiting). It expects gymnasium's default ``NEXT_STEP``
+autoreset: the step after an episode ended returns the reset observation, which opens that env's
+next episode (reward 0).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..backends.base import GrmBackend
-from ..benchmark.dispatch import BatchDispatcher, EpisodeBackend
+from ..backends.batching import BatchDispatcher, EpisodeBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.errors import ConfigError, coerce_enum
 from ..core.names import CAMERAS

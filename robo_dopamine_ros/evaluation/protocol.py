@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.batching import EpisodeBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.parsing import ParseStatus
 from ..core.profiles import GENERIC, CheckpointProfile
@@ -43,7 +44,6 @@ from ..core.result import StepResult
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.types import ALL_MODES, Mode
 from . import metrics
-from .dispatch import EpisodeBackend
 from .layout import EpisodeEntry, open_episode
 
 _SEC = 1_000_000_000        # offline stamps: one second per position, they only order samples

@@ -33,10 +33,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ..backends.base import GrmBackend
+from ..backends.batching import BatchDispatcher, EpisodeBackend
 from ..core.errors import ConfigError
 from ..core.profiles import GENERIC, CheckpointProfile
 from . import metrics
-from .dispatch import BatchDispatcher, EpisodeBackend
 from .layout import (
     DIRECTIONS,
     EpisodeEntry,
