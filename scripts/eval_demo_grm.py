@@ -88,20 +88,6 @@ def run_pass(backend, profile, ep, order, modes, *, reverse: bool = False):
     return [engine.step(_sample(ep, i, pos)) for pos, i in enumerate(order)]
 
 
-def _spearman(a, b) -> float:
-    from scipy.stats import spearmanr
-    if len(set(a)) < 2 or len(set(b)) < 2:
-        return 0.0
-    return float(spearmanr(a, b)[0])
-
-
-def _auc(pos: list[float], neg: list[float]) -> float | None:
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
 def evaluate(backend, profile, episodes, interval: int = 3, seed: int = 0,
              passes: tuple[str, ...] = ('shuffled', 'fused', 'signs')) -> dict[str, Any]:
     """Metrics over ``episodes`` (see the module docstring)."""
@@ -122,14 +108,14 @@ def evaluate(backend, profile, episodes, interval: int = 3, seed: int = 0,
             prog = dict(zip(rest, (r.progress for r in res), strict=True))
             curve = [prog[i] for i in idx[1:]]
             rec['shuffled_voc'] = metrics.voc(curve)
-            rec['shuffled_rho_gt'] = _spearman(curve, gt[1:])
+            rec['shuffled_rho_gt'] = metrics.spearman(curve, gt[1:])
             rec['shuffled_mae'] = float(np.mean(np.abs(np.subtract(curve, gt[1:]))))
             readings += res
         if 'fused' in passes:
             res = run_pass(backend, profile, ep, idx, tuple(Mode))[1:]
             curve = [r.progress for r in res]
             rec['fused_voc'] = metrics.voc(curve)
-            rec['fused_rho_gt'] = _spearman(curve, gt[1:])
+            rec['fused_rho_gt'] = metrics.spearman(curve, gt[1:])
             rec['final'] = curve[-1]
             readings += res
         if 'signs' in passes:
@@ -178,7 +164,7 @@ def evaluate(backend, profile, episodes, interval: int = 3, seed: int = 0,
         'fused_rho_gt_all': mean_of('fused_rho_gt'),
         'sign_acc_forward': ratio_of('sign_fwd'),
         'sign_acc_reversed': ratio_of('sign_rev'),
-        'success_auc': _auc([r['final'] for r in per if 'final' in r and success(r)],
+        'success_auc': metrics.auc([r['final'] for r in per if 'final' in r and success(r)],
                             [r['final'] for r in per if 'final' in r and not success(r)]),
         'final_progress_by_outcome': finals,
         'readings': len(statuses),

@@ -12,11 +12,13 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.core.errors import BackendError
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
 from robo_dopamine_ros.evaluation.metrics import (
+    auc,
     convention_means,
     hop_signs,
     kendall_tau,
     mean,
     ratio,
+    spearman,
     voc,
 )
 
@@ -111,3 +113,12 @@ def test_episode_backend_reuses_identical_questions_only_when_asked() -> None:
     again = episode.generate([q(5, 'pass-c'), q(6, 'pass-c')])  # same pixels, other keys
     assert again[0].text == first[0].text
     assert (episode.sent, episode.reused) == (3, 1) and episode.model_id == backend.model_id
+
+
+def test_metrics_spearman_between_curves_and_auc_by_hand() -> None:
+    # ranks 1 2 3 4 vs 2 1 4 3: sum d^2 = 4, rho = 1 - 6*4 / (4*15) = 0.6
+    assert spearman([0.1, 0.2, 0.3, 0.4], [0.2, 0.1, 0.4, 0.3]) == pytest.approx(0.6)
+    assert spearman([0.5, 0.5, 0.5], [0.1, 0.2, 0.3]) == 0.0       # constant: undefined
+    # pairs (0.9>0.1) (0.9>0.5) (0.5=0.5: half) (0.5>0.1) of 4 -> 3.5 / 4
+    assert auc([0.9, 0.5], [0.1, 0.5]) == pytest.approx(0.875)
+    assert auc([], [0.1]) is None

@@ -1,5 +1,7 @@
 """Scores of progress curves and their per-dataset aggregation.
 
+Every metric of the project lives here (the demo GRM's evaluation imports them too).
+
 VOC is upstream's: the Spearman rank correlation between the time order ``0 .. T-1`` and the
 progress curve, 0 when it cannot be computed (fewer than 2 points, a constant curve, NaN or a
 value outside [-1, 1]); both upstream scripts agree on that (spec §7.2). Kendall's τ (τ-b, tie
@@ -44,6 +46,23 @@ def _rank_correlation(fn: Callable[..., Any], curve: Sequence[float]) -> float:
         warnings.simplefilter('ignore')          # scipy warns on a constant curve, then NaN
         value = float(fn(np.arange(len(curve)), np.asarray(curve, dtype=float))[0])
     return value if -1.0 <= value <= 1.0 else 0.0     # NaN fails the comparison
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman ρ between two curves (e.g. predicted and true progress), 0 when either is
+    constant: undefined, as for VOC."""
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return 0.0
+    return float(spearmanr(a, b)[0])
+
+
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
+    """ROC AUC of a score separating two groups: the chance a positive scores above a negative,
+    ties counting half (Mann-Whitney); None when a group is empty."""
+    if not positives or not negatives:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
 
 
 def hop_signs(hops: Sequence[float | None], expected: int) -> tuple[int, int]:
