@@ -28,7 +28,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.ros import convert
-from robo_dopamine_ros.ros.node import RewardNode, make_backend
+from robo_dopamine_ros.ros.node import RewardNode, load_backend
 
 #: One DDS domain for this test process (other processes running tests pick others).
 DOMAIN_ID = 100 + os.getpid() % 100
@@ -215,7 +215,7 @@ class NodeHarness:
 
     def __init__(self, params: Mapping[str, Any] | None = None,
                  transports: Mapping[str, str] | None = None,
-                 backend_factory: Callable[..., Any] = make_backend) -> None:
+                 backend_factory: Callable[..., Any] = load_backend) -> None:
         self.ns = f'/t{uuid.uuid4().hex[:10]}'
         self.transports = dict(transports or {'front': 'raw', 'left': 'raw', 'right': 'raw'})
         topics = {role: f'{self.ns}/cam_{role}' for role in self.transports}

@@ -62,7 +62,7 @@ def model_class(architecture: str) -> type:
     return _transformers_attr(_CLASSES[check_architecture(architecture)][0])
 
 
-def config_class(architecture: str) -> type:
+def model_config_class(architecture: str) -> type:
     """The config class of ``architecture`` (imports transformers)."""
     return _transformers_attr(_CLASSES[check_architecture(architecture)][1])
 

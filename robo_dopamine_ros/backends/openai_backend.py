@@ -46,12 +46,12 @@ from PIL import Image
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.prompt import user_content
 from ..core.types import Answer, ImageKey, KeyedImage, Query
+from .base import STOP_STRING
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = 'https://api.openai.com/v1'
 DEFAULT_KEY_ENV = 'OPENAI_API_KEY'
-STOP_STRING = '</score>'
 #: Upstream's API evaluation samples at 0.1; greedy (0.0) makes a reward a function of images.
 UPSTREAM_TEMPERATURE = 0.1
 IMAGE_FORMATS = ('jpeg', 'png')

@@ -40,7 +40,8 @@ import numpy as np
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError, ModelLoadError
 from ..core.images import PixelLimits
 from ..core.types import Answer, Query
-from .architectures import model_class, read_checkpoint
+from .architectures import DEFAULT_MODEL, model_class, read_checkpoint
+from .base import STOP_STRING, UPSTREAM_SAMPLING
 from .processor import load_processor, render_query_text
 from .vision_cache import VisionCache
 
@@ -50,11 +51,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = 'tanhuajie2001/Robo-Dopamine-GRM-3B'
-#: Generation of a row ends once this string is complete (the answer is one ``<score>`` tag).
-STOP_STRING = '</score>'
-#: Upstream's vLLM ``SamplingParams`` (spec §2.2), minus its 1024-token budget.
-UPSTREAM_SAMPLING: dict[str, float | int] = {'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
 
 DTYPES = ('auto', 'bfloat16', 'float16', 'float32')
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')

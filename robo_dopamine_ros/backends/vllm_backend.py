@@ -52,15 +52,12 @@ from ..core.images import PixelLimits
 from ..core.profiles import check_architecture, geometry
 from ..core.prompt import NUM_IMAGES, check_task
 from ..core.types import Answer, Query
-from .architectures import read_checkpoint
+from .architectures import DEFAULT_MODEL, read_checkpoint
+from .base import STOP_STRING, UPSTREAM_SAMPLING
 from .processor import load_processor, render_query_text
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = 'tanhuajie2001/Robo-Dopamine-GRM-3B'
-STOP_STRING = '</score>'
-#: Upstream's ``SamplingParams`` (spec §2.2), minus its 1024-token budget.
-UPSTREAM_SAMPLING: dict[str, float | int] = {'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ first). Per-episode records for resuming live in ``<out>/<dataset>/episodes/``.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +94,7 @@ def read_dataset(input_json_dir: Path, dataset: str) -> list[EpisodeEntry]:
     return [EpisodeEntry(dataset, str(p), str(t)) for p, t in zip(paths, tasks, strict=True)]
 
 
-def open_episode(base_dir: Path, entry: EpisodeEntry) -> list[FrameSource | None]:
+def open_entry(base_dir: Path, entry: EpisodeEntry) -> list[FrameSource | None]:
     """The episode's ``[front, left, right]`` frame sources (wrists None when front-only).
 
     Raises:
@@ -139,15 +138,7 @@ def result_path(out_root: Path, dataset: str, inverse: bool, interval: int,
             / f'result_interval_{interval}_voc{sign}_{avg:.6f}.json')
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename): a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding='utf-8')
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any | None:
+def read_saved_json(path: Path) -> Any | None:
     """The JSON in ``path``; None when it is missing or unreadable (then it is redone)."""
     try:
         return json.loads(path.read_text(encoding='utf-8'))

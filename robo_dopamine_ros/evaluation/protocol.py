@@ -44,7 +44,7 @@ from ..core.result import StepResult
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.types import ALL_MODES, Mode
 from . import metrics
-from .layout import EpisodeEntry, open_episode
+from .layout import EpisodeEntry, open_entry
 
 _SEC = 1_000_000_000        # offline stamps: one second per position, they only order samples
 _INCREMENTAL = (Mode.INCREMENTAL,)
@@ -229,7 +229,7 @@ class _PassRunner:
 def _load(entry: EpisodeEntry, base_dir: Path, settings: BenchSettings,
           backend: EpisodeBackend) -> _Frames:
     """Read the frames the engine's evenly-spaced sampler picks (all views, and their files)."""
-    sources = open_episode(base_dir, entry)
+    sources = open_entry(base_dir, entry)
     front = sources[0]
     assert front is not None
     n = len(front)

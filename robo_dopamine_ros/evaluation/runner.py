@@ -36,17 +36,17 @@ from ..backends.base import GrmBackend
 from ..backends.batching import BatchDispatcher, EpisodeBackend
 from ..core.errors import ConfigError
 from ..core.profiles import GENERIC, CheckpointProfile
+from ..files.outputs import write_json
 from . import metrics
 from .layout import (
     DIRECTIONS,
     EpisodeEntry,
     dataset_names,
     read_dataset,
-    read_json,
+    read_saved_json,
     record_path,
     result_path,
     run_dir,
-    write_json,
 )
 from .protocol import BenchSettings, evaluate_episode
 
@@ -133,7 +133,7 @@ def run_benchmark(config: BenchConfig, backend: GrmBackend, profile: CheckpointP
     records: dict[Path, dict[str, Any]] = {}
     todo: list[EpisodeEntry] = []
     for path, entry in unique.items():
-        record = read_json(path)
+        record = read_saved_json(path)
         if (isinstance(record, dict) and record.get('status') == 'ok'
                 and record.get('settings') == settings.fingerprint()
                 and record.get('name') == entry.name):

@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -51,6 +52,12 @@ def write_text(path: str | Path, text: str) -> Path:
     with written(path) as tmp:
         tmp.write_text(text, encoding='utf-8')
     return Path(path)
+
+
+def write_json(path: str | Path, data: Any, indent: int = 2) -> Path:
+    """Write JSON as upstream does (UTF-8, non-ASCII kept), whole or not at all: an interrupted
+    run never leaves a file that a later step or a resumed run would read as complete."""
+    return write_text(path, json.dumps(data, ensure_ascii=False, indent=indent))
 
 
 def mark_complete(folder: str | Path, stem: str, rows: int) -> Path:

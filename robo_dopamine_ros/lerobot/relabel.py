@@ -76,7 +76,7 @@ class RelabelOptions:
 
 
 @dataclass(frozen=True)
-class EpisodeSummary:
+class RelabelledEpisode:
     episode_index: int
     task: str
     frames: int
@@ -88,7 +88,7 @@ class EpisodeSummary:
 @dataclass(frozen=True)
 class RelabelSummary:
     out: Path
-    episodes: list[EpisodeSummary]      # scored in this run (skipped ones are not listed)
+    episodes: list[RelabelledEpisode]      # scored in this run (skipped ones are not listed)
     skipped: list[int]
     dataset: Path | None
 
@@ -225,7 +225,7 @@ class Relabeller:
                          f'{key}, episode {meta.index}, frames {indices[0]}..{indices[-1]}')
 
     def _score(self, meta: EpisodeMeta, goal: np.ndarray | None,
-               on_sample: Callable[[StepResult], None] | None) -> tuple[Any, EpisodeSummary]:
+               on_sample: Callable[[StepResult], None] | None) -> tuple[Any, RelabelledEpisode]:
         import pyarrow as pa
 
         frames = self.ds.frames(meta)
@@ -265,7 +265,7 @@ class Relabeller:
                                 for i in range(meta.length)], pa.string()),
         }
         last = results[indices[-1]]
-        summary = EpisodeSummary(meta.index, task, meta.length, len(results),
+        summary = RelabelledEpisode(meta.index, task, meta.length, len(results),
                                  sum(r.valid for r in results.values()), last.progress)
         return pa.table(rows), summary
 

@@ -305,7 +305,7 @@ def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
     import torch
     from transformers import GenerationConfig
 
-    from ..backends.architectures import config_class, model_class
+    from ..backends.architectures import model_class, model_config_class
 
     if config is not None:
         architecture = str(config.get('model_type'))
@@ -334,7 +334,7 @@ def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
     torch.manual_seed(seed)
     with torch.device(device):
         model = model_class(arch)._from_config(
-            config_class(arch)(**copy.deepcopy(cfg)), dtype=dtypes[dtype])  # it edits dicts
+            model_config_class(arch)(**copy.deepcopy(cfg)), dtype=dtypes[dtype])  # it edits dicts
     model.eval()
     endoftext, im_end = ids['<|endoftext|>'], ids['<|im_end|>']
     # Mirrors Qwen2.5-VL-Instruct's generation_config.json (sampling, repetition penalty): the

@@ -89,7 +89,7 @@ class QueuedSample:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Reply:
     """The answer to a command; ``result`` is the step an on-demand score produced."""
 
     success: bool
@@ -125,8 +125,8 @@ class Logger(Protocol):
 
 @dataclass(frozen=True)
 class _Command:
-    run: Callable[[], Outcome]
-    future: Future[Outcome]
+    run: Callable[[], Reply]
+    future: Future[Reply]
     supersedes: bool
 
 
@@ -251,11 +251,11 @@ class InferenceWorker:
         """Start the thread: load and warm up the backend (see :attr:`loaded`), then serve."""
         self._thread.start()
 
-    def activate(self) -> Future[Outcome]:
+    def activate(self) -> Future[Reply]:
         """Score from now on: reload a released model, emit READY, open an episode."""
         return self._command(self._activate, supersedes=True)
 
-    def deactivate(self, release: bool) -> Future[Outcome]:
+    def deactivate(self, release: bool) -> Future[Reply]:
         """Stop scoring now; the returned future resolves once the step in flight is over
         (cancelled, never published) and, with ``release``, the model is closed."""
         with self._cond:
@@ -300,20 +300,20 @@ class InferenceWorker:
             self._samples.append(item)
             self._cond.notify()
 
-    def reset(self, episode_id: str = '', detail: str = 'reset on request') -> Future[Outcome]:
+    def reset(self, episode_id: str = '', detail: str = 'reset on request') -> Future[Reply]:
         """Open a new episode with the same task and goal; ``detail`` is the RESET reason."""
         return self._command(lambda: self._reset(episode_id, detail), supersedes=True)
 
-    def set_task(self, task: str, episode_id: str = '') -> Future[Outcome]:
+    def set_task(self, task: str, episode_id: str = '') -> Future[Reply]:
         """Change the task; opens a new episode when a goal allows it."""
         return self._command(lambda: self._set_task(task, episode_id), supersedes=True)
 
-    def set_goal(self, goal: np.ndarray, detail: str, episode_id: str = '') -> Future[Outcome]:
+    def set_goal(self, goal: np.ndarray, detail: str, episode_id: str = '') -> Future[Reply]:
         """Change the goal image; opens a new episode when a task is set."""
         return self._command(lambda: self._set_goal(goal, detail, episode_id), supersedes=True)
 
     def score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
-              slop_ns: int) -> Future[Outcome]:
+              slop_ns: int) -> Future[Reply]:
         """Score BEFORE -> AFTER on demand (``~/score_transition``, srv/ScoreTransition.srv).
 
         ``before_stamp_ns`` must be 0 or within ``slop_ns`` of the last sample this episode
@@ -336,11 +336,11 @@ class InferenceWorker:
 
     # -- the thread --------------------------------------------------------------------------
 
-    def _command(self, run: Callable[[], Outcome], supersedes: bool) -> Future[Outcome]:
-        future: Future[Outcome] = Future()
+    def _command(self, run: Callable[[], Reply], supersedes: bool) -> Future[Reply]:
+        future: Future[Reply] = Future()
         with self._cond:
             if self._stopping:
-                future.set_result(Outcome(False, 'the node is shutting down'))
+                future.set_result(Reply(False, 'the node is shutting down'))
                 return future
             if supersedes:
                 self._generation += 1
@@ -383,7 +383,7 @@ class InferenceWorker:
                 commands = list(self._commands)
                 self._commands.clear()
             for cmd in commands:
-                cmd.future.set_result(Outcome(False, 'the node is shutting down'))
+                cmd.future.set_result(Reply(False, 'the node is shutting down'))
 
     def _fail(self, err: BaseException) -> None:
         if not self.stopping:   # an error caused by the stop request itself is no failure
@@ -469,13 +469,13 @@ class InferenceWorker:
 
     # -- commands (worker thread) ------------------------------------------------------------
 
-    def _activate(self) -> Outcome:
+    def _activate(self) -> Reply:
         assert self._engine is not None
         if self._backend is None:       # released by a deactivate: load it again
             try:
                 self._load()
             except GrmError as err:
-                return Outcome(False, f'cannot reload the model: {err}')
+                return Reply(False, f'cannot reload the model: {err}')
             self._engine.backend = self._backend
         with self._cond:
             self._active = True
@@ -485,19 +485,19 @@ class InferenceWorker:
                                    detail=f'model {model!r} loaded and warmed up'))
         if not self._task:
             self._log.info('no task yet: waiting for ~/set_task')
-            return Outcome(True, 'active; no task yet')
+            return Reply(True, 'active; no task yet')
         outcome = self._open(None, 'activated', '')
         if not outcome.success:
             self._log.warning(f'no episode yet: {outcome.message}')
-        return Outcome(True, f'active; {outcome.message}', outcome.episode_id)
+        return Reply(True, f'active; {outcome.message}', outcome.episode_id)
 
-    def _deactivated(self, release: bool) -> Outcome:
+    def _deactivated(self, release: bool) -> Reply:
         if release:
             self._release()
-            return Outcome(True, 'scoring stopped; model released')
-        return Outcome(True, 'scoring stopped; model kept loaded')
+            return Reply(True, 'scoring stopped; model released')
+        return Reply(True, 'scoring stopped; model kept loaded')
 
-    def _open(self, change: EventKind | None, detail: str, episode_id: str) -> Outcome:
+    def _open(self, change: EventKind | None, detail: str, episode_id: str) -> Reply:
         """Start an episode with the current task and goal; emit ``change`` then START.
 
         Raises nothing: a failure (no goal where one is needed, a goal image that cannot be
@@ -509,77 +509,77 @@ class InferenceWorker:
             with self._cond:
                 eid = self._engine.start(self._task, self._goal, episode_id or None)
         except GrmError as err:
-            return Outcome(False, str(err), previous)
+            return Reply(False, str(err), previous)
         self._last_stamp = None
         if change is not None and previous:
             self._on_event(WorkerEvent(change, eid, previous, self._task, detail))
         self._on_event(WorkerEvent(EventKind.START, eid, previous, self._task, detail))
-        return Outcome(True, f'episode {eid!r} started ({detail})', eid)
+        return Reply(True, f'episode {eid!r} started ({detail})', eid)
 
-    def _reset(self, episode_id: str, detail: str) -> Outcome:
+    def _reset(self, episode_id: str, detail: str) -> Reply:
         assert self._engine is not None
         if not self._active:
-            return Outcome(False, 'the node is not active: nothing to reset')
+            return Reply(False, 'the node is not active: nothing to reset')
         if self._engine.episode_id is None:
-            return Outcome(False, 'no episode to reset: set a task (and a goal image) first')
+            return Reply(False, 'no episode to reset: set a task (and a goal image) first')
         return self._open(EventKind.RESET, detail, episode_id)
 
-    def _set_task(self, task: str, episode_id: str) -> Outcome:
+    def _set_task(self, task: str, episode_id: str) -> Reply:
         try:
             check_task(task)
         except ConfigError as err:
-            return Outcome(False, str(err), self.episode_id or '')
+            return Reply(False, str(err), self.episode_id or '')
         if not self._active:
             self._task = task
-            return Outcome(True, 'task set; the episode starts when the node is activated')
+            return Reply(True, 'task set; the episode starts when the node is activated')
         previous_task, self._task = self._task, task
         outcome = self._open(EventKind.TASK_CHANGED, 'task changed', episode_id)
         if outcome.success:
             return outcome
         if outcome.episode_id:      # keep the running episode and its task
             self._task = previous_task
-            return Outcome(False, f'task not changed: {outcome.message}', outcome.episode_id)
-        return Outcome(True, f'task set; no episode yet: {outcome.message}')
+            return Reply(False, f'task not changed: {outcome.message}', outcome.episode_id)
+        return Reply(True, f'task set; no episode yet: {outcome.message}')
 
-    def _set_goal(self, goal: np.ndarray, detail: str, episode_id: str) -> Outcome:
+    def _set_goal(self, goal: np.ndarray, detail: str, episode_id: str) -> Reply:
         if not self._task or not self._active:
             try:
                 prepare(goal, self._profile.pixel_limits)   # refuse an unusable image now
             except GrmError as err:
-                return Outcome(False, f'goal image rejected: {err}')
+                return Reply(False, f'goal image rejected: {err}')
             self._goal = goal
             if not self._active:
-                return Outcome(True, 'goal set; the episode starts when the node is activated')
-            return Outcome(True, 'goal set; no episode until a task is set')
+                return Reply(True, 'goal set; the episode starts when the node is activated')
+            return Reply(True, 'goal set; no episode until a task is set')
         previous_goal, self._goal = self._goal, goal
         outcome = self._open(EventKind.GOAL_CHANGED, detail, episode_id)
         if not outcome.success:
             self._goal = previous_goal
-            return Outcome(False, f'goal image rejected: {outcome.message}', outcome.episode_id)
+            return Reply(False, f'goal image rejected: {outcome.message}', outcome.episode_id)
         return outcome
 
     def _score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
-               slop_ns: int) -> Outcome:
+               slop_ns: int) -> Reply:
         assert self._engine is not None
         eid = self._engine.episode_id
         if not self._active:
-            return Outcome(False, 'the node is not active')
+            return Reply(False, 'the node is not active')
         if eid is None:
-            return Outcome(False, 'no episode: set a task (and a goal image) first')
+            return Reply(False, 'no episode: set a task (and a goal image) first')
         last = self._last_stamp
         try:
             if last is None:
                 if before_stamp_ns == 0:
-                    return Outcome(False, 'a fresh episode needs before_stamp: the buffered '
+                    return Reply(False, 'a fresh episode needs before_stamp: the buffered '
                                           'sample that becomes its START', eid)
                 if before is None:
-                    return Outcome(False, f'no buffered sample within the sync slop of '
+                    return Reply(False, f'no buffered sample within the sync slop of '
                                           f'before_stamp {before_stamp_ns} ns', eid)
                 self._score_one(before)
             elif before_stamp_ns and abs(before_stamp_ns - last) > slop_ns:
-                return Outcome(False, f'before_stamp {before_stamp_ns} ns is not the last '
+                return Reply(False, f'before_stamp {before_stamp_ns} ns is not the last '
                                       f'sample this episode scored ({last} ns)', eid)
             result = self._score_one(after)
         except GrmError as err:
-            return Outcome(False, f'not scored: {err}', eid)
-        return Outcome(True, f'scored step {result.step}', eid, result)
+            return Reply(False, f'not scored: {err}', eid)
+        return Reply(True, f'scored step {result.step}', eid, result)

@@ -66,7 +66,7 @@ from ..pipeline.params import (
     Reliability,
     Trigger,
 )
-from ..pipeline.worker import EventKind, InferenceWorker, Outcome, QueuedSample, WorkerEvent
+from ..pipeline.worker import EventKind, InferenceWorker, QueuedSample, Reply, WorkerEvent
 from ..srv import ScoreTransition, SetGoal, SetTask
 from .cameras import CameraThread
 from .diagnostics import ModelInfo, NodeStats, unconfigured_status
@@ -91,7 +91,7 @@ SERVICE_QUEUE_DEPTH = 100
 BackendFactory = Callable[[NodeConfig], GrmBackend]
 
 
-def make_backend(config: NodeConfig) -> GrmBackend:
+def load_backend(config: NodeConfig) -> GrmBackend:
     """The backend named by ``model.backend``, from the one registry (backends/factory.py).
 
     Loads the model (or opens the server connection): call it off the executor.
@@ -114,7 +114,7 @@ class RewardNode(LifecycleNode):
 
     Args:
         backend_factory: Builds the backend from the config on the worker thread; default
-            :func:`make_backend`. Tests inject slow or failing test doubles here.
+            :func:`load_backend`. Tests inject slow or failing test doubles here.
         **kwargs: Passed to ``rclpy.node.Node`` (``context``, ``parameter_overrides``, ...).
 
     Raises:
@@ -122,7 +122,7 @@ class RewardNode(LifecycleNode):
             the node's own prefixes.
     """
 
-    def __init__(self, *, backend_factory: BackendFactory = make_backend, **kwargs: Any) -> None:
+    def __init__(self, *, backend_factory: BackendFactory = load_backend, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         try:
             declare(self)
@@ -452,11 +452,11 @@ class RewardNode(LifecycleNode):
         self.get_logger().error(f'{where}: unexpected {type(err).__name__}: {err}; the node '
                                 f'stays up\n{traceback.format_exc()}')
 
-    def _wait(self, future: Future[Outcome]) -> Outcome:
+    def _wait(self, future: Future[Reply]) -> Reply:
         try:
             return future.result(timeout=SERVICE_TIMEOUT_S)
         except TimeoutError:
-            return Outcome(False, f'no answer from the inference worker within '
+            return Reply(False, f'no answer from the inference worker within '
                                   f'{SERVICE_TIMEOUT_S:g} s (the request stays queued)')
 
     def _reset_callback(self, request: TriggerSrv.Request,
@@ -509,14 +509,14 @@ class RewardNode(LifecycleNode):
             response.reward = reward_msg(outcome.result, frame_id) or Reward()
         return response
 
-    def _score(self, before_ns: int, after_ns: int) -> tuple[Outcome, str]:
+    def _score(self, before_ns: int, after_ns: int) -> tuple[Reply, str]:
         """Score buffered BEFORE -> AFTER; returns the outcome and the AFTER front frame."""
         if self.config.trigger is not Trigger.SERVICE:
-            return Outcome(False, "~/score_transition needs the parameter trigger:='service' "
+            return Reply(False, "~/score_transition needs the parameter trigger:='service' "
                                   '(with interval triggering the node scores by itself)'), ''
         after = self._lookup(after_ns)
         if after is None:
-            return Outcome(False, f'no buffered synchronized sample within the sync slop of '
+            return Reply(False, f'no buffered synchronized sample within the sync slop of '
                                   f'after_stamp {after_ns} ns'), ''
         before = self._lookup(before_ns) if before_ns else None
         after_item = self._queued(after)

@@ -41,7 +41,7 @@ _IMAGE_KEYS = ('pixel_values', 'image_grid_thw')
 
 
 @dataclass(frozen=True)
-class Sample:
+class TrainingRecord:
     """One training record: 8 image files in slot order, the task and the target answer."""
 
     id: str
@@ -50,7 +50,7 @@ class Sample:
     answer: str
 
 
-def load_samples(path: Path, image_root: Path | None = None) -> list[Sample]:
+def load_samples(path: Path, image_root: Path | None = None) -> list[TrainingRecord]:
     """Read and check a training JSON (step 2's ``finetune_data_final.json`` or any step 1 file).
 
     Every problem is reported before training starts, not as a crash hours in. The human turn
@@ -98,7 +98,7 @@ def find_image_root(path: Path, record: Any) -> Path:
                       'directory the image paths are relative to (--image-root)')
 
 
-def _sample(record: Any, k: int, root: Path, path: Path) -> Sample:
+def _sample(record: Any, k: int, root: Path, path: Path) -> TrainingRecord:
     where = f'{str(path)!r} record {k}'
     try:
         images, task = record['image'], record['task']
@@ -113,11 +113,11 @@ def _sample(record: Any, k: int, root: Path, path: Path) -> Sample:
         raise ConfigError(f'{where}: the human turn is not the GRM prompt for task {task!r}')
     if parse_score(gpt, lenient=False).status is not ParseStatus.OK:
         raise ConfigError(f'{where}: the answer {gpt!r} is not a <score>…</score> tag')
-    return Sample(str(record.get('id', k)), tuple(root / p for p in images), task, gpt)
+    return TrainingRecord(str(record.get('id', k)), tuple(root / p for p in images), task, gpt)
 
 
 class Encoder:
-    """Turns a :class:`Sample` into one row of model inputs with answer-only labels."""
+    """Turns a :class:`TrainingRecord` into one row of model inputs with answer-only labels."""
 
     def __init__(self, processor: Any, pixel_limits: PixelLimits = DEFAULT_PIXEL_LIMITS,
                  variant: PromptVariant = PromptVariant.TRAINING) -> None:
@@ -128,7 +128,7 @@ class Encoder:
         self._im_start = tokenizer.convert_tokens_to_ids('<|im_start|>')
         self._header_len = len(tokenizer(ASSISTANT_HEADER, add_special_tokens=False).input_ids)
 
-    def encode(self, sample: Sample) -> dict[str, torch.Tensor]:
+    def encode(self, sample: TrainingRecord) -> dict[str, torch.Tensor]:
         """Tokenise and image-process ``sample``; labels unmask the answer and its turn end.
 
         Raises:
@@ -159,7 +159,7 @@ class Encoder:
 class GrmDataset:
     """A map-style dataset (what the Trainer's DataLoader needs) encoding samples lazily."""
 
-    def __init__(self, samples: Sequence[Sample], encoder: Encoder) -> None:
+    def __init__(self, samples: Sequence[TrainingRecord], encoder: Encoder) -> None:
         self.samples = list(samples)
         self.encoder = encoder
 

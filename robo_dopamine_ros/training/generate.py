@@ -30,6 +30,7 @@ import numpy as np
 from ..core.errors import ConfigError
 from ..core.names import TASK_FILE, UPSTREAM_CAMERAS
 from ..core.prompt import PromptVariant, render_prompt
+from ..files.outputs import write_json
 from .keyframes import load_instructions, read_json, zero_hop_afters
 from .layout import (
     INFO_FILE,
@@ -39,7 +40,6 @@ from .layout import (
     frame_id,
     frame_name,
     map_episodes,
-    write_json,
 )
 from .preprocess import MIN_SAMPLE_FRAMES
 

@@ -12,17 +12,15 @@ Layout written by step 0 and read by steps 1 and 2::
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..core.errors import ConfigError
-from ..files.outputs import write_text
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +56,6 @@ def episode_dirs(base: Path) -> list[Path]:
         raise ConfigError(f'no {EPISODE_PREFIX}* directories in {str(base)!r}; run '
                           '`robo-dopamine data preprocess` first')
     return dirs
-
-
-def write_json(path: Path, data: Any, indent: int = 2) -> None:
-    """Write JSON as upstream does (UTF-8, non-ASCII kept), whole or not at all.
-
-    An interrupted run never leaves a ``train.json`` that a later step would silently read as
-    complete (files/outputs.py).
-    """
-    write_text(path, json.dumps(data, ensure_ascii=False, indent=indent))
 
 
 def map_episodes(fn: Callable[[T], R], items: Sequence[T], workers: int | None,

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..files.outputs import write_json
 from .keyframes import read_json
-from .layout import TRAIN_FILE, episode_dirs, write_json
+from .layout import TRAIN_FILE, episode_dirs
 
 log = logging.getLogger(__name__)
 

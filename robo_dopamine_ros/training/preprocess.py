@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..core.errors import ConfigError
 from ..core.names import KEYFRAMES_FILE, TASK_FILE, UPSTREAM_CAMERAS
-from ..files.outputs import written
+from ..files.outputs import write_json, written
 from .keyframes import (
     Segment,
     load_instructions,
@@ -26,8 +26,8 @@ from .keyframes import (
     sample_frame_ids,
     zero_hop_afters,
 )
-from .layout import SAMPLE_FRAMES_FILE, frame_id, frame_name, map_episodes, write_json
-from .sources import EpisodeFrames, RawEpisode, open_episode
+from .layout import SAMPLE_FRAMES_FILE, frame_id, frame_name, map_episodes
+from .sources import OpenedEpisode, RawEpisode, open_episode
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _convert(episode: RawEpisode, config: PreprocessConfig) -> EpisodeSummary:
         return _extract(episode, config, frames, segments, ids, instructions)
 
 
-def _extract(episode: RawEpisode, config: PreprocessConfig, frames: EpisodeFrames,
+def _extract(episode: RawEpisode, config: PreprocessConfig, frames: OpenedEpisode,
              segments: list[Segment], ids: list[int],
              instructions: list[str]) -> EpisodeSummary:
     """Write the validated episode's folder: built aside, moved into place when complete."""

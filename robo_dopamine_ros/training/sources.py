@@ -1,7 +1,7 @@
 """Raw demonstrations for step 0: upstream's video layout, frame folders, or rosbag2 bags.
 
 An episode is described by a small picklable :class:`RawEpisode` (paths only) and opened in the
-worker process that converts it, as :class:`EpisodeFrames`: three cameras of equal length whose
+worker process that converts it, as :class:`OpenedEpisode`: three cameras of equal length whose
 frame ``i`` is one moment of the episode. Keyframe ids index these frames:
 
 * video layout (upstream): ``episode_XXX/{cam_high,cam_left_wrist,cam_right_wrist}.mp4``; a
@@ -129,7 +129,7 @@ def _camera_path(folder: Path, cam: str) -> Path | None:
     return None
 
 
-class EpisodeFrames(abc.ABC):
+class OpenedEpisode(abc.ABC):
     """The three cameras of an opened episode; ``num_frames`` frames each. Close after use."""
 
     num_frames: int
@@ -141,7 +141,7 @@ class EpisodeFrames(abc.ABC):
     def close(self) -> None:  # noqa: B027 (optional hook: a bag holds nothing open)
         """Release decoders and files."""
 
-    def __enter__(self) -> EpisodeFrames:
+    def __enter__(self) -> OpenedEpisode:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -149,7 +149,7 @@ class EpisodeFrames(abc.ABC):
         self.close()
 
 
-def open_episode(episode: RawEpisode) -> EpisodeFrames:
+def open_episode(episode: RawEpisode) -> OpenedEpisode:
     """Open an episode's frames (videos, folders or a bag).
 
     Raises:
@@ -160,7 +160,7 @@ def open_episode(episode: RawEpisode) -> EpisodeFrames:
     return _SourceFrames(episode.cameras)
 
 
-class _SourceFrames(EpisodeFrames):
+class _SourceFrames(OpenedEpisode):
     """Videos or frame folders (``files.frames``); cameras of unequal length are refused, as by
     every other command (:func:`files.frames.require_equal_lengths`)."""
 
@@ -196,7 +196,7 @@ class _SourceFrames(EpisodeFrames):
             src.close()
 
 
-class _BagFrames(EpisodeFrames):
+class _BagFrames(OpenedEpisode):
     """A bag's three image topics, synchronized on header stamps.
 
     Two passes: the first reads stamps and matches sets; :meth:`frames` decodes only the
