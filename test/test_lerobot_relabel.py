@@ -1,6 +1,6 @@
 """relabel-lerobot: LeRobot v3 datasets read and written with pyarrow and PyAV, scored per frame.
 
-The datasets are written by the synthetic generator (synthetic.write_lerobot_dataset) in the v3
+The datasets are written by the synthetic generator (lerobot.synthetic_dataset) in the v3
 layout taken from lerobot's code: several episodes per data/video/metadata file, each located by
 its index range and video from/to timestamps. Quality is checked with the committed demo GRM
 (success ends higher than fail/stall/regress, by a margin) against a constant-answer test double
@@ -30,14 +30,13 @@ from robo_dopamine_ros.core.profiles import DEMO_GRM, GRM_2_4B  # noqa: E402
 from robo_dopamine_ros.core.types import Answer, Query  # noqa: E402
 from robo_dopamine_ros.lerobot.layout import LeRobotV3  # noqa: E402
 from robo_dopamine_ros.lerobot.relabel import Relabeller, RelabelOptions  # noqa: E402
-from robo_dopamine_ros.lerobot.video import decode_at  # noqa: E402
-from robo_dopamine_ros.offline.episode import EpisodeOptions  # noqa: E402
-from robo_dopamine_ros.synthetic import (  # noqa: E402
+from robo_dopamine_ros.lerobot.synthetic_dataset import (  # noqa: E402
     LEROBOT_KEYS,
-    EpisodeSpec,
-    render_episode,
     write_lerobot_dataset,
 )
+from robo_dopamine_ros.lerobot.video import decode_at  # noqa: E402
+from robo_dopamine_ros.offline.episode import EpisodeOptions  # noqa: E402
+from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / 'robo_dopamine_ros' / 'models' / 'demo_grm'
 OUTCOMES = ('success', 'fail', 'stall', 'regress')

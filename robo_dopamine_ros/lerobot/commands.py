@@ -102,13 +102,9 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth_lerobot(args: argparse.Namespace) -> int:
-    from ..synthetic import (
-        CAMERAS,
-        LEROBOT_KEYS,
-        EpisodeSpec,
-        render_episode,
-        write_lerobot_dataset,
-    )
+    from ..core.names import CAMERAS
+    from ..synthetic import EpisodeSpec, render_episode
+    from .synthetic_dataset import LEROBOT_KEYS, write_lerobot_dataset
 
     episodes = [render_episode(EpisodeSpec(seed=args.seed, num_frames=args.frames,
                                            fps=float(args.fps), outcome=o))
