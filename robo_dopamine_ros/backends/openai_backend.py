@@ -59,7 +59,7 @@ IMAGE_FORMATS = ('jpeg', 'png')
 URL_CACHE_ENTRIES = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OpenAIConfig:
     """Where the server is and how to talk to it.
 

@@ -56,7 +56,7 @@ DTYPES = ('auto', 'bfloat16', 'float16', 'float32')
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransformersConfig:
     """How to load and run the GRM with transformers.
 

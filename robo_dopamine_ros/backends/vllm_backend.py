@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VllmConfig:
     """How to load and run the GRM with vLLM.
 

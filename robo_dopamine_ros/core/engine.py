@@ -83,7 +83,7 @@ class MissingGoal(str, enum.Enum):
     BLANK = 'blank'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """Engine settings; the checkpoint profile supplies prompt variant and pixel limits."""
 
@@ -263,10 +263,13 @@ class EpisodeEngine:
             ep.before, ep.before_stamp = views, stamp
         task = ep.monitor.update(fused.progress, valid)
         return StepResult(
-            ep.episode_id, ep.step, ep.task, before_stamp, stamp, fused.progress,
-            fused.progress_raw, fused.readings, fused.consistency_weight, fused.status,
-            valid, reason, reward, ep.done, latency, self.backend.model_id, layout,
-            task.status, task.event, bool(ep.start_goal_note))
+            episode_id=ep.episode_id, step=ep.step, task=ep.task, stamp_before_ns=before_stamp,
+            stamp_after_ns=stamp, progress=fused.progress, progress_raw=fused.progress_raw,
+            readings=fused.readings, consistency_weight=fused.consistency_weight,
+            status=fused.status, valid=valid, reason=reason, reward=reward, done=ep.done,
+            latency_s=latency, model_id=self.backend.model_id, view_layout=layout,
+            task_status=task.status, task_event=task.event,
+            start_is_goal=bool(ep.start_goal_note))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -392,10 +395,13 @@ class EpisodeEngine:
                   else f'episode start: initial progress {progress:g} given')
         if ep.start_goal_note:
             reason = f'{reason}; {ep.start_goal_note}'
-        return StepResult(ep.episode_id, 0, ep.task, None, stamp, progress, progress, readings,
-                          None, StepStatus.OK, True, reason, None, False, 0.0,
-                          self.backend.model_id, layout, TaskStatus.RUNNING, '',
-                          bool(ep.start_goal_note), start_goal_distance)
+        return StepResult(
+            episode_id=ep.episode_id, step=0, task=ep.task, stamp_before_ns=None,
+            stamp_after_ns=stamp, progress=progress, progress_raw=progress, readings=readings,
+            consistency_weight=None, status=StepStatus.OK, valid=True, reason=reason,
+            reward=None, done=False, latency_s=0.0, model_id=self.backend.model_id,
+            view_layout=layout, task_status=TaskStatus.RUNNING, task_event='',
+            start_is_goal=bool(ep.start_goal_note), start_goal_distance=start_goal_distance)
 
 
 def score_samples(engine: EpisodeEngine, samples: Sequence[Sample]) -> list[StepResult]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import PurePath
 
 from .errors import ConfigError
@@ -62,6 +62,7 @@ class CheckpointProfile:
 
     name: str
     model_id: str
+    _: KW_ONLY
     prompt_variant: PromptVariant = PromptVariant.INFERENCE
     single_view: bool = True        # accepts the front camera duplicated into the wrist slots
     goalless: bool = False          # trained to accept a blank goal image as REF END

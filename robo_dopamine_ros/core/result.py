@@ -11,7 +11,7 @@ from .shaping import ShapedReward
 from .types import Mode
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepResult:
     """Everything known about one scored sample.
 

@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class BenchConfig:
     out_root_dir: Path
     backend: str
     model: str
+    _: KW_ONLY
     datasets: tuple[str, ...] | None = None
     interval: int = 30
     batch_size: int = 16

@@ -51,7 +51,7 @@ COLUMNS = ('index', 'episode_index', 'frame_index', 'scored', 'progress', 'rewar
            'reason')
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RelabelOptions:
     """What to score and how.
 

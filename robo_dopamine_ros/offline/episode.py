@@ -72,7 +72,7 @@ class EpisodeInputs:
     fps: float = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EpisodeOptions:
     """How to score it."""
 

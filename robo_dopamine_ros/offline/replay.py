@@ -40,7 +40,7 @@ import logging
 import math
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class ReplayOptions:
     """What to do besides scoring; ``''``/``None`` fields fall back as the docs say."""
 
     out_dir: Path
+    _: KW_ONLY
     task: str = ''                     # '' -> node task, START events, the bag's labels
     goal: Path | None = None           # None -> node goal_image, bag goal.png, last front frame
     split_gap_s: float | None = None

@@ -304,7 +304,7 @@ class CameraConfig:
     transport: Transport
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     """Everything the node reads from its parameters, validated and turned into core configs.
 

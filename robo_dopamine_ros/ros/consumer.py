@@ -26,7 +26,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import rclpy
 from builtin_interfaces.msg import Time
@@ -98,6 +98,7 @@ class EpisodeTally:
     """Running totals of one episode, as a learner would account for them."""
 
     episode_id: str
+    _: KW_ONLY
     steps: int = 0              # rewards received
     total: float = 0.0          # undiscounted return (valid rewards up to the terminal one)
     discounted: float = 0.0     # discounted return with the per-message γ

@@ -71,7 +71,7 @@ class Precision(str, enum.Enum):
 DEFAULT_LR = {Method.LORA: 1e-4, Method.FULL: 1e-5}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FinetuneConfig:
     """What to train, on what, and how.
 

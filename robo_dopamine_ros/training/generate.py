@@ -51,7 +51,7 @@ POOL_CAP = 100_000
 ZERO_LABEL = '<score>0.0%</score>'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GenerateConfig:
     """Step 1 settings (upstream's flags and defaults, plus ``seed`` now meaning something).
 
