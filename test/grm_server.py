@@ -22,9 +22,9 @@ import numpy as np
 from openai_server import completion
 from PIL import Image
 
-from robo_dopamine_ros.backends.base import STOP_STRING, GrmBackend
+from robo_dopamine_ros.backends.decoding import STOP_STRING
 from robo_dopamine_ros.core.prompt import PromptVariant, prompt_segments
-from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
+from robo_dopamine_ros.core.types import GrmBackend, ImageKey, KeyedImage, Mode, Query
 from robo_dopamine_ros.pipeline.worker import WARM_UP_TASK
 
 

@@ -18,7 +18,6 @@ import pytest
 torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
 
-from robo_dopamine_ros.backends.base import GrmBackend  # noqa: E402
 from robo_dopamine_ros.backends.processor import load_processor  # noqa: E402
 from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
     TransformersBackend,
@@ -35,7 +34,13 @@ from robo_dopamine_ros.core.errors import (  # noqa: E402
 from robo_dopamine_ros.core.images import PixelLimits, smart_resize  # noqa: E402
 from robo_dopamine_ros.core.profiles import geometry  # noqa: E402
 from robo_dopamine_ros.core.prompt import prompt_segments  # noqa: E402
-from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query  # noqa: E402
+from robo_dopamine_ros.core.types import (  # noqa: E402
+    GrmBackend,
+    ImageKey,
+    KeyedImage,
+    Mode,
+    Query,
+)
 from robo_dopamine_ros.models.tiny_grm import QWEN_SPECIAL_TOKENS, build_tiny_grm  # noqa: E402
 
 #: 8 distinct smart_resize fixed points in slot order, in visual tokens (H, W): times the

@@ -14,7 +14,7 @@ from .factory import BACKEND_NAMES
 
 if TYPE_CHECKING:
     from ..core.profiles import CheckpointProfile
-    from .base import GrmBackend
+    from ..core.types import GrmBackend
 
 #: Which command-line values each backend's config takes (None values are left at defaults).
 _BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {

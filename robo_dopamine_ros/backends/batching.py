@@ -23,9 +23,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ..backends.base import GrmBackend
 from ..core.errors import BackendError
-from ..core.types import Answer, Query, generate_checked
+from ..core.types import Answer, GrmBackend, Query, generate_checked
 
 logger = logging.getLogger(__name__)
 

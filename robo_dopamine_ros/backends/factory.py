@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:                     # the CLI reads BACKEND_NAMES without importing numpy
-    from .base import GrmBackend
+    from ..core.types import GrmBackend
 
 #: name -> (module, backend class, config class)
 _BACKENDS: dict[str, tuple[str, str, str]] = {

@@ -46,7 +46,7 @@ from PIL import Image
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.prompt import user_content
 from ..core.types import Answer, ImageKey, KeyedImage, Query
-from .base import STOP_STRING
+from .decoding import STOP_STRING
 
 logger = logging.getLogger(__name__)
 

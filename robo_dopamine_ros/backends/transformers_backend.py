@@ -41,7 +41,7 @@ from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmErr
 from ..core.images import PixelLimits
 from ..core.types import Answer, Query
 from .architectures import DEFAULT_MODEL, model_class, read_checkpoint
-from .base import STOP_STRING, UPSTREAM_SAMPLING
+from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 from .processor import load_processor, render_query_text
 from .vision_cache import VisionCache
 

@@ -53,7 +53,7 @@ from ..core.profiles import check_architecture, geometry
 from ..core.prompt import NUM_IMAGES, check_task
 from ..core.types import Answer, Query
 from .architectures import DEFAULT_MODEL, read_checkpoint
-from .base import STOP_STRING, UPSTREAM_SAMPLING
+from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 from .processor import load_processor, render_query_text
 
 logger = logging.getLogger(__name__)

@@ -42,7 +42,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -65,11 +64,17 @@ from .result import StepResult
 from .sampling import SamplingConfig
 from .shaping import ShapingConfig, shape
 from .start_goal import StartGoalConfig, StartGoalPolicy, changed_fraction
-from .types import ALL_MODES, ImageKey, KeyedImage, Mode, Query, Views, generate_checked
+from .types import (
+    ALL_MODES,
+    GrmBackend,
+    ImageKey,
+    KeyedImage,
+    Mode,
+    Query,
+    Views,
+    generate_checked,
+)
 from .views import layout_name, map_views
-
-if TYPE_CHECKING:
-    from ..backends.base import GrmBackend
 
 log = logging.getLogger(__name__)
 

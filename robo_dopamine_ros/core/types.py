@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -85,11 +85,37 @@ class Answer:
     meta: dict[str, float] = field(default_factory=dict)
 
 
-class _Generates(Protocol):
-    def generate(self, queries: Sequence[Query]) -> list[Answer]: ...
+@runtime_checkable
+class GrmBackend(Protocol):
+    """A GRM runtime. ``generate`` answers a batch in one call (one forward batch where possible).
+
+    A failure of one query is an ``Answer`` with ``error`` set, never an exception; an exception
+    means the whole batch failed (e.g. the backend was stopped) and is a ``BackendError``.
+    """
+
+    #: Identifies the model in results (checkpoint id or path).
+    model_id: str
+
+    def generate(self, queries: Sequence[Query]) -> list[Answer]:
+        """Answer each query; ``len(result) == len(queries)``, same order."""
+        ...
+
+    def request_stop(self) -> None:
+        """Ask a running ``generate`` to stop between decode steps and refuse later calls
+        (sticky: for shutdown)."""
+        ...
+
+    def cancel(self) -> None:
+        """Interrupt the ``generate`` in flight, if any (it raises ``BackendStoppedError``);
+        later calls run normally. The node cancels the step in flight when it is deactivated."""
+        ...
+
+    def close(self) -> None:
+        """Release the model and its memory."""
+        ...
 
 
-def generate_checked(backend: _Generates, queries: Sequence[Query]) -> list[Answer]:
+def generate_checked(backend: GrmBackend, queries: Sequence[Query]) -> list[Answer]:
     """``backend.generate(queries)``, with a ``BackendError`` when the answer count is wrong.
 
     Every caller pairs answers with queries by position, so a short list must never be zipped.

@@ -32,10 +32,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..backends.base import GrmBackend
 from ..backends.batching import BatchDispatcher, EpisodeBackend
 from ..core.errors import ConfigError
 from ..core.profiles import GENERIC, CheckpointProfile
+from ..core.types import GrmBackend
 from ..files.outputs import write_json
 from . import metrics
 from .layout import (

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import GrmBackend
 from ..core.engine import EpisodeEngine
 from ..core.errors import ConfigError
 from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
+from ..core.types import GrmBackend
 from ..files.frames import read_image
 from ..files.outputs import write_text, written
 from ..offline.episode import EpisodeOptions, engine_config, score_frames

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.monitor import MonitorConfig
 from ..core.parsing import ParseStatus
@@ -38,7 +37,7 @@ from ..core.result import StepResult
 from ..core.sampling import SamplerKind, SamplingConfig
 from ..core.shaping import ShapingConfig
 from ..core.start_goal import StartGoalConfig
-from ..core.types import ALL_MODES, Mode
+from ..core.types import ALL_MODES, GrmBackend, Mode
 from ..files.frames import FrameSource, open_cameras, read_image
 from ..files.outputs import write_text
 from .plots import plot_results

@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import GrmBackend
 from ..bags.bag_copy import BagCopy
 from ..bags.msgtypes import COMPRESSED_IMAGE, IMAGE, build_message
 from ..bags.reader import BagMessage, BagReader, bag_folder
@@ -56,7 +55,7 @@ from ..core.names import GOAL_FILE, GROUND_TRUTH_FILE, KEYFRAMES_FILE, TASK_FILE
 from ..core.profiles import CheckpointProfile
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet
-from ..core.types import ALL_MODES
+from ..core.types import ALL_MODES, GrmBackend
 from ..files.frames import read_image
 from ..files.outputs import write_text
 from ..pipeline import images

@@ -39,14 +39,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..backends.base import GrmBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.images import blank_goal, prepare
 from ..core.profiles import CheckpointProfile
 from ..core.prompt import NUM_IMAGES, check_task
 from ..core.result import StepResult
-from ..core.types import ALL_MODES, ImageKey, KeyedImage, Query
+from ..core.types import ALL_MODES, GrmBackend, ImageKey, KeyedImage, Query
 
 log = logging.getLogger(__name__)
 

@@ -39,14 +39,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..backends.base import GrmBackend
 from ..backends.batching import BatchDispatcher, EpisodeBackend
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.errors import ConfigError, coerce_enum
 from ..core.names import CAMERAS
 from ..core.profiles import GENERIC, CheckpointProfile
 from ..core.result import StepResult
-from ..core.types import ALL_MODES
+from ..core.types import ALL_MODES, GrmBackend
 
 RENDER = 'render'
 _NS_PER_STEP = 1_000_000_000          # env steps are 1 s apart; the control period is 1 s

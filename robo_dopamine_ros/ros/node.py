@@ -49,11 +49,11 @@ from rclpy.signals import SignalHandlerOptions
 from std_srvs.srv import Trigger as TriggerSrv
 
 from ..backends import factory
-from ..backends.base import GrmBackend
 from ..core.engine import Sample
 from ..core.errors import ConfigError, GrmError, ImageError
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet
+from ..core.types import GrmBackend
 from ..files.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
 from ..pipeline import images
