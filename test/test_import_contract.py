@@ -99,10 +99,10 @@ def test_contract_package_check_sees_a_relative_ros_import(tmp_path: Path) -> No
     assert imported_packages(module) == {'robo_dopamine_ros.ros', 'robo_dopamine_ros.pipeline'}
 
 
-# -- The layering: core <- backends, files <- pipeline <- synthetic, models <- bags <- adapters <- cli.
-# A module may import its own package and the packages of lower layers. Packages of one layer do
-# not import each other; an adapter reaches another adapter only through SHARED_MODULES, the
-# modules documented as shared in the README's architecture section.
+# -- The layering: core <- backends, files <- pipeline <- synthetic, models <- bags <- adapters
+# <- cli. A module may import its own package and the packages of lower layers. Packages of one
+# layer do not import each other; an adapter reaches another adapter only through SHARED_MODULES,
+# the modules documented as shared in the README's architecture section.
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ('core',),                                   # the GRM contract, pure
@@ -127,8 +127,6 @@ def import_targets(path: Path, package_root: Path) -> set[str]:
     """Every module of the package a source file imports, dotted below ``robo_dopamine_ros``
     (``offline.episode``); relative imports resolved, ``from pkg import module`` included."""
     parts = path.relative_to(package_root.parent).with_suffix('').parts
-    if parts[-1] == '__init__':
-        parts = parts[:-1] + ('__init__',)
     targets: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):
