@@ -1,4 +1,4 @@
-"""The converted dataset's layout (upstream's ``train_data/``), JSON files, and the episode pool.
+"""The converted dataset's layout (upstream's ``train_data/``) and the pool that maps its episodes.
 
 Layout written by step 0 and read by steps 1 and 2::
 
