@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from robo_dopamine_ros.core.names import UPSTREAM_CAMERAS  # noqa: E402
 
 NOTICE = """\
 # Demo episode (subsampled slice of a real robot episode)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (args.width, args.height)
     args.dst.mkdir(parents=True, exist_ok=True)
 
-    cap = cv2.VideoCapture(str(args.src / f'{CAMERAS[0]}.mp4'))
+    cap = cv2.VideoCapture(str(args.src / f'{UPSTREAM_CAMERAS[0]}.mp4'))
     src_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     src_fps = float(cap.get(cv2.CAP_PROP_FPS))
     src_w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -114,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     indices = list(range(0, src_frames, args.step))
     dst_fps = src_fps / args.step
 
-    for cam in CAMERAS:
+    for cam in UPSTREAM_CAMERAS:
         last = slice_video(args.src / f'{cam}.mp4', args.dst / f'{cam}.mp4', indices, size,
                            dst_fps)
-        if cam == CAMERAS[0]:
+        if cam == UPSTREAM_CAMERAS[0]:
             goal = cv2.resize(last, size, interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(args.dst / 'goal.png'), goal, [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
@@ -139,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from robo_dopamine_ros.files.frames import open_frames
 
-    for cam in CAMERAS:
+    for cam in UPSTREAM_CAMERAS:
         with open_frames(args.dst / f'{cam}.mp4') as src:
             shape = src.read(len(src) - 1).shape
             if len(src) != len(indices) or shape != (args.height, args.width, 3):
                 raise SystemExit(f'{cam}: read back {len(src)} frames of {shape}')
-    print(f'wrote {len(indices)} frames x {len(CAMERAS)} cameras at {dst_fps:g} fps to '
+    print(f'wrote {len(indices)} frames x {len(UPSTREAM_CAMERAS)} cameras at {dst_fps:g} fps to '
           f'{args.dst}')
     return 0
 
