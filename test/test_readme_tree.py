@@ -32,7 +32,7 @@ def test_readme_tree_matches_git_ls_files(repo_root: Path) -> None:
     assert tree.readme_section(readme) == tree.render(files, repo_root)
 
 
-def test_readme_tree_lists_every_module_once(repo_root: Path) -> None:
+def test_readme_tree_lists_every_module(repo_root: Path) -> None:
     tree = _tree_module(repo_root)
     section = tree.readme_section((repo_root / 'README.md').read_text(encoding='utf-8'))
     modules = [p for p in (repo_root / 'robo_dopamine_ros').rglob('*.py')
@@ -53,3 +53,5 @@ def test_readme_tree_refuses_what_it_cannot_place(repo_root: Path, tmp_path: Pat
     bare.write_text('X = 1\n')
     with pytest.raises(tree.TreeError, match='no docstring'):
         tree.summary(bare)
+    with pytest.raises(tree.TreeError, match='no generated architecture tree markers'):
+        tree.readme_section('# a README without the markers\n')

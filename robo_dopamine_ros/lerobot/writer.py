@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError
-from ..files.outputs import written
+from ..files.outputs import write_text, written
 from .layout import (
     CODEBASE_VERSION,
     DATA_PATH,
@@ -236,10 +236,8 @@ def _write_parquet(table: Any, path: Path) -> None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(data, indent=4, ensure_ascii=False) + '\n', encoding='utf-8')
-    os.replace(tmp, path)
+    """lerobot's JSON format, moved into place (a hard-linked source is never written to)."""
+    write_text(path, json.dumps(data, indent=4, ensure_ascii=False) + '\n')
 
 
 def _link_or_copy(src: str, dst: str) -> str:
