@@ -25,7 +25,7 @@ from PIL import Image
 from robo_dopamine_ros.backends.decoding import STOP_STRING
 from robo_dopamine_ros.core.prompt import PromptVariant, prompt_segments
 from robo_dopamine_ros.core.types import GrmBackend, ImageKey, KeyedImage, Mode, Query
-from robo_dopamine_ros.pipeline.worker import WARM_UP_TASK
+from robo_dopamine_ros.pipeline.model import WARM_UP_TASK
 
 
 class GrmServer:

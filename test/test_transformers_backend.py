@@ -362,6 +362,26 @@ def test_transformers_backend_cancel_ends_only_the_call_in_flight(
     assert len(answers) == 1 and answers[0].error is None and len(calls) > 2
 
 
+def test_transformers_backend_cancel_before_generate_is_not_erased(
+        fresh_backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deactivate landing between the worker's dequeue and ``generate`` cancels that call."""
+    calls = []
+    forward = fresh_backend.model.forward
+
+    @functools.wraps(forward)
+    def counted_forward(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(fresh_backend.model, 'forward', counted_forward)
+    fresh_backend.cancel()              # before the call begins
+    with pytest.raises(BackendStoppedError, match='cancelled'):
+        fresh_backend.generate([make_query('open the drawer')])
+    assert calls == []                  # refused before any decode step
+    answers = fresh_backend.generate([make_query('open the drawer')])   # consumed: per call
+    assert len(answers) == 1 and answers[0].error is None and calls
+
+
 def test_transformers_backend_stop_from_another_thread(fresh_backend: TransformersBackend,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     in_forward, stop_sent = threading.Event(), threading.Event()

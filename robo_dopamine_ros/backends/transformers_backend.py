@@ -430,7 +430,9 @@ class TransformersBackend:
                 raise BackendError('the backend is closed')
             if self._stop.is_set():
                 raise BackendStoppedError('stopped')
-            self._cancel.clear()
+            if self._cancel.is_set():   # cancelled before it began: this call, never erased
+                self._cancel.clear()
+                raise BackendStoppedError('cancelled')
             t0 = time.perf_counter()
             answers: list[Answer | None] = [None] * len(queries)
             texts: list[str] = []
@@ -471,6 +473,7 @@ class TransformersBackend:
             raise BackendError(f'generation failed for a batch of {len(queries)} '
                                f'({type(exc).__name__}: {exc})') from exc
         if criteria.stopped:
+            self._cancel.clear()        # the cancel was for this call
             raise BackendStoppedError('stopped' if self._stop.is_set() else 'cancelled')
         new = out[:, prompt_len:].cpu()
         texts_out = self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -516,7 +519,9 @@ class TransformersBackend:
         self._stop.set()
 
     def cancel(self) -> None:
-        """Make the running ``generate`` return within one decode step; later calls run."""
+        """Make the running ``generate`` return within one decode step, or the next one, if
+        none runs yet, refuse at once (per call: the flag is cleared only by the call it
+        stopped, so a cancel landing just before ``generate`` is not lost)."""
         self._cancel.set()
 
     def close(self) -> None:

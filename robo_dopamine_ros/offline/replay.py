@@ -59,10 +59,10 @@ from ..core.types import ALL_MODES, GrmBackend
 from ..files.frames import read_image
 from ..files.outputs import write_text
 from ..pipeline import images
+from ..pipeline.events import EventKind, WorkerEvent, result_events
 from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
 from ..pipeline.input import Counts, FrameInput, Received, decode_set
 from ..pipeline.params import NodeConfig, Transport, Trigger
-from ..pipeline.worker import EventKind, WorkerEvent, result_events
 from ..training.keyframes import load_instructions, parse_keyframes, read_json, stepwise_progress
 from .plots import plot_results
 from .records import ResultWriter

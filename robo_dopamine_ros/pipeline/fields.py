@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.result import StepResult
 from ..core.types import ALL_MODES
-from .worker import WorkerEvent
+from .events import WorkerEvent
 
 NAN = math.nan
 

@@ -262,6 +262,10 @@ PARAMS: tuple[Param, ...] = (
     Param('model.openai.image_format', 'jpeg',
           'openai: data-URL image encoding, jpeg (as upstream) or png (lossless)',
           choices=('jpeg', 'png')),
+    Param('lifecycle.transition_timeout_s', 300.0,
+          'bound on configure and activate (model loading and warm-up): past it the transition '
+          'fails and the load in flight is cancelled and freed, seconds', minimum=0.0,
+          above=True),
     Param('autostart', True,
           'configure and activate by itself at startup (false: a lifecycle manager or '
           '`ros2 lifecycle set` drives the transitions)'),
@@ -326,6 +330,7 @@ class NodeConfig:
     #: The options of ``backend``'s config class (backends/factory.py), validated.
     backend_options: Mapping[str, Any]
     load_retry_s: float
+    transition_timeout_s: float
     release_on_deactivate: bool
     task: str
     goal_image: str
@@ -387,6 +392,7 @@ class NodeConfig:
             max_age_ns=round(v['stamps.max_age_s'] * _NS_PER_S), backend=backend,
             engine=engine, profile=profile, backend_options=options,
             load_retry_s=v['model.load_retry_s'],
+            transition_timeout_s=v['lifecycle.transition_timeout_s'],
             release_on_deactivate=v['model.release_on_deactivate'], task=v['task'],
             goal_image=v['goal_image'], queue_length=v['queue.length'],
             diagnostics_period_s=v['diagnostics.period_s'],

@@ -14,13 +14,16 @@ Rules:
 * A command that opens a new episode (reset, task, goal) drops the samples still pending (counted
   as superseded) and pauses sampling until it has run; a sample offered before it but submitted
   after it is superseded too. No sample of the old episode is scored into the new one.
-* Lifecycle (the node is a managed node). :meth:`start` loads and warms up the backend on this
-  thread (``loaded`` tells the outcome: the node's ``configure`` waits for it). Commands are
-  served from then on, but samples are scored only while active: :meth:`activate` emits READY
-  and opens an episode; :meth:`deactivate` stops scoring at once, drops pending samples,
-  cancels the model call in flight (per call, never the sticky stop) and publishes nothing of
-  it, optionally releasing the model (the next :meth:`activate` reloads it); :meth:`stop` ends
-  the thread and closes the backend.
+* Lifecycle (the node is a managed node). The model's state machine (pipeline/model.py, the
+  one owner of the backend) is mirrored on the node's states. :meth:`start` loads and warms up
+  the backend on this thread (``loaded`` tells the outcome: the node's ``configure`` waits for
+  it, bounded; :meth:`cancel_load` abandons it and frees what it built). Commands are served
+  from then on, but samples are scored only while active: :meth:`activate` (re)loads a released
+  model, emits READY and opens an episode; :meth:`deactivate` stops scoring at once, drops
+  pending samples, cancels the model call underway (per call, never the sticky stop) or the
+  reload in flight and publishes nothing of it, optionally releasing the model; :meth:`stop`
+  ends the thread and closes the backend. A failed reload leaves the model EMPTY, so the next
+  activate loads again: an operator's retry never finds a half-loaded model.
 * While inactive, task and goal changes are stored for the next activation.
 
 Pure Python (no rclpy): the node adapts it to topics and services.
@@ -28,53 +31,26 @@ Pure Python (no rclpy): the node adapts it to topics and services.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 
 from ..core.engine import EngineConfig, EpisodeEngine, Sample
-from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
-from ..core.images import blank_goal, prepare
+from ..core.errors import BackendStoppedError, ConfigError, GrmError
+from ..core.images import prepare
 from ..core.profiles import CheckpointProfile
-from ..core.prompt import NUM_IMAGES, check_task
+from ..core.prompt import check_task
 from ..core.result import StepResult
-from ..core.types import ALL_MODES, GrmBackend, ImageKey, KeyedImage, Query
+from ..core.types import GrmBackend
+from .events import EventKind, WorkerEvent, result_events
+from .model import Logger, ModelSlot, ModelState
 
 log = logging.getLogger(__name__)
-
-
-class EventKind(enum.IntEnum):
-    """Episode events; the values are the ``EpisodeEvent`` message constants."""
-
-    READY = 0
-    START = 1
-    RESET = 2
-    DONE = 3
-    TASK_CHANGED = 4
-    GOAL_CHANGED = 5
-    SHUTDOWN = 6
-    PAUSED = 7
-    TASK_STATUS = 8
-    START_IS_GOAL = 9
-
-
-@dataclass(frozen=True)
-class WorkerEvent:
-    """An episode event; ``stamp_ns`` is the triggering sample's stamp (None: the node's now)."""
-
-    kind: EventKind
-    episode_id: str = ''
-    previous_episode_id: str = ''
-    task: str = ''
-    detail: str = ''
-    stamp_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,31 +73,6 @@ class Reply:
     result: StepResult | None = None
 
 
-def result_events(result: StepResult) -> list[WorkerEvent]:
-    """The ``~/episode`` events a scored result raises, stamped with its sample: DONE at the
-    terminal transition, START_IS_GOAL at a flagged START sample, TASK_STATUS when the task
-    monitor's status changed. The node's worker and bag replay publish exactly these."""
-    common = {'episode_id': result.episode_id, 'task': result.task,
-              'stamp_ns': result.stamp_after_ns}
-    events = []
-    if result.terminal:
-        events.append(WorkerEvent(EventKind.DONE, detail=f'progress {result.progress:.3f}',
-                                  **common))
-    if result.is_start and result.start_is_goal:
-        events.append(WorkerEvent(EventKind.START_IS_GOAL, detail=result.reason, **common))
-    if result.task_status_changed:
-        events.append(WorkerEvent(EventKind.TASK_STATUS, detail=result.task_event, **common))
-    return events
-
-
-class Logger(Protocol):
-    """The logging calls the worker makes (an rclpy logger or a ``logging.Logger``)."""
-
-    def info(self, message: str) -> Any: ...
-
-    def warning(self, message: str) -> Any: ...
-
-
 @dataclass(frozen=True)
 class _Command:
     run: Callable[[], Reply]
@@ -129,34 +80,13 @@ class _Command:
     supersedes: bool
 
 
-#: The task text of the warm-up query (a served model sees it too).
-WARM_UP_TASK = 'warm up'
-
-
-def warm_up(backend: GrmBackend, profile: CheckpointProfile) -> None:
-    """One batched dummy query as large as a real step's, so the first real step is not slow.
-
-    The first call pays one-time costs (CUDA kernels, allocator growth, lazy imports); paying
-    them before READY keeps the first rewards' latency honest.
-
-    Raises:
-        BackendError: The backend cannot answer at all, or answered the warm-up with errors.
-    """
-    image = KeyedImage(ImageKey('warm-up', 'blank', 0),
-                       prepare(blank_goal(), profile.pixel_limits))
-    answers = backend.generate([Query(WARM_UP_TASK, (image,) * NUM_IMAGES, mode,
-                                      profile.prompt_variant) for mode in ALL_MODES])
-    failed = [a.error for a in answers if a.error]
-    if failed:      # e.g. a served model that is unreachable: nothing could be scored
-        raise BackendError(f'warm-up failed: {failed[0]}')
-
-
 class InferenceWorker:
     """Owns the engine on one thread; see the module docstring for the rules.
 
     Callbacks run on the worker thread: ``on_result(result, frame_id)`` for every scored step,
-    ``on_event`` for episode events, ``on_fatal(error)`` once if loading fails or the thread
-    dies (the node then shuts down).
+    ``on_event`` for episode events, ``on_fatal(error)`` once if the thread dies after loading
+    (the node then shuts down). A load failure is no fatal error: it resolves :attr:`loaded`
+    (configure) or fails the activate that reloads.
     """
 
     def __init__(self, make_backend: Callable[[], GrmBackend], config: EngineConfig,
@@ -165,30 +95,26 @@ class InferenceWorker:
                  on_result: Callable[[StepResult, str], None],
                  on_event: Callable[[WorkerEvent], None],
                  on_fatal: Callable[[BaseException], None]) -> None:
-        self._make_backend = make_backend
-        self._config = config
         self._profile = profile
         self._task = task
         self._goal = goal
         self._queue_length = queue_length
-        self._load_retry_s = load_retry_s
-        self._load_error = ''
         self._log = logger
         self._on_result = on_result
         self._on_event = on_event
         self._on_fatal = on_fatal
         self._cond = threading.Condition()
+        self._model = ModelSlot(make_backend, profile, self._cond, logger, load_retry_s)
         self._samples: deque[QueuedSample] = deque()
         self._commands: deque[_Command] = deque()
         self._generation = 0
+        self._deactivations = 0     # an activate queued before a deactivate must not activate
         self._pending_changes = 0
         self._stopping = False
-        self._active = False
         #: Held while a result is published; deactivate takes it so nothing follows it.
         self._publish_lock = threading.Lock()
         self._loaded: Future[str] = Future()
-        self._backend: GrmBackend | None = None
-        self._engine: EpisodeEngine | None = None
+        self._engine = EpisodeEngine(self._model, config, profile)    # type: ignore[arg-type]
         self._last_stamp: int | None = None     # last sample scored in the episode (worker only)
         self._dropped = 0
         self._superseded = 0
@@ -203,14 +129,17 @@ class InferenceWorker:
     @property
     def ready(self) -> bool:
         """True while active: samples are scored and results published."""
-        with self._cond:
-            return self._active
+        return self._model.state is ModelState.ACTIVE
+
+    @property
+    def model_state(self) -> ModelState:
+        return self._model.state
 
     @property
     def load_error(self) -> str:
         """Why the last attempt to load failed while loading is retried ('' otherwise)."""
         with self._cond:
-            return self._load_error
+            return self._model.load_error
 
     @property
     def loaded(self) -> Future[str]:
@@ -224,14 +153,19 @@ class InferenceWorker:
             return self._stopping
 
     @property
+    def alive(self) -> bool:
+        """True until the thread has ended (and with it, closed the model)."""
+        return self._thread.is_alive()
+
+    @property
     def backend(self) -> GrmBackend | None:
-        with self._cond:
-            return self._backend
+        """The resident backend (None while nothing is loaded)."""
+        return self._model.backend
 
     @property
     def episode_id(self) -> str | None:
         with self._cond:
-            return self._engine.episode_id if self._engine else None
+            return self._engine.episode_id
 
     def counters(self) -> dict[str, int]:
         """Samples dropped (queue full), superseded (by a command), rejected (by the engine);
@@ -251,23 +185,33 @@ class InferenceWorker:
         self._thread.start()
 
     def activate(self) -> Future[Reply]:
-        """Score from now on: reload a released model, emit READY, open an episode."""
-        return self._command(self._activate, supersedes=True)
+        """Score from now on: reload a released model, emit READY, open an episode.
+
+        A :meth:`deactivate` called before this command ran (e.g. the transition's bound passed)
+        makes it fail instead: the model is never activated behind the node's back.
+        """
+        with self._cond:
+            epoch = self._deactivations
+        return self._command(lambda: self._activate(epoch), supersedes=True)
 
     def deactivate(self, release: bool) -> Future[Reply]:
         """Stop scoring now; the returned future resolves once the step in flight is over
-        (cancelled, never published) and, with ``release``, the model is closed."""
+        (cancelled, never published) and, with ``release``, the model is closed. A reload in
+        flight is cancelled (what it built is freed)."""
         with self._cond:
-            self._active = False
+            self._deactivations += 1
             self._generation += 1
             self._superseded += len(self._samples)
             self._samples.clear()
-            backend = self._backend
-        if backend is not None:
-            backend.cancel()
+        self._model.deactivate()
+        self._model.cancel_load()
         with self._publish_lock:    # a publish in progress ends before this returns
             pass
         return self._command(lambda: self._deactivated(release), supersedes=False)
+
+    def cancel_load(self) -> None:
+        """Abandon the load in flight (configure's bound passed); :attr:`loaded` then fails."""
+        self._model.cancel_load()
 
     def offer(self, stamp_ns: int) -> int | None:
         """Is a sample with this stamp due? Returns a ticket for :meth:`submit`, or None.
@@ -276,7 +220,7 @@ class InferenceWorker:
         engine's sampler does not want this stamp.
         """
         with self._cond:
-            if not self._active or self._stopping:
+            if not self.ready or self._stopping:
                 self._not_ready += 1
                 return None
             if self._pending_changes:
@@ -322,13 +266,12 @@ class InferenceWorker:
                              supersedes=False)
 
     def stop(self, timeout_s: float) -> bool:
-        """Stop scoring, interrupt a running model call and join; True if the thread ended."""
+        """Stop scoring, interrupt a load or model call and join; True if the thread ended
+        (the model is then closed)."""
         with self._cond:
             self._stopping = True
-            backend = self._backend
             self._cond.notify_all()
-        if backend is not None:
-            backend.request_stop()
+        self._model.request_stop()
         if self._thread.ident is not None:
             self._thread.join(timeout_s)
         return not self._thread.is_alive()
@@ -352,7 +295,7 @@ class InferenceWorker:
 
     def _next(self) -> _Command | QueuedSample | None:
         with self._cond:
-            while not (self._stopping or self._commands or (self._active and self._samples)):
+            while not (self._stopping or self._commands or (self.ready and self._samples)):
                 self._cond.wait()
             if self._stopping:
                 return None
@@ -361,13 +304,11 @@ class InferenceWorker:
     def _run(self) -> None:
         try:
             try:
-                self._load()
+                model_id = self._model.load()
             except Exception as err:  # noqa: BLE001 - reported to configure through the future
                 self._loaded.set_exception(err)
                 return
-            with self._cond:
-                self._engine = EpisodeEngine(self._backend, self._config, self._profile)
-            self._loaded.set_result(self._backend.model_id)
+            self._loaded.set_result(model_id)
             self._serve()
         except GrmError as err:     # the backend cannot answer: a clear message suffices
             self._fail(err)
@@ -376,7 +317,7 @@ class InferenceWorker:
                 log.error('inference worker failed', exc_info=True)
             self._fail(err)
         finally:
-            self._release()
+            self._model.close()
             with self._cond:
                 self._stopping = True
                 commands = list(self._commands)
@@ -387,45 +328,6 @@ class InferenceWorker:
     def _fail(self, err: BaseException) -> None:
         if not self.stopping:   # an error caused by the stop request itself is no failure
             self._on_fatal(err)
-
-    def _load(self) -> None:
-        """Build and warm up the backend (this thread); with ``load_retry_s`` a failure is
-        retried until it loads or the worker stops (a GPU server that comes up later)."""
-        while True:
-            try:
-                self._load_once()
-            except GrmError as err:
-                if not self._load_retry_s:
-                    raise
-                self._release()
-                self._log.warning(f'model not ready ({err}); retrying in '
-                                  f'{self._load_retry_s:g} s')
-                with self._cond:
-                    self._load_error = str(err)
-                    if self._cond.wait_for(lambda: self._stopping, self._load_retry_s):
-                        raise BackendStoppedError('stopped while loading') from err
-                continue
-            with self._cond:
-                self._load_error = ''
-            return
-
-    def _load_once(self) -> None:
-        backend = self._make_backend()
-        with self._cond:
-            self._backend = backend         # from now on stop() can interrupt it
-            stopping = self._stopping
-        if stopping:
-            raise BackendStoppedError('stopped while loading')
-        warm_up(backend, self._profile)
-
-    def _release(self) -> None:
-        """Close the backend (its memory goes back to the system or the GPU driver)."""
-        with self._cond:
-            backend, self._backend = self._backend, None
-            if self._engine is not None:
-                self._engine.backend = None
-        if backend is not None:
-            backend.close()
 
     def _serve(self) -> None:
         while (item := self._next()) is not None:
@@ -444,12 +346,11 @@ class InferenceWorker:
             item.future.set_result(outcome)
 
     def _score_one(self, item: QueuedSample) -> StepResult:
-        assert self._engine is not None
         result = self._engine.step(item.load())
         self._last_stamp = result.stamp_after_ns
         with self._publish_lock:
             with self._cond:
-                if self._stopping or not self._active:  # deactivated or stopping meanwhile
+                if self._stopping or not self.ready:  # deactivated or stopping meanwhile
                     return result
             self._on_result(result, item.frame_id)
             for event in result_events(result):
@@ -468,18 +369,20 @@ class InferenceWorker:
 
     # -- commands (worker thread) ------------------------------------------------------------
 
-    def _activate(self) -> Reply:
-        assert self._engine is not None
-        if self._backend is None:       # released by a deactivate: load it again
-            try:
-                self._load()
-            except GrmError as err:
-                return Reply(False, f'cannot reload the model: {err}')
-            self._engine.backend = self._backend
+    def _activate(self, epoch: int) -> Reply:
         with self._cond:
-            self._active = True
-        assert self._backend is not None
-        model = self._backend.model_id
+            if epoch != self._deactivations:
+                return Reply(False, 'deactivated before the activation completed')
+        if self._model.state is ModelState.EMPTY:   # released by a deactivate: load it again
+            try:
+                self._model.load()
+            except GrmError as err:     # EMPTY again, what the load built is closed
+                return Reply(False, f'cannot reload the model: {err}')
+        with self._cond:
+            if epoch != self._deactivations:
+                return Reply(False, 'deactivated before the activation completed')
+            self._model.activate()
+        model = self._model.model_id
         self._on_event(WorkerEvent(EventKind.READY, task=self._task,
                                    detail=f'model {model!r} loaded and warmed up'))
         if not self._task:
@@ -492,7 +395,7 @@ class InferenceWorker:
 
     def _deactivated(self, release: bool) -> Reply:
         if release:
-            self._release()
+            self._model.release()
             return Reply(True, 'scoring stopped; model released')
         return Reply(True, 'scoring stopped; model kept loaded')
 
@@ -502,7 +405,6 @@ class InferenceWorker:
         Raises nothing: a failure (no goal where one is needed, a goal image that cannot be
         used) leaves the running episode, if any, as it was.
         """
-        assert self._engine is not None
         previous = self._engine.episode_id or ''
         try:
             with self._cond:
@@ -516,8 +418,7 @@ class InferenceWorker:
         return Reply(True, f'episode {eid!r} started ({detail})', eid)
 
     def _reset(self, episode_id: str, detail: str) -> Reply:
-        assert self._engine is not None
-        if not self._active:
+        if not self.ready:
             return Reply(False, 'the node is not active: nothing to reset')
         if self._engine.episode_id is None:
             return Reply(False, 'no episode to reset: set a task (and a goal image) first')
@@ -528,7 +429,7 @@ class InferenceWorker:
             check_task(task)
         except ConfigError as err:
             return Reply(False, str(err), self.episode_id or '')
-        if not self._active:
+        if not self.ready:
             self._task = task
             return Reply(True, 'task set; the episode starts when the node is activated')
         previous_task, self._task = self._task, task
@@ -541,13 +442,13 @@ class InferenceWorker:
         return Reply(True, f'task set; no episode yet: {outcome.message}')
 
     def _set_goal(self, goal: np.ndarray, detail: str, episode_id: str) -> Reply:
-        if not self._task or not self._active:
+        if not self._task or not self.ready:
             try:
                 prepare(goal, self._profile.pixel_limits)   # refuse an unusable image now
             except GrmError as err:
                 return Reply(False, f'goal image rejected: {err}')
             self._goal = goal
-            if not self._active:
+            if not self.ready:
                 return Reply(True, 'goal set; the episode starts when the node is activated')
             return Reply(True, 'goal set; no episode until a task is set')
         previous_goal, self._goal = self._goal, goal
@@ -559,9 +460,8 @@ class InferenceWorker:
 
     def _score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
                slop_ns: int) -> Reply:
-        assert self._engine is not None
         eid = self._engine.episode_id
-        if not self._active:
+        if not self.ready:
             return Reply(False, 'the node is not active')
         if eid is None:
             return Reply(False, 'no episode: set a task (and a goal image) first')

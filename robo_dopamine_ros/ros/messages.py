@@ -13,8 +13,8 @@ from std_msgs.msg import Header
 
 from ..core.result import StepResult
 from ..msg import EpisodeEvent, Progress, Reward
+from ..pipeline.events import WorkerEvent
 from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
-from ..pipeline.worker import WorkerEvent
 
 _NS_PER_S = 1_000_000_000
 T = TypeVar('T')

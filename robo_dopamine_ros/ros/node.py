@@ -42,7 +42,8 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -99,7 +100,7 @@ def load_backend(config: NodeConfig) -> GrmBackend:
     return factory.make_backend(config.backend, **config.backend_options)
 
 
-class RewardNode(LifecycleNode):
+class RewardNode(LifecycleNodeMixin, Node):
     """Scores synchronized camera samples with the GRM and publishes progress and reward.
 
     A managed (lifecycle) node. ``configure``: parameters validated, the goal image read, the
@@ -123,7 +124,14 @@ class RewardNode(LifecycleNode):
     """
 
     def __init__(self, *, backend_factory: BackendFactory = load_backend, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+        Node.__init__(self, NODE_NAME, **kwargs)
+        # The lifecycle services get a reentrant group of their own: while a transition loads a
+        # model, get_state (and, in the default group, the parameter services) keep answering.
+        # Transitions themselves are serialized by a guard (:meth:`_change_state`).
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
+        self._transition_lock = threading.Lock()
+        service = self._service_change_state
+        service.callback = partial(self._change_state, service.callback)
         try:
             declare(self)
             period = PARAMS_BY_NAME['diagnostics.period_s'].check(
@@ -142,6 +150,9 @@ class RewardNode(LifecycleNode):
         self._closed = False
         self._error = ''        # why the last transition failed ('' after a success)
         self._worker: InferenceWorker | None = None
+        #: A stopped worker whose thread has not ended yet: its model is still resident, so
+        #: configure waits for it (or refuses) instead of loading a second one.
+        self._retiring: InferenceWorker | None = None
         self._stats: NodeStats | None = None
         self._cameras: CameraThread | None = None
         self._service_handles: list[Any] = []
@@ -178,9 +189,31 @@ class RewardNode(LifecycleNode):
     def start_up(self) -> str | None:
         """Configure and activate (``autostart``); returns None, or why a transition failed."""
         for transition in (self.trigger_configure, self.trigger_activate):
-            if transition() is not TransitionCallbackReturn.SUCCESS:
-                return self._error or f'{transition.__name__} failed'
+            with self._transition_lock:
+                if transition() is not TransitionCallbackReturn.SUCCESS:
+                    return self._error or f'{transition.__name__} failed'
         return None
+
+    def _change_state(self, change_state: Callable[[Any, Any], Any], request: Any,
+                      response: Any) -> Any:
+        """The ``change_state`` service: one transition at a time, none can raise.
+
+        A request while a transition runs is answered ``success: false`` at once (a lifecycle
+        manager retries); so is a transition that does not exist from the current state.
+        """
+        if not self._transition_lock.acquire(blocking=False):
+            self.get_logger().warning(
+                f'change_state refused: a transition is in progress (state {self.state})')
+            response.success = False
+            return response
+        try:
+            return change_state(request, response)
+        except Exception as err:  # noqa: BLE001 - e.g. rcl's error for an invalid transition
+            self.get_logger().error(f'change_state failed: {err}')
+            response.success = False
+            return response
+        finally:
+            self._transition_lock.release()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -190,6 +223,11 @@ class RewardNode(LifecycleNode):
             self.config = None
             return self._failed('configure', err)
         cfg = self.config
+        if self._retiring is not None:      # never two models resident at once
+            if not self._retiring.stop(cfg.transition_timeout_s):
+                return self._failed('configure', 'the previous model is still being freed '
+                                    '(its loader has not returned); configure again later')
+            self._retiring = None
         self._stats = NodeStats(cfg.cameras, cfg.stale_after_s, cfg.constant_output_steps,
                                 time.monotonic())
         self._input = FrameInput(cfg, self._stats, on_time_jump=self._time_jumped,
@@ -207,8 +245,14 @@ class RewardNode(LifecycleNode):
             f'{cfg.engine.sampling.interval_s} s of {cfg.stamp_policy.value} time; model '
             f'{model} (profile {cfg.profile.name}); loading')
         self._worker.start()
-        try:
-            self._worker.loaded.result()     # loading may take minutes: the transition waits
+        try:    # loading may take minutes: the transition waits, bounded
+            self._worker.loaded.result(timeout=cfg.transition_timeout_s)
+        except TimeoutError:
+            self._worker.cancel_load()
+            self._teardown()
+            return self._failed('configure', f'the model did not load within '
+                                f'lifecycle.transition_timeout_s ({cfg.transition_timeout_s:g} '
+                                's); the load was cancelled and what it built is freed')
         except Exception as err:  # noqa: BLE001 - any loading error fails configure, not the node
             self._teardown()
             return self._failed('configure', err)
@@ -221,7 +265,13 @@ class RewardNode(LifecycleNode):
         assert self._worker is not None
         self._create_inputs()
         super().on_activate(state)          # the lifecycle publishers
-        outcome = self._worker.activate().result()      # may reload a released model
+        bound = self.config.transition_timeout_s
+        try:    # may reload a released model: bounded like configure
+            outcome = self._worker.activate().result(timeout=bound)
+        except TimeoutError:    # cancel the reload; the queued activation then fails
+            self._worker.deactivate(self.config.release_on_deactivate)
+            outcome = Reply(False, f'not active within lifecycle.transition_timeout_s '
+                                   f'({bound:g} s); the reload was cancelled and freed')
         if not outcome.success:
             self._destroy_inputs()
             super().on_deactivate(state)
@@ -235,7 +285,7 @@ class RewardNode(LifecycleNode):
         done = self._worker.deactivate(self.config.release_on_deactivate)
         self._publish_event(WorkerEvent(EventKind.PAUSED, self._worker.episode_id or '',
                                         detail='deactivated: no rewards until activated'))
-        outcome = self._wait(done)
+        outcome = self._wait(done, self.config.transition_timeout_s)
         self.get_logger().info(outcome.message)
         super().on_deactivate(state)
         return TransitionCallbackReturn.SUCCESS
@@ -311,7 +361,8 @@ class RewardNode(LifecycleNode):
         if self._worker is not None and not self._worker.stop(WORKER_STOP_TIMEOUT_S):
             self.get_logger().warning(
                 f'the inference worker did not stop within {WORKER_STOP_TIMEOUT_S:g} s; the '
-                'model is freed when its call returns')
+                'model is freed when its call returns (configure waits for that)')
+            self._retiring = self._worker
         self._worker = None
         for service in self._service_handles:
             self.destroy_service(service)
@@ -452,12 +503,12 @@ class RewardNode(LifecycleNode):
         self.get_logger().error(f'{where}: unexpected {type(err).__name__}: {err}; the node '
                                 f'stays up\n{traceback.format_exc()}')
 
-    def _wait(self, future: Future[Reply]) -> Reply:
+    def _wait(self, future: Future[Reply], timeout_s: float = SERVICE_TIMEOUT_S) -> Reply:
         try:
-            return future.result(timeout=SERVICE_TIMEOUT_S)
+            return future.result(timeout=timeout_s)
         except TimeoutError:
             return Reply(False, f'no answer from the inference worker within '
-                                  f'{SERVICE_TIMEOUT_S:g} s (the request stays queued)')
+                                  f'{timeout_s:g} s (the request stays queued)')
 
     def _reset_callback(self, request: TriggerSrv.Request,
                         response: TriggerSrv.Response) -> TriggerSrv.Response:
