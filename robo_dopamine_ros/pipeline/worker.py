@@ -24,7 +24,8 @@ Rules:
   reload in flight and publishes nothing of it, optionally releasing the model; :meth:`stop`
   ends the thread and closes the backend. A failed reload leaves the model EMPTY, so the next
   activate loads again: an operator's retry never finds a half-loaded model.
-* While inactive, task and goal changes are stored for the next activation.
+* Episode commands (pipeline/episodes.py): while inactive, task and goal changes are stored
+  for the next activation.
 
 Pure Python (no rclpy): the node adapts it to topics and services.
 """
@@ -40,37 +41,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.engine import EngineConfig, EpisodeEngine, Sample
-from ..core.errors import BackendStoppedError, ConfigError, GrmError
-from ..core.images import prepare
+from ..core.engine import EngineConfig, EpisodeEngine
+from ..core.errors import BackendStoppedError, GrmError
 from ..core.profiles import CheckpointProfile
-from ..core.prompt import check_task
 from ..core.result import StepResult
 from ..core.types import GrmBackend
+from .episodes import EpisodeCommands, QueuedSample, Reply
 from .events import EventKind, WorkerEvent, result_events
 from .model import Logger, ModelSlot, ModelState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class QueuedSample:
-    """A due sample: its stamp, the front camera frame its results are published in, and how
-    to get its images (decoding, on the worker thread; raises an ImageError for a bad frame)."""
-
-    stamp_ns: int
-    frame_id: str
-    load: Callable[[], Sample]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The answer to a command; ``result`` is the step an on-demand score produced."""
-
-    success: bool
-    message: str
-    episode_id: str = ''
-    result: StepResult | None = None
 
 
 @dataclass(frozen=True)
@@ -95,9 +75,6 @@ class InferenceWorker:
                  on_result: Callable[[StepResult, str], None],
                  on_event: Callable[[WorkerEvent], None],
                  on_fatal: Callable[[BaseException], None]) -> None:
-        self._profile = profile
-        self._task = task
-        self._goal = goal
         self._queue_length = queue_length
         self._log = logger
         self._on_result = on_result
@@ -115,7 +92,9 @@ class InferenceWorker:
         self._publish_lock = threading.Lock()
         self._loaded: Future[str] = Future()
         self._engine = EpisodeEngine(self._model, config, profile)    # type: ignore[arg-type]
-        self._last_stamp: int | None = None     # last sample scored in the episode (worker only)
+        self._episodes = EpisodeCommands(self._engine, profile, task=task, goal=goal,
+                                         lock=self._cond, is_active=lambda: self.ready,
+                                         score_one=self._score_one, on_event=on_event)
         self._dropped = 0
         self._superseded = 0
         self._rejected = 0
@@ -245,15 +224,18 @@ class InferenceWorker:
 
     def reset(self, episode_id: str = '', detail: str = 'reset on request') -> Future[Reply]:
         """Open a new episode with the same task and goal; ``detail`` is the RESET reason."""
-        return self._command(lambda: self._reset(episode_id, detail), supersedes=True)
+        return self._command(lambda: self._episodes.reset(episode_id, detail),
+                             supersedes=True)
 
     def set_task(self, task: str, episode_id: str = '') -> Future[Reply]:
         """Change the task; opens a new episode when a goal allows it."""
-        return self._command(lambda: self._set_task(task, episode_id), supersedes=True)
+        return self._command(lambda: self._episodes.set_task(task, episode_id),
+                             supersedes=True)
 
     def set_goal(self, goal: np.ndarray, detail: str, episode_id: str = '') -> Future[Reply]:
         """Change the goal image; opens a new episode when a task is set."""
-        return self._command(lambda: self._set_goal(goal, detail, episode_id), supersedes=True)
+        return self._command(lambda: self._episodes.set_goal(goal, detail, episode_id),
+                             supersedes=True)
 
     def score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
               slop_ns: int) -> Future[Reply]:
@@ -262,7 +244,8 @@ class InferenceWorker:
         ``before_stamp_ns`` must be 0 or within ``slop_ns`` of the last sample this episode
         scored; in a fresh episode ``before`` (the buffered sample at that stamp) becomes START.
         """
-        return self._command(lambda: self._score(before_stamp_ns, before, after, slop_ns),
+        return self._command(lambda: self._episodes.score(before_stamp_ns, before, after,
+                                                          slop_ns),
                              supersedes=False)
 
     def stop(self, timeout_s: float) -> bool:
@@ -347,7 +330,7 @@ class InferenceWorker:
 
     def _score_one(self, item: QueuedSample) -> StepResult:
         result = self._engine.step(item.load())
-        self._last_stamp = result.stamp_after_ns
+        self._episodes.last_stamp = result.stamp_after_ns
         with self._publish_lock:
             with self._cond:
                 if self._stopping or not self.ready:  # deactivated or stopping meanwhile
@@ -383,12 +366,12 @@ class InferenceWorker:
                 return Reply(False, 'deactivated before the activation completed')
             self._model.activate()
         model = self._model.model_id
-        self._on_event(WorkerEvent(EventKind.READY, task=self._task,
+        self._on_event(WorkerEvent(EventKind.READY, task=self._episodes.task,
                                    detail=f'model {model!r} loaded and warmed up'))
-        if not self._task:
+        if not self._episodes.task:
             self._log.info('no task yet: waiting for ~/set_task')
             return Reply(True, 'active; no task yet')
-        outcome = self._open(None, 'activated', '')
+        outcome = self._episodes.open(None, 'activated', '')
         if not outcome.success:
             self._log.warning(f'no episode yet: {outcome.message}')
         return Reply(True, f'active; {outcome.message}', outcome.episode_id)
@@ -398,87 +381,3 @@ class InferenceWorker:
             self._model.release()
             return Reply(True, 'scoring stopped; model released')
         return Reply(True, 'scoring stopped; model kept loaded')
-
-    def _open(self, change: EventKind | None, detail: str, episode_id: str) -> Reply:
-        """Start an episode with the current task and goal; emit ``change`` then START.
-
-        Raises nothing: a failure (no goal where one is needed, a goal image that cannot be
-        used) leaves the running episode, if any, as it was.
-        """
-        previous = self._engine.episode_id or ''
-        try:
-            with self._cond:
-                eid = self._engine.start(self._task, self._goal, episode_id or None)
-        except GrmError as err:
-            return Reply(False, str(err), previous)
-        self._last_stamp = None
-        if change is not None and previous:
-            self._on_event(WorkerEvent(change, eid, previous, self._task, detail))
-        self._on_event(WorkerEvent(EventKind.START, eid, previous, self._task, detail))
-        return Reply(True, f'episode {eid!r} started ({detail})', eid)
-
-    def _reset(self, episode_id: str, detail: str) -> Reply:
-        if not self.ready:
-            return Reply(False, 'the node is not active: nothing to reset')
-        if self._engine.episode_id is None:
-            return Reply(False, 'no episode to reset: set a task (and a goal image) first')
-        return self._open(EventKind.RESET, detail, episode_id)
-
-    def _set_task(self, task: str, episode_id: str) -> Reply:
-        try:
-            check_task(task)
-        except ConfigError as err:
-            return Reply(False, str(err), self.episode_id or '')
-        if not self.ready:
-            self._task = task
-            return Reply(True, 'task set; the episode starts when the node is activated')
-        previous_task, self._task = self._task, task
-        outcome = self._open(EventKind.TASK_CHANGED, 'task changed', episode_id)
-        if outcome.success:
-            return outcome
-        if outcome.episode_id:      # keep the running episode and its task
-            self._task = previous_task
-            return Reply(False, f'task not changed: {outcome.message}', outcome.episode_id)
-        return Reply(True, f'task set; no episode yet: {outcome.message}')
-
-    def _set_goal(self, goal: np.ndarray, detail: str, episode_id: str) -> Reply:
-        if not self._task or not self.ready:
-            try:
-                prepare(goal, self._profile.pixel_limits)   # refuse an unusable image now
-            except GrmError as err:
-                return Reply(False, f'goal image rejected: {err}')
-            self._goal = goal
-            if not self.ready:
-                return Reply(True, 'goal set; the episode starts when the node is activated')
-            return Reply(True, 'goal set; no episode until a task is set')
-        previous_goal, self._goal = self._goal, goal
-        outcome = self._open(EventKind.GOAL_CHANGED, detail, episode_id)
-        if not outcome.success:
-            self._goal = previous_goal
-            return Reply(False, f'goal image rejected: {outcome.message}', outcome.episode_id)
-        return outcome
-
-    def _score(self, before_stamp_ns: int, before: QueuedSample | None, after: QueuedSample,
-               slop_ns: int) -> Reply:
-        eid = self._engine.episode_id
-        if not self.ready:
-            return Reply(False, 'the node is not active')
-        if eid is None:
-            return Reply(False, 'no episode: set a task (and a goal image) first')
-        last = self._last_stamp
-        try:
-            if last is None:
-                if before_stamp_ns == 0:
-                    return Reply(False, 'a fresh episode needs before_stamp: the buffered '
-                                          'sample that becomes its START', eid)
-                if before is None:
-                    return Reply(False, f'no buffered sample within the sync slop of '
-                                          f'before_stamp {before_stamp_ns} ns', eid)
-                self._score_one(before)
-            elif before_stamp_ns and abs(before_stamp_ns - last) > slop_ns:
-                return Reply(False, f'before_stamp {before_stamp_ns} ns is not the last '
-                                      f'sample this episode scored ({last} ns)', eid)
-            result = self._score_one(after)
-        except GrmError as err:
-            return Reply(False, f'not scored: {err}', eid)
-        return Reply(True, f'scored step {result.step}', eid, result)
