@@ -49,7 +49,7 @@ from robo_dopamine_ros.pipeline import images
 from robo_dopamine_ros.pipeline import input as frame_input
 from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
-from robo_dopamine_ros.ros import node as node_module
+from robo_dopamine_ros.ros import services as services_module
 from robo_dopamine_ros.ros.demo import interrupt
 from robo_dopamine_ros.ros.messages import ns_to_time, time_to_ns
 
@@ -194,6 +194,7 @@ def test_faults_bad_goal_files_are_answered_as_failures(tmp_path: Path,
         str(bomb): 'above the decode budget input.max_pixels',
         str(garbage): 'UnidentifiedImageError',
         str(truncated): 'OSError',
+        str(tmp_path): 'is a directory',
     }
     with NodeHarness(SCORING, {'front': 'raw'}) as h:
         h.wait_events(EventKind.READY, EventKind.START)
@@ -201,14 +202,14 @@ def test_faults_bad_goal_files_are_answered_as_failures(tmp_path: Path,
             answer = h.call(SetGoal, 'set_goal', SetGoal.Request(
                 source=SetGoal.Request.FROM_FILE, path=path))
             assert not answer.success and expected in answer.message, (path, answer.message)
-        real_read = node_module.read_image
+        real_read = services_module.read_image
 
         def read_image(path: str, max_pixels: int) -> np.ndarray:
             if path.endswith('inject.png'):
                 raise ValueError('injected value error')
             return real_read(path, max_pixels)
 
-        monkeypatch.setattr(node_module, 'read_image', read_image)
+        monkeypatch.setattr(services_module, 'read_image', read_image)
         injected = h.call(SetGoal, 'set_goal', SetGoal.Request(
             source=SetGoal.Request.FROM_FILE, path='inject.png'))
         assert not injected.success

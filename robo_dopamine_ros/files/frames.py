@@ -227,6 +227,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> 
         ImageError: the file exists but cannot be decoded, or declares more than ``max_pixels``.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f'image path is a directory, not an image file: {str(p)!r}')
     if not p.is_file():
         raise ConfigError(f'image file does not exist: {str(p)!r}')
     try:

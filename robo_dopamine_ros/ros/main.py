@@ -1,0 +1,82 @@
+"""The process entry point of the reward node (``reward_node``): run it until a signal, a
+shutdown transition or a fatal error, and exit with a code that tells which (a fatal error never
+exits 0)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import traceback
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from ..core.errors import GrmError
+from ..pipeline.params import NODE_NAME
+from .node import WORKER_STOP_TIMEOUT_S, RewardNode
+
+#: Executor threads: lifecycle and parameter services, node services, diagnostics, /clock.
+EXECUTOR_THREADS = 4
+
+
+def _spin(executor: MultiThreadedExecutor, node: RewardNode) -> None:
+    """Spin until shutdown; an error escaping the executor is fatal (never a silent exit 0)."""
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception as err:  # noqa: BLE001 - the executor boundary: never exit 0 after it
+        if not node.closed:     # handles destroyed by the shutdown itself are no failure
+            node.get_logger().error(traceback.format_exc())
+            node.fail(err)
+    finally:
+        node.stop_requested.set()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM or a fatal error; returns the exit code.
+
+    rclpy's own signal handler would shut the context down before SHUTDOWN could be published,
+    so signals raise ``KeyboardInterrupt`` in this (main) thread instead while the executor
+    spins on another one; the node is then closed with its context still valid.
+    """
+    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    node: RewardNode | None = None
+    spin: threading.Thread | None = None
+    try:
+        node = RewardNode()
+        executor.add_node(node)
+        spin = threading.Thread(target=_spin, args=(executor, node), daemon=True)
+        spin.start()
+        if node.autostart and (reason := node.start_up()) is not None:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {reason}')
+            return 1
+        node.stop_requested.wait()
+    except GrmError as err:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except Exception as err:  # noqa: BLE001 - the process boundary: FATAL and exit 1
+        rclpy.logging.get_logger(NODE_NAME).fatal(
+            f'{"cannot start" if node is None else "stopped"}: unexpected '
+            f'{type(err).__name__}: {err}\n{traceback.format_exc()}')
+        return 1
+    finally:
+        if node is not None:
+            node.close()
+        executor.shutdown(timeout_sec=WORKER_STOP_TIMEOUT_S)
+        if spin is not None:
+            spin.join(timeout=WORKER_STOP_TIMEOUT_S)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if node is not None and node.fatal_error is not None else 0
+
+if __name__ == '__main__':
+    raise SystemExit(main())
