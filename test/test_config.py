@@ -15,13 +15,8 @@ import yaml
 
 pytest.importorskip('rclpy', reason='rclpy is not importable: no ROS 2 here')
 
-from robo_dopamine_ros.pipeline.params import (
-    PARAMS,
-    NodeConfig,
-    Reliability,
-    Transport,
-    flatten,
-)
+from robo_dopamine_ros.pipeline.params import PARAMS, NodeConfig, Reliability, Transport
+from robo_dopamine_ros.pipeline.params_file import flatten
 
 DEFAULTS = {p.name: p.default for p in PARAMS}
 

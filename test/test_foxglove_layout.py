@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from robo_dopamine_ros.core.names import CAMERAS as ROLES
-from robo_dopamine_ros.pipeline.params import NODE_NAME, PARAMS_BY_NAME
+from robo_dopamine_ros.pipeline.param_table import NODE_NAME, PARAMS_BY_NAME
 
 LAYOUT = 'foxglove_layout.json'
 

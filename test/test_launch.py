@@ -22,7 +22,7 @@ from PIL import Image
 from rcl_interfaces.srv import GetParameters, ListParameters
 from rclpy.parameter import parameter_value_to_python
 
-from robo_dopamine_ros.pipeline.params import flatten
+from robo_dopamine_ros.pipeline.params_file import flatten
 from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros.demo import interrupt
 

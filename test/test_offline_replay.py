@@ -40,7 +40,8 @@ from robo_dopamine_ros.offline.episode import EpisodeInputs, EpisodeOptions, run
 from robo_dopamine_ros.offline.records import read_records
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
 from robo_dopamine_ros.pipeline.fields import episode_event_fields
-from robo_dopamine_ros.pipeline.params import NodeConfig, load_params_file
+from robo_dopamine_ros.pipeline.params import NodeConfig
+from robo_dopamine_ros.pipeline.params_file import load_params_file
 from robo_dopamine_ros.pipeline.worker import EventKind, WorkerEvent
 from robo_dopamine_ros.synthetic import (
     EpisodeSpec,
@@ -291,7 +292,8 @@ for name in ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_inte
 from pathlib import Path
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
-from robo_dopamine_ros.pipeline.params import NodeConfig, load_params_file
+from robo_dopamine_ros.pipeline.params import NodeConfig
+from robo_dopamine_ros.pipeline.params_file import load_params_file
 
 node = NodeConfig.from_values({**load_params_file(sys.argv[3]), 'sampling.interval_s': 0.5})
 summary = replay_bag(sys.argv[1], ScriptedBackend(), node, ReplayOptions(Path(sys.argv[2]),

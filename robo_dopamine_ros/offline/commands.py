@@ -185,7 +185,8 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
     from ..core.errors import ConfigError
-    from ..pipeline.params import PARAMS_BY_NAME, load_params_file
+    from ..pipeline.param_table import PARAMS_BY_NAME
+    from ..pipeline.params_file import load_params_file
 
     values = load_params_file(args.params_file, args.node) if args.params_file else {}
     for role in CAMERAS:

@@ -14,7 +14,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from ..core.errors import GrmError
-from ..pipeline.params import NODE_NAME
+from ..pipeline.param_table import NODE_NAME
 from .node import WORKER_STOP_TIMEOUT_S, RewardNode
 
 #: Executor threads: lifecycle and parameter services, node services, diagnostics, /clock.

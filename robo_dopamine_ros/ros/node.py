@@ -41,12 +41,8 @@ from ..core.result import StepResult
 from ..core.types import GrmBackend
 from ..files.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
-from ..pipeline.params import (
-    NODE_NAME,
-    PARAM_NAMES,
-    PARAMS_BY_NAME,
-    NodeConfig,
-)
+from ..pipeline.param_table import NODE_NAME, PARAM_NAMES, PARAMS_BY_NAME
+from ..pipeline.params import NodeConfig
 from ..pipeline.worker import EventKind, InferenceWorker, Reply, WorkerEvent
 from .camera_input import WARN_THROTTLE_S, CameraInput
 from .diagnostics import ModelInfo, NodeStats, unconfigured_status

@@ -1,4 +1,4 @@
-"""The node's parameters on ROS: declared from the one table (pipeline/params.py) with descriptors.
+"""The node's parameters on ROS: declared from the one table (pipeline/param_table.py).
 
 The table, its validation and :class:`NodeConfig` are ROS-free (bag replay reads them too); this
 module only puts them on an rclpy node and reads them back.
@@ -12,7 +12,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 from ..core.errors import ConfigError
-from ..pipeline.params import PARAMS, NodeConfig, Param, unknown_parameters
+from ..pipeline.param_table import PARAMS, Param
+from ..pipeline.params import NodeConfig
+from ..pipeline.params_file import unknown_parameters
 
 if TYPE_CHECKING:
     from rclpy.node import Node
