@@ -36,6 +36,7 @@ from node_harness import (
 )
 from PIL import Image as PILImage
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.srv import SetGoal
 from rosgraph_msgs.msg import Clock
@@ -331,6 +332,28 @@ def test_faults_a_misspelt_parameter_of_ours_stops_startup_with_the_nearest_name
     assert proc.returncode == 1, proc.stderr
     assert re.search(r"\[FATAL\].*cannot start: unknown parameter\(s\): 'sampling.intervall_s' "
                      r"\(did you mean 'sampling.interval_s'\?\)", proc.stderr), proc.stderr
+
+
+def test_faults_a_near_miss_in_the_nodes_own_params_file_section_stops_startup(
+        reward_node: Path, tmp_path: Path) -> None:
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    model:\n      backend: scripted-test-double\n'
+                      '/**/robo_dopamine:\n  ros__parameters:\n    sampling_interval_s: 0.2\n')
+    command = [*node_command(reward_node, f'/t{uuid.uuid4().hex[:10]}', {}),
+               '--params-file', str(params)]
+    proc = subprocess.run(command, cwd=tmp_path, env=ros_env(), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(r"\[FATAL\].*cannot start: unknown parameter\(s\): 'sampling_interval_s' "
+                     r"\(did you mean 'sampling.interval_s'\?\)", proc.stderr), proc.stderr
+
+
+def test_faults_settings_read_at_construction_refuse_changes() -> None:
+    with NodeHarness({**SCORING, 'autostart': False}) as h:
+        for name, value in (('autostart', True), ('diagnostics.period_s', 0.5)):
+            result = h.node.set_parameters([Parameter(name, value=value)])[0]
+            assert not result.successful and 'read-only' in result.reason, result.reason
+        assert h.node.set_parameters([Parameter('reward.gamma', value=0.9)])[0].successful
 
 
 def test_faults_unknown_parameters_of_other_nodes_only_warn(

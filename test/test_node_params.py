@@ -21,6 +21,7 @@ from robo_dopamine_ros.pipeline.params import (
     Transport,
     Trigger,
 )
+from robo_dopamine_ros.pipeline.params_file import named_parameters, unknown_parameters
 from robo_dopamine_ros.ros.params import descriptor
 
 
@@ -167,3 +168,31 @@ def test_node_config_rejects_bad_values_naming_the_parameter(values: dict[str, o
 def test_node_config_model_path_may_be_empty_for_the_test_double() -> None:
     cfg = NodeConfig.from_values({'model.backend': 'scripted-test-double', 'model.path': ''})
     assert cfg.backend_options == {}
+
+
+def test_node_params_a_near_miss_in_a_section_named_for_the_node_is_refused(
+        tmp_path: Path) -> None:
+    """``sampling_interval_s`` under ``robo_dopamine:`` is a typo of ours; under ``/**`` it may
+    be another node's parameter and only earns a warning."""
+    path = tmp_path / 'params.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    camera_fps: 30\n    queue_lenght: 3\n'
+                    'robo_dopamine:\n  ros__parameters:\n    sampling_interval_s: 0.2\n'
+                    '    vendor_option: 1\n'
+                    '/other_node:\n  ros__parameters:\n    autostrat: true\n')
+    named = named_parameters(path, '/robo_dopamine')
+    assert named == {'sampling_interval_s', 'vendor_option'}
+    assert named_parameters(path, '/robot1/robo_dopamine') == set()   # not its namespace
+    given = {'camera_fps', 'queue_lenght', 'sampling_interval_s', 'vendor_option'}
+    with pytest.raises(ConfigError, match=re.escape(
+            "'sampling_interval_s' (did you mean 'sampling.interval_s'?)")) as refused:
+        unknown_parameters(given, named)
+    assert 'vendor_option' not in str(refused.value)       # not near any name of ours
+    warned = unknown_parameters(given)                       # no section named for the node
+    assert "'queue_lenght' (did you mean 'queue.length'?) (ignored)" in warned
+
+
+def test_node_params_read_at_construction_are_read_only() -> None:
+    by_name = {p.name: p for p in PARAMS}
+    assert {p.name for p in PARAMS if p.startup_only} == {'autostart', 'diagnostics.period_s'}
+    assert descriptor(by_name['autostart']).read_only
+    assert not descriptor(by_name['reward.gamma']).read_only

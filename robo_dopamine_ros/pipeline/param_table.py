@@ -70,6 +70,8 @@ class Param:
 
     ``minimum``/``maximum`` are inclusive unless ``above`` (then the value must exceed
     ``minimum``). When both bounds exist they also become the descriptor's ROS range.
+    ``startup_only``: read when the node is constructed, so a later change could not take
+    effect; it is declared read-only and ROS refuses changes.
     """
 
     name: str
@@ -79,6 +81,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     above: bool = False
+    startup_only: bool = False
 
     @property
     def constraints(self) -> str:
@@ -252,7 +255,7 @@ PARAMS: tuple[Param, ...] = (
           above=True),
     Param('autostart', True,
           'configure and activate by itself at startup (false: a lifecycle manager or '
-          '`ros2 lifecycle set` drives the transitions)'),
+          '`ros2 lifecycle set` drives the transitions); startup only', startup_only=True),
     Param('task', '', "task instruction; '' = none until ~/set_task"),
     Param('goal_image', '', "goal image file; '' = none (see engine.missing_goal, ~/set_goal)"),
     Param('reward.gamma', 0.99, 'discount per control step', minimum=0.0, maximum=1.0,
@@ -266,8 +269,8 @@ PARAMS: tuple[Param, ...] = (
           choices=_values(TerminalPotential)),
     Param('queue.length', 2, 'samples waiting for the model; beyond it the oldest is dropped',
           minimum=1, maximum=1000),
-    Param('diagnostics.period_s', 1.0, '/diagnostics publish period, seconds', minimum=0.0,
-          above=True),
+    Param('diagnostics.period_s', 1.0, '/diagnostics publish period, seconds; startup only',
+          minimum=0.0, above=True, startup_only=True),
     Param('diagnostics.stale_after_s', 1.0,
           'a camera without a frame this long is stale (no reward on its views), seconds',
           minimum=0.0, above=True),

@@ -17,29 +17,56 @@ import yaml
 from ..core.errors import ConfigError
 from .param_table import NODE_NAME, OWN_PREFIXES, PARAM_NAMES, ROS_PARAMS, ROS_PREFIXES
 
+#: How close (difflib's ratio) an unknown name must be to one of ours to count as its typo.
+TYPO_CUTOFF = 0.85
 
-def unknown_parameters(names: Iterable[str]) -> list[str]:
-    """Check parameter names given to the node against :data:`PARAMS`.
+
+def unknown_parameters(names: Iterable[str], named: Iterable[str] = ()) -> list[str]:
+    """Check parameter names given to the node against the table (param_table.py).
 
     A name under one of this node's prefixes (``cameras.``, ``model.``, ...) that is not declared
-    is a typo that would silently leave the default in force, so it is refused. Any other unknown
-    name only earns a warning (returned): a robot-wide params file passes ``/**`` entries meant
-    for other nodes.
+    is a typo that would silently leave the default in force, so it is refused; so is a name in
+    ``named`` (given in a params-file section addressed to this node by name) that is a near
+    miss of one of ours (``sampling_interval_s``). Any other unknown name only earns a warning
+    (returned): a robot-wide params file passes ``/**`` entries meant for other nodes.
 
     Raises:
-        ConfigError: Unknown names under this node's prefixes, each with the nearest known name.
+        ConfigError: Such names, each with the nearest known name.
     """
     unknown = sorted(n for n in set(names) - PARAM_NAMES - ROS_PARAMS
                      if not n.startswith(ROS_PREFIXES))
-    ours = [n for n in unknown if n.split('.')[0] in OWN_PREFIXES]
+    addressed = set(named)
+    ours = [n for n in unknown if n.split('.')[0] in OWN_PREFIXES
+            or (n in addressed and _nearest(n, TYPO_CUTOFF))]
     if ours:
         raise ConfigError('unknown parameter(s): ' + '; '.join(_did_you_mean(n) for n in ours))
     return [f'{_did_you_mean(n)} (ignored)' for n in unknown]
 
 
+def _nearest(name: str, cutoff: float = 0.6) -> str | None:
+    close = difflib.get_close_matches(name, sorted(PARAM_NAMES), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def _did_you_mean(name: str) -> str:
-    close = difflib.get_close_matches(name, sorted(PARAM_NAMES), n=1, cutoff=0.6)
-    return f'{name!r}' + (f' (did you mean {close[0]!r}?)' if close else '')
+    close = _nearest(name)
+    return f'{name!r}' + (f' (did you mean {close!r}?)' if close else '')
+
+
+def named_parameters(path: str | Path, node: str) -> set[str]:
+    """The parameter names a params file gives ``node`` in sections addressed to it by name
+    (``robo_dopamine``, ``/robot1/robo_dopamine``, ``/**/robo_dopamine``), not only through a
+    wildcard (``/**``) that also reaches other nodes. An unreadable file gives none (rcl has
+    already refused it)."""
+    try:
+        tree = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
+    except (OSError, yaml.YAMLError):
+        return set()
+    if not isinstance(tree, Mapping):
+        return set()
+    return {name for key, params in _sections(tree, '')
+            if key.rstrip('/').rsplit('/', 1)[-1] not in ('*', '**') and _matches(key, node)
+            for name in flatten(params)}
 
 
 def load_params_file(path: str | Path, node: str = f'/{NODE_NAME}') -> dict[str, Any]:

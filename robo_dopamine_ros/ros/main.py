@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import traceback
+from collections.abc import Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -35,6 +37,19 @@ def _spin(executor: MultiThreadedExecutor, node: RewardNode) -> None:
         node.stop_requested.set()
 
 
+def params_files(args: Sequence[str]) -> list[str]:
+    """The ``--params-file`` arguments of the ``--ros-args`` sections of a command line."""
+    files, in_ros_args = [], False
+    for arg, following in zip(args, [*args[1:], None], strict=True):
+        if arg == '--ros-args':
+            in_ros_args = True
+        elif arg == '--':
+            in_ros_args = False
+        elif in_ros_args and arg == '--params-file' and following is not None:
+            files.append(following)
+    return files
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM or a fatal error; returns the exit code.
 
@@ -49,7 +64,7 @@ def main(args: list[str] | None = None) -> int:
     node: RewardNode | None = None
     spin: threading.Thread | None = None
     try:
-        node = RewardNode()
+        node = RewardNode(params_files=params_files(sys.argv if args is None else args))
         executor.add_node(node)
         spin = threading.Thread(target=_spin, args=(executor, node), daemon=True)
         spin.start()

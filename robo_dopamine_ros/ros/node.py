@@ -21,7 +21,7 @@ import gc
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -77,6 +77,8 @@ class RewardNode(LifecycleNodeMixin, Node):
     Args:
         backend_factory: Builds the backend from the config on the worker thread; default
             :func:`load_backend`. Tests inject slow or failing test doubles here.
+        params_files: The ``--params-file`` arguments (a near miss of one of our names in a
+            section addressed to this node by name is refused, not ignored).
         **kwargs: Passed to ``rclpy.node.Node`` (``context``, ``parameter_overrides``, ...).
 
     Raises:
@@ -84,7 +86,8 @@ class RewardNode(LifecycleNodeMixin, Node):
             the node's own prefixes.
     """
 
-    def __init__(self, *, backend_factory: BackendFactory = load_backend, **kwargs: Any) -> None:
+    def __init__(self, *, backend_factory: BackendFactory = load_backend,
+                 params_files: Sequence[str] = (), **kwargs: Any) -> None:
         Node.__init__(self, NODE_NAME, **kwargs)
         # The lifecycle services get a reentrant group of their own: while a transition loads a
         # model, get_state (and, in the default group, the parameter services) keep answering.
@@ -94,7 +97,7 @@ class RewardNode(LifecycleNodeMixin, Node):
         service = self._service_change_state
         service.callback = partial(self._change_state, service.callback)
         try:
-            declare(self)
+            declare(self, params_files)
             period = PARAMS_BY_NAME['diagnostics.period_s'].check(
                 self.get_parameter('diagnostics.period_s').value)
         except GrmError:

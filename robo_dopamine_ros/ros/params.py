@@ -6,6 +6,7 @@ module only puts them on an rclpy node and reads them back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -14,7 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from ..core.errors import ConfigError
 from ..pipeline.param_table import PARAMS, Param
 from ..pipeline.params import NodeConfig
-from ..pipeline.params_file import unknown_parameters
+from ..pipeline.params_file import named_parameters, unknown_parameters
 
 if TYPE_CHECKING:
     from rclpy.node import Node
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 def descriptor(param: Param) -> ParameterDescriptor:
     """What ``ros2 param describe`` shows: description, constraints in words, ROS range."""
     out = ParameterDescriptor(description=param.description,
-                              additional_constraints=param.constraints)
+                              additional_constraints=param.constraints,
+                              read_only=param.startup_only)
     if param.minimum is not None and param.maximum is not None:
         if isinstance(param.default, int):
             out.integer_range = [IntegerRange(
@@ -34,11 +36,12 @@ def descriptor(param: Param) -> ParameterDescriptor:
     return out
 
 
-def declare(node: Node) -> None:
+def declare(node: Node, params_files: Sequence[str] = ()) -> None:
     """Declare every parameter of :data:`PARAMS` on ``node`` (its constructor).
 
-    Unknown names among the node's overrides are checked by :func:`unknown_parameters`; its
-    warnings are logged.
+    Unknown names among the node's overrides are checked by :func:`unknown_parameters` (with the
+    names ``params_files`` give in sections addressed to this node by name); its warnings are
+    logged.
 
     Raises:
         ConfigError: A parameter override has the wrong type or is out of the descriptor's
@@ -47,7 +50,9 @@ def declare(node: Node) -> None:
     """
     # rclpy keeps the overrides (command line, params files, constructor) only in this private
     # attribute; a name that is never declared would otherwise be dropped without a word.
-    for warning in unknown_parameters(getattr(node, '_parameter_overrides', {})):
+    node_name = node.get_fully_qualified_name()
+    named = {name for path in params_files for name in named_parameters(path, node_name)}
+    for warning in unknown_parameters(getattr(node, '_parameter_overrides', {}), named):
         node.get_logger().warning(f'unknown parameter {warning}')
     try:
         node.declare_parameters('', [(p.name, p.default, descriptor(p)) for p in PARAMS])
