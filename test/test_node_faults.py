@@ -413,6 +413,28 @@ def test_faults_sim_clock_jumping_back_starts_a_new_episode() -> None:
     assert reset.detail == 'the ROS clock jumped back 52.000 s'
 
 
+def test_faults_receive_stamps_come_from_the_node_clock_under_sim_time() -> None:
+    """stamps.policy receive under use_sim_time: results carry the sim clock at reception, not
+    wall time; before the first /clock frames are dropped and counted, never called skewed."""
+    params = {**SCORING, 'use_sim_time': True, 'stamps.policy': 'receive',
+              'sampling.interval_s': 0.5}
+    with NodeHarness(params, {'front': 'raw'}) as h:
+        h.wait_events(EventKind.READY, EventKind.START)
+        h.publish_set(time.time_ns(), 0)                    # no /clock yet
+        status = h.wait_diagnostics(lambda a: int(diag_values(a, 'camera front').get(
+            'frames_before_clock', 0)) >= 1, 'the frame before /clock counted')
+        assert diag_values(status, 'camera front')['skewed_stamps'] == '0'
+        clock = h.probe.node.create_publisher(Clock, '/clock', 10)
+        wait_until(lambda: clock.get_subscription_count() > 0, 'the node to subscribe /clock')
+        for seconds in (100, 101):
+            clock.publish(Clock(clock=ns_to_time(seconds * SEC)))
+            wait_until(lambda s=seconds: h.node.get_clock().now().nanoseconds == s * SEC,
+                       f'the node clock at {seconds} s')
+            h.publish_set(time.time_ns(), seconds)          # header stamps in wall time
+            h.wait_progress(seconds - 99)
+    assert [time_to_ns(p.header.stamp) for p in h.snapshot('progress')] == [100 * SEC, 101 * SEC]
+
+
 # -- 7: shutdown, diagnostics, readiness ---------------------------------------------------------
 
 class StopAwareBackend(ScriptedBackend):

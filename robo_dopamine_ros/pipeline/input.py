@@ -36,6 +36,7 @@ class StampProblem(str, enum.Enum):
     NON_MONOTONIC = 'non_monotonic_stamps'  # not newer than the camera's last (dropped)
     SKEWED = 'skewed_stamps'                # |header - receive| > stamps.max_age_s (reported)
     TIME_JUMP = 'time_jumps'                # header time went back beyond the sync slop
+    NO_CLOCK = 'frames_before_clock'        # stamps.policy receive, the clock not yet started
 
 
 class InputCounters(Protocol):
@@ -123,8 +124,11 @@ class FrameInput:
             index: The camera's index in ``config.cameras`` (its sync stream).
             data: The serialized ``sensor_msgs`` message (of the camera's transport).
             rx: Receive time in seconds (monotonic on the node, bag time in replay).
-            received_ns: Receive time in ns, the stamp under ``stamps.policy: receive``.
-            now_ns: The clock header stamps are compared with (skew).
+            received_ns: Receive time in ns, the stamp under ``stamps.policy: receive`` (the
+                node's clock at reception; 0 while that clock has not started, e.g. under
+                ``use_sim_time`` before the first ``/clock``).
+            now_ns: The clock header stamps are compared with (skew); 0 = not started, no
+                skew is reported.
             tag: Kept with the frame in its set (replay: where it is in the bag).
         """
         self._counters.frame(index, rx)
@@ -194,14 +198,19 @@ class FrameInput:
             problem = StampProblem.NON_MONOTONIC
         else:
             self._last_header[index] = header_ns
-            if abs(header_ns - now_ns) > cfg.max_age_ns:
+            if now_ns and abs(header_ns - now_ns) > cfg.max_age_ns:
                 problem = StampProblem.SKEWED
         if problem is not None:
             self._counters.stamp_problem(index, problem)
             self._warn(f'{cfg.cameras[index].topic}: header stamp {header_ns} ns is '
                        f'{problem.name} (receive time {now_ns} ns, last stamp {last})')
         if cfg.stamp_policy is StampPolicy.RECEIVE:
-            return received_ns or now_ns
+            if not received_ns:     # no time to stamp it with yet: dropped, counted
+                self._counters.stamp_problem(index, StampProblem.NO_CLOCK)
+                self._warn(f'{cfg.cameras[index].topic}: frame dropped: stamps.policy receive '
+                           'and the node clock has not started (no /clock yet)')
+                return None
+            return received_ns
         return None if problem in (StampProblem.ZERO, StampProblem.NON_MONOTONIC) else header_ns
 
     def _header_jumped(self, index: int, last_ns: int, header_ns: int) -> None:

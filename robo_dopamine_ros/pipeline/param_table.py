@@ -179,7 +179,8 @@ PARAMS: tuple[Param, ...] = (
           'interval: score on the header-time grid; service: only ~/score_transition scores',
           choices=_values(Trigger)),
     Param('stamps.policy', StampPolicy.HEADER.value,
-          'header: use header stamps; receive: use the reception time instead',
+          "header: use header stamps; receive: the node's clock at reception instead (sim "
+          'time under use_sim_time; frames before the first /clock are dropped)',
           choices=_values(StampPolicy)),
     Param('stamps.max_age_s', 10.0,
           '|header - receive time| beyond this is reported as badly unsynchronized, seconds',

@@ -82,13 +82,14 @@ class CameraInput:
     def _guarded_frame(self, index: int, data: bytes, info: dict[str, Any]) -> None:
         """The camera callback (serialized frame): the pipeline's input, never waits.
 
-        An unexpected error drops the frame, not the node.
+        Reception is stamped with the node's clock (sim time under ``use_sim_time``), not the
+        middleware's reception time, whose clock depends on the RMW. An unexpected error drops
+        the frame, not the node.
         """
         try:
-            for synced in self.frames.frame(
-                    index, data, rx=time.monotonic(),
-                    now_ns=self._node.get_clock().now().nanoseconds,
-                    received_ns=info.get('received_timestamp') or 0):
+            now_ns = self._node.get_clock().now().nanoseconds  # reception, on the node's clock
+            for synced in self.frames.frame(index, data, rx=time.monotonic(), now_ns=now_ns,
+                                            received_ns=now_ns):
                 self._synced(synced)
         except Exception as err:  # noqa: BLE001 - the callback boundary: log, count, go on
             self._stats.bad_frame(index)

@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
@@ -36,10 +36,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..backends import factory
-from ..core.errors import ConfigError, GrmError
+from ..core.errors import GrmError
 from ..core.result import StepResult
 from ..core.types import GrmBackend
-from ..files.frames import read_image
 from ..msg import EpisodeEvent, Progress, Reward
 from ..pipeline.param_table import NODE_NAME, PARAM_NAMES, PARAMS_BY_NAME
 from ..pipeline.params import NodeConfig
@@ -48,7 +47,7 @@ from .camera_input import WARN_THROTTLE_S, CameraInput
 from .diagnostics import ModelInfo, NodeStats, unconfigured_status
 from .messages import episode_event_msg, progress_msg, reward_msg
 from .params import declare, read
-from .services import NodeServices, ScoreBuffer, wait_reply
+from .services import NodeServices, ScoreBuffer, initial_goal, wait_reply
 
 #: How long shutdown waits for the worker to leave a model call (it is asked to stop first).
 WORKER_STOP_TIMEOUT_S = 3.0
@@ -131,11 +130,12 @@ class RewardNode(LifecycleNodeMixin, Node):
             QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                        reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        # Diagnostics in every state (an unconfigured node says why), on their own group so a
-        # long configure (model loading) does not silence them.
+        # Diagnostics in every state (an unconfigured node says why), on their own group (a
+        # model load does not silence them) and the steady clock (nor does a sim clock at rest).
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(period, self._diagnostics_callback,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+                          callback_group=MutuallyExclusiveCallbackGroup(),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- lifecycle transitions -------------------------------------------------------------------
@@ -178,7 +178,7 @@ class RewardNode(LifecycleNodeMixin, Node):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = read(self)
-            goal = self._initial_goal()
+            goal = initial_goal(self.config)
         except GrmError as err:
             self.config = None
             return self._failed('configure', err)
@@ -303,16 +303,6 @@ class RewardNode(LifecycleNodeMixin, Node):
             self._inputs.stop()
             self._inputs.frames.forget()
         gc.collect()
-
-    def _initial_goal(self) -> np.ndarray | None:
-        assert self.config is not None
-        path = self.config.goal_image
-        if not path:
-            return None
-        try:
-            return read_image(path, self.config.max_input_pixels)
-        except GrmError as err:
-            raise ConfigError(f'parameter goal_image: {err}') from None
 
     # -- worker output (worker thread) ---------------------------------------------------------
 

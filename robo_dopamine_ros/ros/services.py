@@ -54,6 +54,20 @@ def wait_reply(future: Future[Reply], timeout_s: float = SERVICE_TIMEOUT_S) -> R
                               f'{timeout_s:g} s (the request stays queued)')
 
 
+def initial_goal(config: NodeConfig) -> np.ndarray | None:
+    """The goal image the ``goal_image`` parameter names (configure), or None.
+
+    Raises:
+        ConfigError: The file cannot be used; the message names the parameter.
+    """
+    if not config.goal_image:
+        return None
+    try:
+        return read_image(config.goal_image, config.max_input_pixels)
+    except GrmError as err:
+        raise ConfigError(f'parameter goal_image: {err}') from None
+
+
 class ScoreBuffer:
     """The recent synchronized sets ``~/score_transition`` may name (any thread)."""
 
