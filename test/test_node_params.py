@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from robo_dopamine_ros.backends.threads import bound_cpu_threads, default_cpu_threads
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.profiles import GRM_2_4B, GRM_3B
 from robo_dopamine_ros.core.progress import FusionMethod
@@ -196,3 +197,19 @@ def test_node_params_read_at_construction_are_read_only() -> None:
     assert {p.name for p in PARAMS if p.startup_only} == {'autostart', 'diagnostics.period_s'}
     assert descriptor(by_name['autostart']).read_only
     assert not descriptor(by_name['reward.gamma']).read_only
+
+
+def test_node_cpu_threads_bound_torch_and_opencv() -> None:
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        assert bound_cpu_threads(1, 'transformers') == 1
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+        assert bound_cpu_threads(0, 'openai') == default_cpu_threads()
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+    assert [default_cpu_threads(n) for n in (1, 2, 16)] == [1, 1, 8]   # cores left to the robot
+    assert NodeConfig.from_values({'model.cpu_threads': 3}).cpu_threads == 3

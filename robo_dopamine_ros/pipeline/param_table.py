@@ -224,6 +224,9 @@ PARAMS: tuple[Param, ...] = (
     Param('model.max_pixels', 0, "resize images to at most this many pixels; 0 = the "
           "profile's (GRM-2.0: unverified)", minimum=0),
     Param('model.device', 'cuda:0', "torch device: 'cuda:N', 'cuda', 'cpu' or 'auto'"),
+    Param('model.cpu_threads', 0,
+          'CPU threads in-process inference may use (torch intra-op and OpenCV pools); 0 = '
+          'half the cores, leaving the rest to the robot', minimum=0, maximum=1024),
     Param('model.dtype', 'auto', 'auto = bfloat16 on CUDA, float32 on CPU', choices=DTYPES),
     Param('model.max_gpu_memory_gib', 0.0, 'cap on GPU memory, GiB; 0 = no cap', minimum=0.0),
     Param('model.release_on_deactivate', False,

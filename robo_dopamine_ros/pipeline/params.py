@@ -72,6 +72,7 @@ class NodeConfig:
     #: The options of ``backend``'s config class (backends/factory.py), validated.
     backend_options: Mapping[str, Any]
     load_retry_s: float
+    cpu_threads: int
     transition_timeout_s: float
     release_on_deactivate: bool
     task: str
@@ -133,7 +134,7 @@ class NodeConfig:
             stamp_policy=StampPolicy(v['stamps.policy']),
             max_age_ns=round(v['stamps.max_age_s'] * _NS_PER_S), backend=backend,
             engine=engine, profile=profile, backend_options=options,
-            load_retry_s=v['model.load_retry_s'],
+            load_retry_s=v['model.load_retry_s'], cpu_threads=v['model.cpu_threads'],
             transition_timeout_s=v['lifecycle.transition_timeout_s'],
             release_on_deactivate=v['model.release_on_deactivate'], task=v['task'],
             goal_image=v['goal_image'], queue_length=v['queue.length'],

@@ -36,6 +36,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..backends import factory
+from ..backends.threads import bound_cpu_threads
 from ..core.errors import GrmError
 from ..core.result import StepResult
 from ..core.types import GrmBackend
@@ -188,6 +189,7 @@ class RewardNode(LifecycleNodeMixin, Node):
                 return self._failed('configure', 'the previous model is still being freed '
                                     '(its loader has not returned); configure again later')
             self._retiring = None
+        threads = bound_cpu_threads(cfg.cpu_threads, cfg.backend)
         self._stats = NodeStats(cfg.cameras, cfg.stale_after_s, cfg.constant_output_steps,
                                 time.monotonic())
         self._worker = InferenceWorker(
@@ -203,7 +205,7 @@ class RewardNode(LifecycleNodeMixin, Node):
         self.get_logger().info(
             f'cameras: {cams}; trigger {cfg.trigger.value}, every '
             f'{cfg.engine.sampling.interval_s} s of {cfg.stamp_policy.value} time; model '
-            f'{model} (profile {cfg.profile.name}); loading')
+            f'{model} (profile {cfg.profile.name}, {threads} CPU threads); loading')
         self._worker.start()
         try:    # loading may take minutes: the transition waits, bounded
             self._worker.loaded.result(timeout=cfg.transition_timeout_s)
