@@ -7,19 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import GetParameters
 from rclpy.node import Node
-
-#: Transition ids by label (lifecycle_msgs/Transition).
-TRANSITION_IDS = {
-    'configure': Transition.TRANSITION_CONFIGURE,
-    'cleanup': Transition.TRANSITION_CLEANUP,
-    'activate': Transition.TRANSITION_ACTIVATE,
-    'deactivate': Transition.TRANSITION_DEACTIVATE,
-    'shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN,
-}
 
 
 class CallTimeoutError(AssertionError):
@@ -50,10 +40,12 @@ class LifecycleClient:
 
     def change_state(self, label: str, timeout_s: float = 30.0, retries: int = 3,
                      retry_delay_s: float = 0.2) -> bool:
-        """Request a transition; a refusal (``success: false``) is retried ``retries`` times, a
-        timeout is raised as :class:`CallTimeoutError`. Returns the last answer's ``success``."""
+        """Request a transition by label (``configure``, ``activate``, ``shutdown``, ... as
+        ``ros2 lifecycle set`` does); a refusal (``success: false``) is retried ``retries``
+        times, a timeout is raised as :class:`CallTimeoutError`. Returns the last answer's
+        ``success``."""
         request = ChangeState.Request()
-        request.transition.id = TRANSITION_IDS[label]
+        request.transition.label = label
         for attempt in range(retries + 1):
             if self._call(self._change, request, timeout_s).success:
                 return True

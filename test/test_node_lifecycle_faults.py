@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 from lifecycle_client import LifecycleClient
-from node_harness import TASK, NodeHarness, wait_until
+from node_harness import TASK, NodeHarness, diag_values, wait_until
 from openai_server import FakeOpenAI
 from test_node_lifecycle import PARAMS, scored_after_activation
 from test_node_model_states import Factory
 from test_node_remote import Switch, free_port, remote
 
+from robo_dopamine_ros.backends.scripted import ScriptedBackend
+from robo_dopamine_ros.core.errors import ModelLoadError
 from robo_dopamine_ros.pipeline.worker import EventKind
 
 pytestmark = pytest.mark.ros
@@ -74,10 +76,13 @@ def test_lifecycle_fault_served_model_down_at_activate_is_bounded_and_the_node_a
             activate = threading.Thread(
                 target=lambda: answer.append(m.change_state('activate', retries=0)))
             activate.start()
-            # While the reload retries, the node answers get_state and parameter requests.
+            # While the reload retries, the node answers get_state and parameter requests, and
+            # /diagnostics says why it is not scoring yet.
             wait_until(lambda: m.get_state() == 'activating', 'get_state during the load')
             value = m.get_parameter('lifecycle.transition_timeout_s')
             assert value.double_value == 2.0
+            h.wait_diagnostics(lambda a: diag_values(a, 'model').get('state', '').startswith(
+                'activating'), '/diagnostics during the load')
             activate.join(timeout=30)
             assert answer == [False], 'activate did not return within its bound'
             assert m.get_state() == 'inactive' and h.node.fatal_error is None
@@ -114,6 +119,7 @@ def test_lifecycle_fault_configure_past_its_bound_fails_and_never_double_loads()
         configure.start()
         assert factory.entered.wait(30)
         assert m.get_state() == 'configuring'       # the node answers during the load
+        assert not m.change_state('shutdown', retries=0)    # one transition at a time
         configure.join(timeout=30)
         assert answer == [False] and m.get_state() == 'unconfigured'
         # The abandoned load is still running: configure refuses to load a second model.
@@ -123,3 +129,36 @@ def test_lifecycle_fault_configure_past_its_bound_fails_and_never_double_loads()
         wait_until(lambda: len(factory.built) == 1 and factory.alive() == 0, 'the load freed')
         assert m.change_state('configure', retries=0)
         assert factory.alive() == 1 and m.get_state() == 'inactive'
+
+
+def test_lifecycle_fault_a_load_error_fails_configure_and_a_retry_configures() -> None:
+    attempts: list[int] = []
+
+    def fails_once(cfg: Any) -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ModelLoadError('model directory does not exist')
+        return ScriptedBackend()
+
+    with NodeHarness({**PARAMS, 'autostart': False}, {'front': 'raw'},
+                     backend_factory=fails_once) as h, manager(h) as m:
+        assert not m.change_state('configure', retries=0)
+        assert m.get_state() == 'unconfigured' and 'does not exist' in h.node._error
+        assert m.change_state('configure', retries=0) and m.change_state('activate')
+        assert h.node.fatal_error is None
+
+
+@pytest.mark.parametrize('start', ['unconfigured', 'inactive', 'active'])
+def test_lifecycle_fault_shutdown_from_each_state_frees_the_model(start: str) -> None:
+    factory = NodeFactory()
+    with NodeHarness({**PARAMS, 'task': TASK, 'autostart': False}, {'front': 'raw'},
+                     backend_factory=factory) as h, manager(h) as m:
+        for label in {'unconfigured': (), 'inactive': ('configure',),
+                      'active': ('configure', 'activate')}[start]:
+            assert m.change_state(label, retries=0)
+        assert m.get_state() == start
+        assert m.change_state('shutdown', retries=0)
+        assert m.get_state() == 'finalized' and h.node.stop_requested.is_set()
+        assert factory.alive() == 0 and h.node.fatal_error is None
+        if start == 'active':
+            assert h.wait_events(EventKind.SHUTDOWN)[-1].episode_id

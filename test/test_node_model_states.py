@@ -179,3 +179,24 @@ def test_worker_stale_cancel_does_not_drop_the_next_step() -> None:
         assert rec.kinds()[:2] == [EventKind.READY, EventKind.START]
     finally:
         assert worker.stop(5.0)
+
+
+def test_worker_stop_during_a_load_frees_the_model_once_its_builder_returns() -> None:
+    factory = Factory()
+    building, release = threading.Event(), threading.Event()
+
+    def slow_build() -> WarmUpFails:
+        building.set()
+        assert release.wait(30), 'the test never released the build'
+        return factory()
+
+    worker, rec = make_worker(slow_build, activate=False)
+    assert building.wait(30)
+    assert not worker.stop(0.1)             # the builder cannot be interrupted ...
+    assert worker.model_state is ModelState.LOADING
+    release.set()                           # ... when it returns, its model is closed
+    wait_until(lambda: not worker.alive, 'the worker to end')
+    with pytest.raises(BackendStoppedError):
+        worker.loaded.result(timeout=5)
+    assert worker.model_state is ModelState.CLOSED and len(factory.built) == 1
+    assert factory.alive() == 0 and rec.fatal == []
