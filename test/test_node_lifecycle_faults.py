@@ -36,15 +36,8 @@ def manager(h: NodeHarness) -> Iterator[LifecycleClient]:
         client.destroy()
 
 
-class NodeFactory(Factory):
-    """:class:`Factory` with the node's signature (it passes the config)."""
-
-    def __call__(self, cfg: Any = None) -> Any:   # type: ignore[override]
-        return super().__call__()
-
-
 def test_lifecycle_fault_failed_reactivate_is_retried_and_the_node_survives() -> None:
-    factory = NodeFactory()
+    factory = Factory()
     params = {**PARAMS, 'task': TASK, 'autostart': True, 'model.release_on_deactivate': True}
     with NodeHarness(params, {'front': 'raw'}, backend_factory=factory) as h, manager(h) as m:
         h.wait_events(EventKind.READY, EventKind.START)
@@ -53,7 +46,7 @@ def test_lifecycle_fault_failed_reactivate_is_retried_and_the_node_survives() ->
         assert not m.change_state('activate', retries=0)
         assert m.get_state() == 'inactive' and factory.alive() == 0
         assert not m.change_state('activate', retries=0)    # a retry loads again ...
-        assert len(factory.built) == 3 and factory.alive() == 0
+        assert len(factory.backends) == 3 and factory.alive() == 0
         factory.down.clear()                        # ... and once the model is back, works
         assert m.change_state('activate', retries=0)
         h.wait_cameras()
@@ -94,7 +87,7 @@ def test_lifecycle_fault_served_model_down_at_activate_is_bounded_and_the_node_a
         server.__exit__()
 
 
-class BlockingFactory(NodeFactory):
+class BlockingFactory(Factory):
     """The first build blocks (as a checkpoint load that cannot be interrupted) until released."""
 
     def __init__(self) -> None:
@@ -103,7 +96,7 @@ class BlockingFactory(NodeFactory):
         self.release = threading.Event()
 
     def __call__(self, cfg: Any = None) -> Any:
-        if not self.built:
+        if not self.backends:
             self.entered.set()
             assert self.release.wait(60), 'the test never released the load'
         return super().__call__(cfg)
@@ -126,7 +119,7 @@ def test_lifecycle_fault_configure_past_its_bound_fails_and_never_double_loads()
         assert not m.change_state('configure', retries=0)
         assert 'still being freed' in h.node._error
         factory.release.set()                       # the load returns: it is freed at once
-        wait_until(lambda: len(factory.built) == 1 and factory.alive() == 0, 'the load freed')
+        wait_until(lambda: len(factory.backends) == 1 and factory.alive() == 0, 'the load freed')
         assert m.change_state('configure', retries=0)
         assert factory.alive() == 1 and m.get_state() == 'inactive'
 
@@ -150,7 +143,7 @@ def test_lifecycle_fault_a_load_error_fails_configure_and_a_retry_configures() -
 
 @pytest.mark.parametrize('start', ['unconfigured', 'inactive', 'active'])
 def test_lifecycle_fault_shutdown_from_each_state_frees_the_model(start: str) -> None:
-    factory = NodeFactory()
+    factory = Factory()
     with NodeHarness({**PARAMS, 'task': TASK, 'autostart': False}, {'front': 'raw'},
                      backend_factory=factory) as h, manager(h) as m:
         for label in {'unconfigured': (), 'inactive': ('configure',),

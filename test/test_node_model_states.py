@@ -5,14 +5,15 @@ events, never sleeps. Pure Python: no DDS."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from node_harness import SEC, TASK, wait_until
+from test_node_lifecycle import Built
 from test_node_worker import GOAL, GatedBackend, Recorder, item, make_worker, offer_and_submit
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
@@ -36,22 +37,19 @@ class WarmUpFails(ScriptedBackend):
         return super().generate(queries)
 
 
-class Factory:
-    """Builds :class:`WarmUpFails` backends and remembers them weakly (to see them freed)."""
+class Factory(Built):
+    """Builds :class:`WarmUpFails` backends (the worker's or the node's factory) and remembers
+    them weakly (to see them freed)."""
 
     def __init__(self) -> None:
-        self.built: list[weakref.ref[ScriptedBackend]] = []
+        super().__init__()
         self.down = threading.Event()
 
-    def __call__(self) -> WarmUpFails:
+    def __call__(self, cfg: Any = None) -> WarmUpFails:
         backend = WarmUpFails()
         backend.down = self.down
-        self.built.append(weakref.ref(backend))
+        self.backends.append(weakref.ref(backend))
         return backend
-
-    def alive(self) -> int:
-        gc.collect()
-        return sum(ref() is not None for ref in self.built)
 
 
 def test_model_transition_table_is_closed_and_closed_is_terminal() -> None:
@@ -76,7 +74,7 @@ def test_worker_failed_reactivate_reloads_on_retry_and_never_dies() -> None:
         assert worker.model_state is ModelState.EMPTY and worker.backend is None
         assert factory.alive() == 0, 'the failed load was not freed'
         retried = worker.activate().result(timeout=30)
-        assert not retried.success and len(factory.built) == 3     # it loaded again
+        assert not retried.success and len(factory.backends) == 3     # it loaded again
         assert not worker.ready and worker.offer(SEC) is None
         factory.down.clear()                                        # the model is back
         assert worker.activate().result(timeout=30).success
@@ -198,5 +196,5 @@ def test_worker_stop_during_a_load_frees_the_model_once_its_builder_returns() ->
     wait_until(lambda: not worker.alive, 'the worker to end')
     with pytest.raises(BackendStoppedError):
         worker.loaded.result(timeout=5)
-    assert worker.model_state is ModelState.CLOSED and len(factory.built) == 1
+    assert worker.model_state is ModelState.CLOSED and len(factory.backends) == 1
     assert factory.alive() == 0 and rec.fatal == []
