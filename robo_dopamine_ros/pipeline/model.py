@@ -207,8 +207,13 @@ class ModelSlot:
         return backend
 
     def cancel_load(self) -> None:
-        """Cancel a load in flight (any thread): it ends in EMPTY, what it built closed."""
+        """Cancel a load in flight (any thread): it ends in EMPTY, what it built closed.
+
+        A no-op in any other state: no cancel is left over for a later load.
+        """
         with self._lock:
+            if self._state is not ModelState.LOADING:
+                return
             self._cancel_load.set()
             building = self._loading
         if building is not None:
