@@ -205,7 +205,7 @@ class InferenceWorker:
             if self._pending_changes:
                 self._paused += 1
                 return None
-            if self._engine is None or self._engine.episode_id is None:
+            if self._engine.episode_id is None:
                 self._no_episode += 1
                 return None
             return self._generation if self._engine.wants(stamp_ns) else None
