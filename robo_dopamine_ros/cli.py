@@ -66,14 +66,16 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _bag_tools() -> Any:
+def _ros_module(name: str) -> Any:
+    """``robo_dopamine_ros.ros.<name>`` (play, record), or a clear error without ROS 2."""
+    import importlib
+
     from .core.errors import ConfigError
 
     try:
-        from .ros import bag_tools
+        return importlib.import_module(f'.ros.{name}', __package__)
     except ImportError as e:
         raise ConfigError(f'play/record need ROS 2 (rclpy); source your ROS setup: {e}') from e
-    return bag_tools
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -97,20 +99,18 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
-    bag_tools = _bag_tools()
-    stats = bag_tools.play(args.bag, rate=args.rate, topics=args.topics, clock=not args.no_clock,
-                           loop=args.loop, wait_for_subscribers_s=args.wait_for_subscribers,
-                           stop=_stop_on_signals())
+    stats = _ros_module('bag_tools').play(
+        args.bag, rate=args.rate, topics=args.topics, clock=not args.no_clock, loop=args.loop,
+        wait_for_subscribers_s=args.wait_for_subscribers, stop=_stop_on_signals())
     print(f'published {sum(stats.published.values())} messages on {len(stats.published)} '
           f'topics, {stats.clock_msgs} /clock{" (stopped)" if stats.stopped else ""}')
     return 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    bag_tools = _bag_tools()
-    stats = bag_tools.record(args.out, args.topics, storage=args.storage,
-                             duration_s=args.duration, stop=_stop_on_signals(),
-                             discover_timeout_s=args.discover_timeout)
+    stats = _ros_module('bag_record').record(
+        args.out, args.topics, storage=args.storage, duration_s=args.duration,
+        stop=_stop_on_signals(), discover_timeout_s=args.discover_timeout)
     print(f'{stats.path}: ' + ', '.join(f'{t} {n}' for t, n in stats.counts.items())
           + (f'; never published: {", ".join(stats.missing)}' if stats.missing else ''))
     return 0
