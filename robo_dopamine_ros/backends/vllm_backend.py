@@ -239,8 +239,9 @@ class VllmBackend:
         self._stop.set()
 
     def cancel(self) -> None:
-        """Nothing to do: a running ``LLM.generate`` cannot be interrupted; the caller
-        discards its result."""
+        """Nothing to do: a running ``LLM.generate`` cannot be interrupted (the offline
+        ``LLM`` API has no per-request abort); the caller discards its result. The bound is one
+        batch of ``max_tokens`` (``model.max_new_tokens``) tokens per answer."""
 
     def close(self) -> None:
         """Drop the engine and return cached GPU memory to the driver."""
