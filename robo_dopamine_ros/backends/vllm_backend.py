@@ -239,8 +239,8 @@ class VllmBackend:
         self._stop.set()
 
     def cancel(self) -> None:
-        """Nothing to do: a running ``LLM.generate`` cannot be interrupted (the offline
-        ``LLM`` API has no per-request abort); the caller discards its result. The bound is one
+        """Nothing to do: a running ``LLM.generate`` is not interrupted (this backend does not
+        abort requests inside the engine); the caller discards its result. The bound is one
         batch of ``max_tokens`` (``model.max_new_tokens``) tokens per answer."""
 
     def close(self) -> None:
