@@ -103,6 +103,7 @@ def reading(path: Path) -> Iterator[None]:
         if isinstance(e, ConfigError):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first.split(f"{path}': ", 1)[-1]         # pyarrow repeats the path
         raise ConfigError(f'cannot read {str(path)!r}: {first}') from e
 
 

@@ -200,6 +200,10 @@ def check_copy_target(source: LeRobotV3, root: Path, features: Iterable[str]) ->
     if present:
         raise ConfigError(f'{str(source.root)!r} has the features {present} already; write the '
                           "copy from a dataset without them (LeRobot's remove_feature drops them)")
+    stats = source.root / STATS_PATH
+    if stats.is_file():                  # the copy extends it: refuse it before any scoring
+        with reading(stats):
+            json.loads(stats.read_text(encoding='utf-8'))
 
 
 def _add_episode_stats(source: LeRobotV3, tmp: Path, labels: Any,
