@@ -19,13 +19,10 @@ pa = pytest.importorskip('pyarrow')
 pytest.importorskip('av')
 
 import pyarrow.parquet as pq  # noqa: E402
+from test_lerobot_outputs import two_episodes  # noqa: E402
 
 from robo_dopamine_ros.cli import main  # noqa: E402
-from robo_dopamine_ros.lerobot.synthetic_dataset import (  # noqa: E402
-    LEROBOT_KEYS,
-    write_lerobot_dataset,
-)
-from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode  # noqa: E402
+from robo_dopamine_ros.lerobot.synthetic_dataset import LEROBOT_KEYS  # noqa: E402
 
 TOP = LEROBOT_KEYS['front']
 DATA = 'data/chunk-000/file-000.parquet'
@@ -35,10 +32,7 @@ VIDEO = f'videos/{TOP}/chunk-000/file-001.mp4'
 
 @pytest.fixture(scope='module')
 def pristine(tmp_path_factory) -> Path:
-    episodes = [render_episode(EpisodeSpec(seed=500, num_frames=12, outcome=o))
-                for o in ('success', 'fail')]
-    return write_lerobot_dataset(episodes, tmp_path_factory.mktemp('pristine') / 'ds',
-                                 cameras=('front',), episodes_per_file=1)
+    return two_episodes(tmp_path_factory.mktemp('pristine') / 'ds', 12)
 
 
 def _truncate(path: Path) -> None:

@@ -38,13 +38,16 @@ ARROW = {'float32': pa.float32(), 'bool': pa.bool_(), 'int64': pa.int64()}
 SIDECAR_COLUMNS = ['index', 'episode_index', 'frame_index', 'progress_sparse']
 
 
+def two_episodes(root: Path, frames: int) -> Path:
+    """A success and a fail episode, one camera, one data/video file each."""
+    episodes = [render_episode(EpisodeSpec(seed=500, num_frames=frames, outcome=o))
+                for o in ('success', 'fail')]
+    return write_lerobot_dataset(episodes, root, cameras=('front',), episodes_per_file=1)
+
+
 @pytest.fixture(scope='module')
 def small(tmp_path_factory) -> Path:
-    """Two 30-frame episodes, one camera, one data/video file each."""
-    episodes = [render_episode(EpisodeSpec(seed=500, num_frames=30, outcome=o))
-                for o in ('success', 'fail')]
-    return write_lerobot_dataset(episodes, tmp_path_factory.mktemp('small') / 'ds',
-                                 cameras=('front',), episodes_per_file=1)
+    return two_episodes(tmp_path_factory.mktemp('small') / 'ds', 30)
 
 
 @pytest.fixture(scope='module')
