@@ -80,6 +80,8 @@ CASES = {
     'missing data file': (lambda r: (r / DATA).unlink(), [], DATA),
     'unknown camera key': (lambda r: None, ['--left', 'observation.images.wrist'],
                            'observation.images.wrist'),
+    'truncated tasks file': (lambda r: _truncate(r / 'meta/tasks.parquet'),
+                             ['--write-dataset'], 'meta/tasks.parquet'),
     'corrupt stats.json': (lambda r: (r / 'meta/stats.json').write_text('[1,'),
                            ['--write-dataset'], 'meta/stats.json'),
 }

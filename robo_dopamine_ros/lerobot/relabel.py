@@ -125,6 +125,7 @@ class Relabeller:
         if options.write_dataset is not None:          # refused before hours of scoring
             check_copy_target(self.ds, Path(options.write_dataset), COPY_FEATURES)
             self.metas.update({e: self.ds.episode(e) for e in self.ds.episode_indices})
+            _ = self.ds.tasks                # the copy carries it: a corrupt one is refused
         self.frames = {e: self.ds.frames(meta) for e, meta in self.metas.items()}
         for meta in self.metas.values():
             for key in filter(None, self.keys):
