@@ -26,6 +26,7 @@ pytest.importorskip('av')
 import pyarrow.parquet as pq  # noqa: E402
 from test_lerobot_relabel import ConstantTestDouble, _options  # noqa: E402
 
+from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
 from robo_dopamine_ros.core.profiles import DEMO_GRM  # noqa: E402
 from robo_dopamine_ros.lerobot.layout import LeRobotV3  # noqa: E402
 from robo_dopamine_ros.lerobot.relabel import Relabeller  # noqa: E402
@@ -157,6 +158,11 @@ def test_held_samples_are_marked_invalid_and_the_sidecar_goes_where_asked(small,
     valid = _data(tmp_path / 'copy').column('robo_dopamine.reward_valid').to_pylist()
     assert valid == ([False] * 29 + [True]) * 2        # every sample held; the last row has none
     assert set(_data(tmp_path / 'copy').column('next.reward').to_pylist()) == {0.0}
+    with pytest.raises(ConfigError, match='sidecar would overwrite the output'):
+        Relabeller(small, ConstantTestDouble(), DEMO_GRM,
+                   _options(goal_per_episode=True, sidecar=tmp_path / 'x.parquet')).run(
+            tmp_path / 'x.parquet')
+    assert not (tmp_path / 'x.parquet').exists()
 
 
 def test_the_copy_reads_back_with_our_reader(relabelled):

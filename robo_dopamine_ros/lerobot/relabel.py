@@ -192,6 +192,9 @@ class Relabeller:
     def run(self, out: str | Path,
             on_sample: Callable[[StepResult], None] | None = None) -> RelabelSummary:
         out = Path(out)
+        sidecar = self.options.sidecar or out.with_name(f'{out.stem}.progress.parquet')
+        if sidecar.resolve() == out.resolve():
+            raise ConfigError(f'the progress sidecar would overwrite the output {str(out)!r}')
         done = self.finished(out)
         if self.options.write_dataset is not None:
             missing = sorted(set(self.ds.episode_indices) - set(done) - set(self.episodes))
@@ -219,7 +222,6 @@ class Relabeller:
         merged = merged.replace_schema_metadata({SETTINGS_KEY: settings})
         with written(out) as tmp:
             pq.write_table(merged, tmp)
-        sidecar = self.options.sidecar or out.with_name(f'{out.stem}.progress.parquet')
         with written(sidecar) as tmp:
             pq.write_table(sidecar_table(merged, self.settings['model'], settings), tmp)
         if parts.exists():
