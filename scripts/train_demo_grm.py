@@ -27,6 +27,12 @@ change is never taught as 0.
     . scripts/env.sh && nohup python scripts/train_demo_grm.py --out out/demo_grm_train \
         > out/demo_grm_train.log 2>&1 &
     # the Qwen3-VL demo GRM: add --arch qwen3_vl --out out/demo_grm_qwen3_train
+
+The stage budgets default to wall-clock minutes (the recipe the committed models were trained
+with, on a quiet core). On a shared machine give steps instead, which make the same model
+however loaded it is: about ``--anchored-steps 3200 --mixed-steps 4700`` (Qwen2.5-VL) and
+``--anchored-steps 2400 --mixed-steps 3800`` (Qwen3-VL) match 14 and 22 minutes of one core
+(0.27 and 0.35 CPU s per step measured; ``cpu`` in the log is the process's CPU time).
 """
 
 from __future__ import annotations
