@@ -1,12 +1,16 @@
 """A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for backend tests.
 
 Each test decides per request (by its number) what the server does: the status, the body and a
-delay before answering. The server records every request and the peak number in flight.
+delay before answering. The server records every request and the peak number in flight. It keeps
+connections alive (HTTP/1.1) like vLLM's server, and closes them when it stops, so a stopped
+server is down for a client with pooled connections too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +19,42 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class KeepAliveServer(ThreadingHTTPServer):
+    """A threading HTTP server that closes its kept-alive connections in ``server_close``."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        with self._open_lock:
+            self._open.add(conn)
+        return conn, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:          # wakes the handler threads blocked reading the next request
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int = 200
     body: bytes = b''
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Announce the whole body, send half of it and close the connection.
+    cut_short: bool = False
 
 
 def completion(content: str, finish_reason: str = 'stop', **choice: Any) -> bytes:
@@ -36,6 +71,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    #: The client's port: one per connection, so kept-alive requests share it.
+    client_port: int = 0
 
 
 @dataclass
@@ -54,12 +91,14 @@ class FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers['Content-Length']))
                 with fake._lock:
                     n = len(fake.requests)
                     fake.requests.append(Recorded(self.path, dict(self.headers.items()),
-                                                  json.loads(raw)))
+                                                  json.loads(raw), self.client_address[1]))
                     fake._in_flight += 1
                     fake.peak_in_flight = max(fake.peak_in_flight, fake._in_flight)
                 try:
@@ -68,8 +107,14 @@ class FakeOpenAI:
                     self.send_response(reply.status)
                     self.send_header('Content-Type', 'application/json')
                     self.send_header('Content-Length', str(len(reply.body)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    if reply.cut_short:
+                        self.wfile.write(reply.body[:len(reply.body) // 2])
+                        self.close_connection = True
+                    else:
+                        self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass                       # the client timed out and left
                 finally:
@@ -79,7 +124,7 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(('127.0.0.1', self.port), Handler)
+        self._server = KeepAliveServer(('127.0.0.1', self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
                                         daemon=True)
         self._thread.start()
