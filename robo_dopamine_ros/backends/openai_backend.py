@@ -26,10 +26,10 @@ built; it is never logged, never put in an error message or a result, and not in
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -41,7 +41,13 @@ import httpx
 
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
 from ..core.types import Answer, ImageKey, KeyedImage, Query
-from .openai_wire import MalformedResponseError, answer_text, image_data_url, request_body
+from .openai_wire import (
+    MalformedResponseError,
+    answer_text,
+    image_data_url,
+    image_part,
+    request_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ DEFAULT_KEY_ENV = 'OPENAI_API_KEY'
 UPSTREAM_TEMPERATURE = 0.1
 IMAGE_FORMATS = ('jpeg', 'png')
 #: Encoded images kept per backend: one episode uses 11 at a time (like the vision cache).
-URL_CACHE_ENTRIES = 64
+PART_CACHE_ENTRIES = 64
 #: The server refused before computing anything and asks to come back: worth another attempt.
 RETRY_STATUSES = frozenset({429, 503})
 #: An idle kept-alive connection is closed after this long (servers drop theirs after 5-75 s).
@@ -218,12 +224,16 @@ class OpenAIBackend:
         self._stop = threading.Event()
         self._calls: set[_Call] = set()
         self._calls_lock = threading.Lock()
-        self._urls: OrderedDict[tuple[ImageKey, tuple[int, ...]], str] = OrderedDict()
-        self._urls_lock = threading.Lock()
+        self._parts: OrderedDict[tuple[ImageKey, tuple[int, ...]], bytes] = OrderedDict()
+        self._parts_lock = threading.Lock()
         self._random = random.Random()
-        self._client = httpx.Client(limits=httpx.Limits(
-            max_connections=config.max_workers, max_keepalive_connections=config.max_workers,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S))
+        # TCP_NODELAY: a kept-alive connection must not hold a request's last segment back
+        # until the server acknowledges the previous one (Nagle and delayed ACKs: up to 40 ms).
+        self._client = httpx.Client(transport=httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=config.max_workers,
+                                max_keepalive_connections=config.max_workers,
+                                keepalive_expiry=KEEPALIVE_EXPIRY_S),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]))
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix='grm-openai')
 
@@ -243,7 +253,7 @@ class OpenAIBackend:
             raise BackendError('the backend is closed')
         for query in queries:       # each distinct image once, before the requests share them
             for image in query.images:
-                self._data_url(image)
+                self._image_part(image)
         call = _Call(self.config.deadline, len(queries))
         with self._calls_lock:      # a stop either sees this call or is seen here
             if self._stop.is_set():
@@ -268,9 +278,9 @@ class OpenAIBackend:
     def _answer(self, query: Query, call: _Call) -> Answer:
         t0 = time.perf_counter()
         try:
-            payload = json.dumps(request_body(
+            payload = request_payload(
                 query, model=self.config.model, temperature=self.config.temperature,
-                max_tokens=self.config.max_tokens, encode=self._data_url)).encode()
+                max_tokens=self.config.max_tokens, part=self._image_part)
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')
         delay = self.config.retry_delay_s
@@ -301,21 +311,23 @@ class OpenAIBackend:
             meta.update(latency_s=time.perf_counter() - t0, attempts=float(attempt))
             return Answer(text, meta=meta)
 
-    def _data_url(self, image: KeyedImage) -> str:
-        """The image's data URL, encoded once per image key: consecutive steps share REF START,
-        the goal and the BEFORE views, so a step encodes its 3 new views instead of 24 images."""
+    def _image_part(self, image: KeyedImage) -> bytes:
+        """The image's content item (its data URL, serialised), made once per image key:
+        consecutive steps share REF START, the goal and the BEFORE views, so a step encodes its
+        3 new views instead of 24 images."""
         key = (image.key, image.pixels.shape)
-        with self._urls_lock:
-            url = self._urls.get(key)
-            if url is not None:
-                self._urls.move_to_end(key)
-                return url
-        url = image_data_url(image, self.config.image_format, self.config.jpeg_quality)
-        with self._urls_lock:
-            self._urls[key] = url
-            while len(self._urls) > URL_CACHE_ENTRIES:
-                self._urls.popitem(last=False)
-        return url
+        with self._parts_lock:
+            part = self._parts.get(key)
+            if part is not None:
+                self._parts.move_to_end(key)
+                return part
+        part = image_part(image_data_url(image, self.config.image_format,
+                                         self.config.jpeg_quality))
+        with self._parts_lock:
+            self._parts[key] = part
+            while len(self._parts) > PART_CACHE_ENTRIES:
+                self._parts.popitem(last=False)
+        return part
 
     def _failed(self, exc: Exception, attempts: int, t0: float) -> Answer:
         message = self._key.scrub(f'{exc} (after {attempts} attempt(s))')

@@ -12,7 +12,6 @@ import base64
 import io
 import json
 from collections.abc import Callable
-from typing import Any
 
 from PIL import Image
 
@@ -36,20 +35,28 @@ def image_data_url(image: KeyedImage, image_format: str = 'jpeg', quality: int =
     return f'data:image/{image_format};base64,{base64.b64encode(buf.getvalue()).decode()}'
 
 
-def request_body(query: Query, *, model: str, temperature: float, max_tokens: int,
-                 encode: Callable[[KeyedImage], str]) -> dict[str, Any]:
-    """The JSON body of one chat-completions request for ``query``; ``encode`` turns an image
-    into its data URL (the backend passes its cache of recently encoded images).
+def image_part(url: str) -> bytes:
+    """One image content item of the user turn as JSON text."""
+    return json.dumps({'type': 'image_url', 'image_url': {'url': url}}).encode()
+
+
+def request_payload(query: Query, *, model: str, temperature: float, max_tokens: int,
+                    part: Callable[[KeyedImage], bytes]) -> bytes:
+    """The JSON body of one chat-completions request for ``query``.
+
+    ``part`` gives an image's content item already serialised (:func:`image_part` of its data
+    URL): the backend keeps them, since serialising a step's ~1 MB of data URLs again for each
+    of its three requests took 2.6 ms per request, more than the rest of the client together.
 
     Raises:
         ConfigError: The task is empty or holds a reserved marker.
     """
-    urls = [encode(im) for im in query.images]
-    content = [item if item['type'] == 'text'
-               else {'type': 'image_url', 'image_url': {'url': item['image']}}
-               for item in user_content(query.task, urls, query.variant)]
-    return {'model': model, 'messages': [{'role': 'user', 'content': content}],
-            'temperature': temperature, 'max_tokens': max_tokens, 'stop': [STOP_STRING]}
+    content = [json.dumps(item).encode() if item['type'] == 'text' else part(item['image'])
+               for item in user_content(query.task, query.images, query.variant)]
+    head = json.dumps({'model': model, 'temperature': temperature, 'max_tokens': max_tokens,
+                       'stop': [STOP_STRING]}).encode()
+    return b'%s, "messages": [{"role": "user", "content": [%s]}]}' % (head[:-1],
+                                                                      b', '.join(content))
 
 
 def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
