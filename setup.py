@@ -9,7 +9,7 @@ from __future__ import annotations
 from setuptools import find_packages, setup
 
 EXTRAS: dict[str, list[str]] = {
-    'model': ['transformers>=4.57,<6', 'torch>=2.5'],
+    'model': ['transformers>=4.57,<6', 'torch>=2.5', 'safetensors'],
     'video': ['opencv-python-headless', 'matplotlib', 'scipy'],
     'bag': ['rosbags', 'rosbags-image'],
     # Fine-tuning: LoRA (peft) and the transformers Trainer (needs accelerate).
