@@ -11,7 +11,7 @@ from setuptools import find_packages, setup
 EXTRAS: dict[str, list[str]] = {
     'model': ['transformers>=4.57,<6', 'torch>=2.5', 'safetensors'],
     'video': ['opencv-python-headless', 'matplotlib', 'scipy'],
-    'bag': ['rosbags', 'rosbags-image'],
+    'bag': ['rosbags'],
     # Fine-tuning: LoRA (peft) and the transformers Trainer (needs accelerate).
     'train': ['peft', 'accelerate', 'transformers>=4.57,<6', 'torch>=2.5', 'tqdm'],
     # robo-dopamine bench (Spearman/Kendall) and bench-data (the synthetic renderer draws with
