@@ -41,6 +41,28 @@ def test_video_to_bag_of_a_cut_video_leaves_no_bag_and_a_rerun_works(
     assert (bag / 'metadata.yaml').is_file()
 
 
+@pytest.mark.parametrize(('name', 'content', 'error'), [
+    ('task_instruction.json', b'', 'is not valid JSON'),
+    ('task_instruction.json', b'[]', 'non-empty list of instruction strings'),
+    ('annotated_keyframes.json', b'[{"start_frame_id": 0, "end_frame_id": 500}]',
+     'is out of range'),
+    ('goal.png', b'', 'cannot'),
+])
+def test_video_to_bag_refuses_a_label_replay_could_not_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes,
+        error: str) -> None:
+    episode = tmp_path / 'episode'
+    episode.mkdir()
+    front = episode / 'cam_high.mp4'
+    shutil.copyfile(demo_episode_dir() / 'cam_high.mp4', front)
+    (episode / name).write_bytes(content)
+    bag = tmp_path / 'bag'
+    assert cli.main(['video-to-bag', str(bag), '--front', str(front)]) == 1
+    printed = capsys.readouterr().err
+    assert name in printed and error in printed
+    assert not bag.exists() and leftovers(tmp_path) == []
+
+
 def test_episode_of_a_cut_video_writes_no_outputs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -239,10 +239,32 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_labels(labels: list[Path], front: Path) -> None:
+    """Read each label file as replay will, so a broken one (an empty task file, keyframes past
+    the video's end, an undecodable goal) is refused now instead of copied into the bag.
+
+    Raises:
+        GrmError: The first label that cannot be read, named.
+    """
+    from ..core.names import GOAL_FILE, KEYFRAMES_FILE, TASK_FILE
+    from ..files.frames import open_frames, read_image
+    from ..training.keyframes import load_instructions, parse_keyframes, read_json
+
+    for path in labels:
+        if path.name == TASK_FILE:
+            load_instructions([path])
+        elif path.name == KEYFRAMES_FILE:
+            with open_frames(front) as video:
+                parse_keyframes(read_json(path), len(video), str(path))
+        elif path.name == GOAL_FILE:
+            read_image(path)
+
+
 def _cmd_video_to_bag(args: argparse.Namespace) -> int:
     from ..bags.reader import BagReader
-    from ..bags.video import videos_to_bag
+    from ..bags.video import episode_labels, videos_to_bag
 
+    _check_labels(episode_labels(args.front), Path(args.front))
     out = videos_to_bag(args.out, args.front, args.left, args.right, fps=args.fps,
                         storage=args.storage,
                         transport='compressed' if args.compressed else 'raw',
