@@ -75,7 +75,7 @@ TOOLING_DIR="$VENV/src/ros2-jazzy"
 if [[ -z "${RDR_ROS2_TOOLING_SRC:-}" && -d "$ROOT/../shared/vendor/ros2-jazzy" ]]; then
   RDR_ROS2_TOOLING_SRC=$(cd "$ROOT/../shared/vendor/ros2-jazzy" && pwd)
 fi
-# repository tag folders...: the pinned Jazzy releases (see the README's "ROS 2 tooling").
+# repository tag folders...: the pinned Jazzy releases (see docs/setup.md, "ROS 2 tooling").
 TOOLING_UPSTREAM=(
   "https://github.com/ros2/launch 3.4.3 launch launch_xml launch_yaml launch_testing launch_pytest"
   "https://github.com/ros2/launch_ros 0.26.6 launch_ros launch_testing_ros ros2launch"
@@ -106,7 +106,7 @@ fetch_ros2_tooling() {
       rm -rf "$tmp"
       echo "setup: cannot fetch $repo at $tag, and RDR_ROS2_TOOLING_SRC is not set. Set" \
         "RDR_ROS2_TOOLING_SRC to a local copy of the Jazzy sources of launch, launch_ros," \
-        "ros2cli, rosidl_runtime_py and composition_interfaces (README: ROS 2 tooling)" >&2
+        "ros2cli, rosidl_runtime_py and composition_interfaces (docs/setup.md: ROS 2 tooling)" >&2
       exit 2
     fi
     for folder in $folders; do

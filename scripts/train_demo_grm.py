@@ -27,6 +27,12 @@ change is never taught as 0.
     . scripts/env.sh && nohup python scripts/train_demo_grm.py --out out/demo_grm_train \
         > out/demo_grm_train.log 2>&1 &
     # the Qwen3-VL demo GRM: add --arch qwen3_vl --out out/demo_grm_qwen3_train
+
+The stage budgets default to wall-clock minutes (the recipe the committed models were trained
+with, on a quiet core). On a shared machine give steps instead, which make the same model
+however loaded it is: about ``--anchored-steps 3200 --mixed-steps 4700`` (Qwen2.5-VL) and
+``--anchored-steps 2400 --mixed-steps 3800`` (Qwen3-VL) match 14 and 22 minutes of one core
+(0.27 and 0.35 CPU s per step measured; ``cpu`` in the log is the process's CPU time).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from robo_dopamine_ros.training.finetune import save_checkpoint  # noqa: E402
 PROFILES = {'qwen2_5_vl': DEMO_GRM, 'qwen3_vl': DEMO_GRM_QWEN3}
 OUTCOMES = (Outcome.SUCCESS, Outcome.SUCCESS, Outcome.FAIL, Outcome.STALL, Outcome.REGRESS)
 TRAIN_SEED0 = 10_000      # held-out evaluation uses seeds < 10_000 (see eval_demo_grm.py)
-MODEL_DIMS = dict(text_hidden=64, layers=3, heads=4, kv_heads=2, intermediate=256,
+MODEL_DIMS = dict(text_hidden=64, layers=3, heads=2, kv_heads=1, intermediate=256,
                   vision_hidden=128, vision_depth=2, vision_heads=4)
 
 
@@ -183,6 +189,22 @@ def aux_loss(probe, tap, grid, targets: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pred[ok], targets[ok])
 
 
+class Budget:
+    """A training stage's length: wall-clock minutes (the original recipe), or a step count,
+    which gives the same model however loaded the machine is."""
+
+    def __init__(self, minutes: float, steps: int | None) -> None:
+        self.minutes, self.steps = minutes, steps
+        self.steps_done = 0
+        self.t0 = time.time()
+
+    def spent(self) -> float:
+        """The fraction of the stage done, in [0, 1] (1 ends it)."""
+        if self.steps is not None:
+            return min(self.steps_done / max(self.steps, 1), 1.0)
+        return min((time.time() - self.t0) / (self.minutes * 60), 1.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--arch', choices=sorted(PROFILES), default='qwen2_5_vl')
@@ -192,6 +214,11 @@ def main() -> None:
     ap.add_argument('--vision-steps', type=int, default=1500)
     ap.add_argument('--anchored-minutes', type=float, default=14.0)
     ap.add_argument('--mixed-minutes', type=float, default=22.0)
+    ap.add_argument('--anchored-steps', type=int, default=None,
+                    help='train the anchored stage for this many steps instead of minutes '
+                         '(the same model whatever else runs on the machine)')
+    ap.add_argument('--mixed-steps', type=int, default=None,
+                    help='the mixed stage in steps instead of minutes')
     ap.add_argument('--batch', type=int, default=8)
     ap.add_argument('--lr', type=float, default=2e-3)
     ap.add_argument('--threads', type=int, default=1)
@@ -207,6 +234,7 @@ def main() -> None:
 
     def note(**kw) -> None:
         kw['t'] = round(time.time() - t0, 1)
+        kw['cpu'] = round(time.process_time(), 1)
         print(json.dumps(kw), flush=True)
         log.write(json.dumps(kw) + '\n')
         log.flush()
@@ -267,12 +295,13 @@ def main() -> None:
         model.to(torch.float32)
 
     step = 0
-    for stage, minutes, kinds in (('anchored', args.anchored_minutes, ('forward', 'backward')),
-                                  ('mixed', args.mixed_minutes,
-                                   ('forward', 'backward', 'incremental', 'incremental'))):
-        t_stage = time.time()
+    for stage, budget, kinds in (
+            ('anchored', Budget(args.anchored_minutes, args.anchored_steps),
+             ('forward', 'backward')),
+            ('mixed', Budget(args.mixed_minutes, args.mixed_steps),
+             ('forward', 'backward', 'incremental', 'incremental'))):
         ce_avg = aux_avg = None
-        while time.time() - t_stage < minutes * 60:
+        while (frac := budget.spent()) < 1.0:
             rows, tgs = [], []
             for _ in range(args.batch):
                 ep = eps.items[rng.randrange(len(eps))]
@@ -280,8 +309,7 @@ def main() -> None:
                 rows.append(batcher.encode(ep['task'], images, hop))
                 tgs.extend(tg)
             batch = batcher.collate(rows)
-            frac = (time.time() - t_stage) / (minutes * 60)
-            lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+            lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
             for g in opt.param_groups:
                 g['lr'] = lr
             outp = model(**batch)
@@ -295,6 +323,7 @@ def main() -> None:
             ce_avg = ce if ce_avg is None else 0.95 * ce_avg + 0.05 * ce
             aux_avg = aux.item() if aux_avg is None else 0.95 * aux_avg + 0.05 * aux.item()
             step += 1
+            budget.steps_done += 1
             if step % 20 == 0:
                 note(stage=stage, step=step, ce=round(ce_avg, 4), aux=round(aux_avg, 4),
                      lr=round(lr, 6))

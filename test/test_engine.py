@@ -152,6 +152,7 @@ def test_engine_done_latches_and_terminal_fires_once() -> None:
     assert r1.reward.reward == pytest.approx(1.0 - 0.0)     # r_gold + γ·0 - Φ(s)
     r2 = engine.step(sample(3))
     assert r2.done and not r2.terminal and r2.progress == pytest.approx(0.485)
+    assert r2.reward is not None and (r2.reward.reward, r2.reward.r_gold) == (0.0, 0.0)
     engine.reset()
     assert not engine.step(sample(4)).done
 

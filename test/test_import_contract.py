@@ -102,7 +102,7 @@ def test_contract_package_check_sees_a_relative_ros_import(tmp_path: Path) -> No
 # -- The layering: core <- backends, files <- pipeline <- synthetic, models <- bags <- adapters
 # <- cli. A module may import its own package and the packages of lower layers. Packages of one
 # layer do not import each other; an adapter reaches another adapter only through SHARED_MODULES,
-# the modules documented as shared in the README's architecture section.
+# the modules documented as shared in docs/architecture.md.
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ('core',),                                   # the GRM contract, pure

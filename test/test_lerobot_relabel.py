@@ -28,6 +28,7 @@ from robo_dopamine_ros.core.errors import BackendStoppedError, ConfigError, Imag
 from robo_dopamine_ros.core.images import prepare  # noqa: E402
 from robo_dopamine_ros.core.profiles import DEMO_GRM, GRM_2_4B  # noqa: E402
 from robo_dopamine_ros.core.types import Answer, Query  # noqa: E402
+from robo_dopamine_ros.lerobot.labels import COLUMNS  # noqa: E402
 from robo_dopamine_ros.lerobot.layout import LeRobotV3  # noqa: E402
 from robo_dopamine_ros.lerobot.relabel import Relabeller, RelabelOptions  # noqa: E402
 from robo_dopamine_ros.lerobot.synthetic_dataset import (  # noqa: E402
@@ -169,8 +170,7 @@ def test_demo_grm_relabel_ends_success_above_failures_and_writes_the_dataset(dat
                '--no-progress', '--write-dataset', str(tmp_path / 'copy')])
     assert rc == 0, capsys.readouterr().err
     table = pq.read_table(out)
-    assert table.column_names == ['index', 'episode_index', 'frame_index', 'scored', 'progress',
-                                  'reward', 'valid', 'reason']
+    assert tuple(table.column_names) == COLUMNS
     assert table.num_rows == 120 and table.column('index').to_pylist() == list(range(120))
     # Measured: success 1.00, fail 0.10, stall 0.60, regress 0.20 (separation 0.40).
     assert _final(table, 0) >= 0.9
@@ -181,17 +181,16 @@ def test_demo_grm_relabel_ends_success_above_failures_and_writes_the_dataset(dat
     assert all(r['valid'] for r in scored)
     assert all(r['reward'] == 0.0 and r['valid'] is None for r in rows if not r['scored'])
     assert sum(r['reward'] != 0.0 for r in scored) >= 20
-    # The copy: the reward is a feature, frame by frame, and the source is untouched.
+    # The copy: next.reward per frame, and the source is untouched.
     copy = LeRobotV3(tmp_path / 'copy')
-    assert copy.features['robo_dopamine.reward'] == {'dtype': 'float32', 'shape': [1],
-                                                     'names': None}
+    assert copy.features['next.reward'] == {'dtype': 'float32', 'shape': [1], 'names': None}
     data = pa.concat_tables(pq.read_table(p) for p in
                             sorted((tmp_path / 'copy' / 'data').glob('*/*.parquet')))
     by_index = dict(zip(data.column('index').to_pylist(),
-                        data.column('robo_dopamine.reward').to_pylist(), strict=True))
-    assert by_index == pytest.approx({r['index']: r['reward'] for r in rows}, abs=1e-6)
-    assert 'robo_dopamine.reward' not in LeRobotV3(dataset).features
-    assert 'robo_dopamine.reward' not in pq.read_schema(
+                        data.column('next.reward').to_pylist(), strict=True))
+    assert by_index == pytest.approx({r['index']: r['next_reward'] for r in rows}, abs=1e-6)
+    assert 'next.reward' not in LeRobotV3(dataset).features
+    assert 'next.reward' not in pq.read_schema(
         dataset / 'data' / 'chunk-000' / 'file-000.parquet').names
     assert copy.episode(3).videos[TOP].path.read_bytes() == \
         LeRobotV3(dataset).episode(3).videos[TOP].path.read_bytes()
@@ -361,10 +360,11 @@ def test_other_versions_and_write_dataset_conflicts_are_refused(dataset, tmp_pat
                    _options(goal_episode=0, episodes=(0, 1),
                             write_dataset=tmp_path / 'copy')).run(tmp_path / 'r.parquet')
     backend = ConstantTestDouble()
-    with pytest.raises(ConfigError, match=r"has a 'observation\.progress_gt' feature already"):
-        Relabeller(dataset, backend, DEMO_GRM,
-                   _options(goal_episode=0, write_dataset=tmp_path / 'copy2',
-                            reward_key='observation.progress_gt'))
+    (old / 'meta' / 'info.json').write_text(json.dumps(
+        {**info, 'features': {**info['features'], 'next.reward': {'dtype': 'float32'}}}))
+    with pytest.raises(ConfigError, match=r"has the features \['next\.reward'\] already"):
+        Relabeller(old, backend, DEMO_GRM,
+                   _options(goal_episode=0, write_dataset=tmp_path / 'copy2'))
     with pytest.raises(ConfigError, match='exists already'):
         Relabeller(dataset, backend, DEMO_GRM, _options(goal_episode=0, write_dataset=old))
     assert backend.calls == 0

@@ -75,9 +75,10 @@ def test_add_mode_adds_the_env_reward_and_the_last_step_is_always_scored() -> No
         rewards.append(reward)
         infos.append(info)
     assert terminated and infos[-1]['scored'] and [i['scored'] for i in infos].count(True) == 2
-    # Step 5 reached 1.0 (the terminal transition); step 8: env reward 1 + GRM r_gold 1 +
-    # gamma**3 * 1.0 - 1.0 (a macro-transition of 3 env steps).
-    assert rewards[-1] == pytest.approx(1.0 + 1.0 + 0.99 ** 3 - 1.0)
+    # Step 5 reached 1.0 (the terminal transition, r_gold paid once); step 8 lies after the
+    # success: env reward 1 + GRM 0 (no second r_gold; the absorbing state has potential 0).
+    assert rewards[4] == pytest.approx(1.0 - 0.0)
+    assert rewards[-1] == pytest.approx(1.0)
 
 
 def test_invalid_step_gives_zero_reward_and_valid_false() -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.shaping import (
+    Phase,
     ShapingConfig,
     TerminalPotential,
     is_success,
     sample_gamma,
     shape,
+    transition_phase,
 )
 
 
@@ -20,12 +24,31 @@ def test_shaping_reward_is_gamma_phi_next_minus_phi() -> None:
     assert (r.r_gold, r.success, r.terminal) == (0.0, False, False)
 
 
-def test_shaping_success_adds_r_gold_and_terminal_uses_zero_potential() -> None:
-    assert shape(0.9, 0.96, 0.99).reward == pytest.approx(1 + 0.99 * 0.96 - 0.9)
-    term = shape(0.9, 0.96, 0.99, terminal=True)
-    assert term.reward == pytest.approx(1 - 0.9) and term.terminal
-    keep = shape(0.9, 0.96, 0.99, terminal=True, terminal_potential=TerminalPotential.KEEP)
-    assert keep.reward == pytest.approx(1 + 0.99 * 0.96 - 0.9)
+def test_shaping_first_success_is_terminal_with_r_gold_and_zero_potential() -> None:
+    term = shape(0.9, 0.96, 0.99)
+    assert term.reward == pytest.approx(1 - 0.9) and term.terminal and term.r_gold == 1.0
+    keep = shape(0.9, 0.96, 0.99, terminal_potential=TerminalPotential.KEEP)
+    assert keep.reward == pytest.approx(1 + 0.99 * 0.96 - 0.9) and keep.terminal
+
+
+def test_the_terminal_rule_pays_r_gold_once_then_nothing() -> None:
+    assert [transition_phase(before, now) for before, now in
+            ((False, False), (False, True), (True, True), (True, False))] == [
+        Phase.RUNNING, Phase.TERMINAL, Phase.AFTER_SUCCESS, Phase.AFTER_SUCCESS]
+    # An episode that reaches 0.97, stays, dips and comes back: one r_gold, then reward 0.
+    phis, done, rewards = [0.5, 0.97, 0.99, 0.6, 0.98], False, []
+    for before, after in pairwise(phis):
+        r = shape(before, after, 0.9, succeeded_before=done)
+        done = done or r.success
+        rewards.append(r)
+    assert [r.phase for r in rewards] == [Phase.TERMINAL] + [Phase.AFTER_SUCCESS] * 3
+    assert [r.r_gold for r in rewards] == [1.0, 0.0, 0.0, 0.0]
+    assert [r.reward for r in rewards] == pytest.approx([1 - 0.5, 0.0, 0.0, 0.0])
+    assert rewards[1].success and not rewards[1].terminal and not rewards[2].success
+    # KEEP bootstraps through the success state: later transitions are plain γΦ' - Φ.
+    keep = shape(0.97, 0.99, 0.9, succeeded_before=True,
+                 terminal_potential=TerminalPotential.KEEP)
+    assert (keep.reward, keep.r_gold) == (pytest.approx(0.9 * 0.99 - 0.97), 0.0)
 
 
 def test_shaping_success_threshold_is_one_minus_delta() -> None:
@@ -50,8 +73,7 @@ def test_shaping_discounted_sum_telescopes_to_minus_phi0() -> None:
     for phis in ([0.1, 0.4, 0.3, 0.97], [0.1, 0.2, 0.5, 0.8, 0.99]):
         total = 0.0
         for t in range(len(phis) - 1):
-            last = t == len(phis) - 2
-            r = shape(phis[t], phis[t + 1], gamma, terminal=last)
+            r = shape(phis[t], phis[t + 1], gamma)       # the last one reaches success
             total += gamma ** t * (r.reward - r.r_gold)
         assert total == pytest.approx(-phis[0])
 

@@ -41,7 +41,11 @@ from robo_dopamine_ros.core.types import (  # noqa: E402
     Mode,
     Query,
 )
-from robo_dopamine_ros.models.tiny_grm import QWEN_SPECIAL_TOKENS, build_tiny_grm  # noqa: E402
+from robo_dopamine_ros.models.tiny_grm import (  # noqa: E402
+    QWEN_SPECIAL_TOKENS,
+    SERVABLE_HEAD_SIZES,
+    build_tiny_grm,
+)
 
 #: 8 distinct smart_resize fixed points in slot order, in visual tokens (H, W): times the
 #: architecture's factor they are pixel sizes, so the order is visible in the grids.
@@ -153,7 +157,7 @@ def test_tiny_grm_dir_has_the_released_layout(tiny_grm_dir: Path) -> None:
     assert cfg['model_type'] == 'qwen2_5_vl'
     assert 'text_config' not in cfg and cfg['hidden_size'] == 64
     assert cfg['vision_config']['out_hidden_size'] == 64
-    assert cfg['rope_scaling'] == {'type': 'mrope', 'mrope_section': [2, 3, 3]}
+    assert cfg['rope_scaling'] == {'type': 'mrope', 'mrope_section': [4, 6, 6]}
     assert cfg['image_token_id'] == IMAGE_PAD and cfg['vision_start_token_id'] == VISION_START
     pre = json.loads((tiny_grm_dir / 'preprocessor_config.json').read_text())
     assert pre['processor_class'] == 'Qwen2_5_VLProcessor'
@@ -172,7 +176,7 @@ def test_tiny_grm_qwen3_dir_has_the_released_layout(tiny_grm_qwen3_dir: Path) ->
     assert cfg['model_type'] == 'qwen3_vl'
     assert cfg['architectures'] == ['Qwen3VLForConditionalGeneration']
     assert cfg['text_config']['hidden_size'] == 64 and 'hidden_size' not in cfg
-    assert cfg['text_config']['rope_scaling']['mrope_section'] == [4, 2, 2]
+    assert cfg['text_config']['rope_scaling']['mrope_section'] == [8, 4, 4]
     vision = cfg['vision_config']
     assert (vision['patch_size'], vision['spatial_merge_size']) == (16, 2)
     assert vision['deepstack_visual_indexes'] == [0, 1]
@@ -188,6 +192,18 @@ def test_tiny_grm_same_seed_same_weights(tmp_path: Path, tiny_arch_synthetic_dir
     again = build_tiny_grm(tmp_path / 'again', vocab='synthetic', seed=0, architecture=tiny_arch)
     assert ((again / 'model.safetensors').read_bytes()
             == (tiny_arch_synthetic_dir / 'model.safetensors').read_bytes())
+
+
+def test_tiny_grm_text_head_size_is_servable(tiny_arch_synthetic_dir: Path, tmp_path: Path,
+                                             tiny_arch: str) -> None:
+    """vLLM's CPU attention runs head sizes >= 32 only: a head of 16 loads, then fails its first
+    request. The builder's default is servable, and an unservable head is refused up front."""
+    cfg = json.loads((tiny_arch_synthetic_dir / 'config.json').read_text())
+    text = cfg.get('text_config', cfg)
+    head = text.get('head_dim') or text['hidden_size'] // text['num_attention_heads']
+    assert head == 32 and head in SERVABLE_HEAD_SIZES
+    with pytest.raises(ConfigError, match='head_dim 16 is not one vLLM can serve'):
+        build_tiny_grm(tmp_path, vocab='synthetic', architecture=tiny_arch, heads=4, kv_heads=2)
 
 
 def test_tiny_grm_rejects_unknown_vocab_and_architecture(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ none re-implements sampling anchors, fusion or shaping. Rules, written once here
 * A step whose readings are all unusable is *held*: progress repeats, the BEFORE sample of the
   incremental reading stays, so the next hop spans the gap. Backend exceptions are caught, logged
   and produce a held, invalid result: one bad answer never stops a running node.
-* ``done`` latches at the first success (Φ >= 1 - δ) until ``reset``; scoring goes on after it.
+* ``done`` latches at the first success (Φ >= 1 - δ) until ``reset``; scoring goes on after it,
+  under the terminal rule of :mod:`.shaping` (``r_gold`` once, at the terminal transition).
 * Each episode has a task monitor (:mod:`.monitor`): every result carries its ``task_status`` and,
   at the sample where it changed, ``task_event`` (why), so every adapter reports the same status.
 * At the START sample REF START is compared with the goal (:mod:`.start_goal`); an episode whose
@@ -256,12 +257,10 @@ class EpisodeEngine:
         assert before_stamp is not None
         period_s = (stamp - before_stamp) / 1e9
         shaping = self.config.shaping
-        success_now = fused.progress >= 1.0 - shaping.delta
-        terminal = success_now and not ep.done
         reward = shape(ep.state.fused, fused.progress, shaping.sample_gamma(period_s),
-                       delta=shaping.delta, terminal=terminal,
+                       delta=shaping.delta, succeeded_before=ep.done,
                        terminal_potential=shaping.terminal_potential)
-        ep.done = ep.done or success_now
+        ep.done = ep.done or reward.success
         ep.step += 1
         if fused.status is not StepStatus.HELD:
             ep.state = fused.state

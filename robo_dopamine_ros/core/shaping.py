@@ -5,11 +5,15 @@
 together with the control period and converted to the period between two scored samples:
 ``γ_sample = γ_step ** (Δt_sample / Δt_step)``.
 
-Terminal convention (the paper does not state one): the first transition whose ``Φ(s') >= 1 - δ``
-is *terminal*. By default (``TerminalPotential.ZERO``) the potential of a terminal state is 0, the
-standard episodic PBRS rule that keeps the optimal policy unchanged: ``r = r_gold - Φ(s)``.
-``KEEP`` uses ``γ·Φ(s')`` there too, for learners that bootstrap through the success state.
-Transitions after the terminal one are still scored (for monitoring) with the ordinary formula.
+Terminal rule (the paper does not state one), :func:`transition_phase`, the one rule every
+adapter and learner-side helper uses: the first transition whose ``Φ(s') >= 1 - δ`` is
+*terminal* and the only one paid ``r_gold``; the episode ends there. By default
+(``TerminalPotential.ZERO``) the potential of a terminal state is 0, the standard episodic PBRS
+rule that keeps the optimal policy unchanged: ``r = r_gold - Φ(s)``. ``KEEP`` uses ``γ·Φ(s')``
+there too, for learners that bootstrap through the success state. Transitions *after* the
+terminal one (``AFTER_SUCCESS``: scoring goes on for monitoring) never get ``r_gold`` again:
+under ``ZERO`` they lie in the absorbing state (potential 0 on both sides), reward 0; under
+``KEEP`` they get ``γ·Φ(s') - Φ(s)``, so the discounted sum still telescopes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,21 @@ from .errors import ConfigError, coerce_enum
 
 DEFAULT_DELTA = 0.05
 DEFAULT_GAMMA = 0.99
+
+
+class Phase(str, enum.Enum):
+    """Where a transition lies relative to the episode's first success."""
+
+    RUNNING = 'running'                 # no success yet
+    TERMINAL = 'terminal'               # the first transition reaching success: r_gold, ends
+    AFTER_SUCCESS = 'after_success'     # any later one: no r_gold, outside the episodic MDP
+
+
+def transition_phase(succeeded_before: bool, success_now: bool) -> Phase:
+    """The terminal rule: terminal once, at the first success; after it, after-success."""
+    if succeeded_before:
+        return Phase.AFTER_SUCCESS
+    return Phase.TERMINAL if success_now else Phase.RUNNING
 
 
 class TerminalPotential(str, enum.Enum):
@@ -68,7 +87,12 @@ class ShapedReward:
     gamma: float
     r_gold: float
     success: bool    # Φ(s') >= 1 - δ at this transition
-    terminal: bool   # the first successful transition of the episode
+    phase: Phase
+
+    @property
+    def terminal(self) -> bool:
+        """The first successful transition of the episode."""
+        return self.phase is Phase.TERMINAL
 
 
 def sample_gamma(gamma_step: float, control_period_s: float, sample_period_s: float) -> float:
@@ -86,13 +110,19 @@ def is_success(progress: float, delta: float = DEFAULT_DELTA) -> bool:
 
 
 def shape(potential_before: float, potential_after: float, gamma: float, *,
-          delta: float = DEFAULT_DELTA, terminal: bool = False,
+          delta: float = DEFAULT_DELTA, succeeded_before: bool = False,
           terminal_potential: TerminalPotential = TerminalPotential.ZERO) -> ShapedReward:
-    """``r = r_gold + γ·Φ(s') - Φ(s)``, with Φ(s') = 0 on a terminal transition under ``ZERO``."""
+    """``r = r_gold + γ·Φ(s') - Φ(s)`` under the terminal rule (module docstring).
+
+    ``succeeded_before``: an earlier transition of the episode reached success.
+    """
     success = is_success(potential_after, delta)
-    r_gold = 1.0 if success else 0.0
-    next_potential = 0.0 if terminal and terminal_potential is TerminalPotential.ZERO \
-        else potential_after
-    reward = r_gold + gamma * next_potential - potential_before
-    return ShapedReward(reward, potential_before, potential_after, gamma, r_gold, success,
-                        terminal)
+    phase = transition_phase(succeeded_before, success)
+    r_gold = 1.0 if phase is Phase.TERMINAL else 0.0
+    zero = terminal_potential is TerminalPotential.ZERO
+    if phase is Phase.AFTER_SUCCESS and zero:
+        reward = 0.0
+    else:
+        next_potential = 0.0 if phase is Phase.TERMINAL and zero else potential_after
+        reward = r_gold + gamma * next_potential - potential_before
+    return ShapedReward(reward, potential_before, potential_after, gamma, r_gold, success, phase)

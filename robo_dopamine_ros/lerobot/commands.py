@@ -59,10 +59,13 @@ def add_parsers(sub: Any) -> None:
                    help='score only these episodes (default: all)')
     add_frame_scoring_arguments(p, ('incremental', 'forward', 'backward', 'fused'))
     p.add_argument('--write-dataset', type=Path, default=None, metavar='DIR',
-                   help='also write a copy of the dataset with the reward as a feature '
-                        '(every episode must be scored)')
-    p.add_argument('--reward-key', default='robo_dopamine.reward',
-                   help='feature name of the reward in --write-dataset (default: %(default)s)')
+                   help='also write a copy of the dataset with the features next.reward, '
+                        'next.done, next.success, robo_dopamine.reward_valid and '
+                        'robo_dopamine.progress (every episode must be scored)')
+    p.add_argument('--sidecar', type=Path, default=None, metavar='FILE',
+                   help="progress sidecar in LeRobot's reward-model schema, for RA-BC "
+                        "(sample_weighting.progress_path; default: OUT's name with "
+                        '.progress.parquet, beside it)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     add_backend_arguments(p)
     p.set_defaults(func=_cmd_relabel)
@@ -81,7 +84,7 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
         goal_episode=args.goal_episode, goal_per_episode=args.goal_per_episode, task=args.task,
         episodes=tuple(args.episodes) if args.episodes is not None else None,
         scoring=EpisodeOptions(**frame_scoring_options(args)),
-        write_dataset=args.write_dataset, reward_key=args.reward_key)
+        write_dataset=args.write_dataset, sidecar=args.sidecar)
     backend, profile = backend_from_args(args)
     try:
         relabeller = Relabeller(args.dataset, backend, profile, options)
@@ -96,7 +99,7 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
               f'{ep.final_progress:6.3f}  {ep.task}')
     if summary.skipped:
         print(f'skipped {len(summary.skipped)} episode(s) scored before: {summary.skipped}')
-    print(f'rewards in {summary.out}'
+    print(f'rewards in {summary.out}; progress sidecar {summary.sidecar}'
           + (f'; dataset with rewards: {summary.dataset}' if summary.dataset else ''))
     return 0
 

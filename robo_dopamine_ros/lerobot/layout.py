@@ -23,6 +23,8 @@ Frame ``i`` of episode ``e`` of camera ``key`` is the frame of that episode's vi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -91,6 +93,27 @@ def parquet() -> Any:
     return pq
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn pyarrow's errors on an unreadable file (truncated, not parquet) into one line that
+    names the file: a ConfigError, never a raw ``ArrowInvalid`` traceback."""
+    try:
+        yield
+    except (OSError, ValueError) as e:       # ArrowInvalid and ArrowIOError are both
+        if isinstance(e, ConfigError):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first.split(f"{path}': ", 1)[-1]         # pyarrow repeats the path
+        raise ConfigError(f'cannot read {str(path)!r}: {first}') from e
+
+
+def read_table(path: Path, shown: Path | None = None, **kwargs: Any) -> Any:
+    """``pyarrow.parquet.read_table`` whose errors name the file (``shown``, else ``path``)."""
+    pq = parquet()
+    with reading(shown or path):
+        return pq.read_table(path, **kwargs)
+
+
 class LeRobotV3:
     """A LeRobot v3 dataset folder, opened for reading.
 
@@ -116,6 +139,12 @@ class LeRobotV3:
         for key in ('fps', 'features', 'data_path'):
             if key not in self.info:
                 raise ConfigError(f'{str(info_path)!r} has no {key!r}')
+        if not isinstance(self.info['features'], dict):
+            raise ConfigError(f'{str(info_path)!r}: features is not a mapping')
+        if 'video_path' not in self.info and any(
+                isinstance(ft, dict) and ft.get('dtype') == 'video'
+                for ft in self.info['features'].values()):
+            raise ConfigError(f'{str(info_path)!r} has video features but no \'video_path\'')
         self.fps = float(self.info['fps'])
         self.features: dict[str, dict[str, Any]] = self.info['features']
 
@@ -138,7 +167,7 @@ class LeRobotV3:
         path = self.root / TASKS_PATH
         if not path.is_file():
             raise ConfigError(f'{str(path)!r} does not exist')
-        table = parquet().read_table(path).to_pydict()
+        table = read_table(path).to_pydict()
         name = 'task' if 'task' in table else '__index_level_0__'
         if name not in table or 'task_index' not in table:
             raise ConfigError(f'{str(path)!r} has no task / task_index columns: {list(table)}')
@@ -152,10 +181,16 @@ class LeRobotV3:
         pq = parquet()
         rows: dict[int, dict[str, Any]] = {}
         for path in files:
-            names = [n for n in pq.read_schema(path).names if not n.startswith('stats/')]
-            table = pq.read_table(path, columns=names).to_pylist()
-            for row in table:
+            with reading(path):
+                names = [n for n in pq.read_schema(path).names if not n.startswith('stats/')]
+            if 'episode_index' not in names:
+                raise ConfigError(f'{str(path)!r} has no episode_index column: {names}')
+            for row in read_table(path, columns=names).to_pylist():
                 rows[int(row['episode_index'])] = row
+        total = self.info.get('total_episodes')
+        if total is not None and total != len(rows):
+            raise ConfigError(f'{str(self.root / INFO_PATH)!r} says total_episodes {total}, '
+                              f'{str(self.root / EPISODES_DIR)!r} holds {len(rows)} episodes')
         return dict(sorted(rows.items()))
 
     @property
@@ -203,15 +238,19 @@ class LeRobotV3:
         if not meta.data_path.is_file():
             raise ConfigError(f'data file of episode {meta.index} missing: '
                               f'{str(meta.data_path)!r}')
-        pq = parquet()
         cols = ['index', 'episode_index', 'frame_index', 'timestamp', 'task_index']
-        table = pq.read_table(meta.data_path, columns=cols,
-                              filters=[('episode_index', '=', meta.index)]).sort_by('frame_index')
+        table = read_table(meta.data_path, columns=cols,
+                           filters=[('episode_index', '=', meta.index)]).sort_by('frame_index')
         data = table.to_pydict()
         if data['frame_index'] != list(range(meta.length)):
             raise ConfigError(f'{str(meta.data_path)!r} holds {table.num_rows} frames of '
                               f'episode {meta.index}, its metadata says {meta.length} '
                               '(frame_index 0..length-1)')
+        first = meta.dataset_from_index
+        if data['index'] != list(range(first, first + meta.length)):
+            raise ConfigError(f'{str(meta.data_path)!r}: episode {meta.index} has index '
+                              f'{data["index"][0]}.., its metadata says dataset_from_index '
+                              f'{first}')
         return FrameTable(data['index'], data['frame_index'], data['timestamp'],
                           data['task_index'])
 

@@ -5,12 +5,14 @@ engine's frame-interval samples, the last frame included), so a dataset episode 
 as the same frames would as videos with ``robo-dopamine episode``. Frames are decoded with PyAV
 from the episode's time range in its multi-episode video file.
 
-The output has one row per dataset frame of the scored episodes: ``index``, ``episode_index``,
-``frame_index``, ``scored`` (the frame was a sample), ``progress`` (the sample's fused progress;
-unscored frames hold the last sample's value), ``reward`` (the shaped reward of the transition
-that ends at a scored frame; 0 on unscored frames and on the episode's first frame), ``valid``
-and ``reason`` (of the sample; null on unscored frames). The run's settings are stored in the
-parquet's schema metadata (``robo_dopamine``).
+The output has one row per dataset frame of the scored episodes (:mod:`.labels`: progress,
+the samples' rewards and each frame's ``next_*`` transition); the run's settings are stored in
+the parquet's schema metadata (``robo_dopamine``). Beside it goes the progress sidecar in
+LeRobot's reward-model schema; ``write_dataset`` adds a copy with LeRobot's ``next.*`` features.
+
+Bad input is refused before anything is written: every scored episode's metadata, data rows and
+video files are checked when the relabeller is made (a file that turns out corrupt while
+decoding is an error naming it; finished episodes stay in the parts folder for a resume).
 
 Resuming: each finished episode is written whole (atomically) into ``.<out name>.parts/`` beside
 the output; a re-run with the same settings skips the episodes found there or in an existing
@@ -39,16 +41,17 @@ from ..core.types import GrmBackend
 from ..files.frames import read_image
 from ..files.outputs import write_text, written
 from ..offline.episode import EpisodeOptions, engine_config, score_frames
-from .layout import TOLERANCE_S, EpisodeMeta, FrameTable, LeRobotV3, parquet
+from .labels import COPY_FEATURES, copy_labels, episode_rows, sidecar_table
+from .layout import TOLERANCE_S, EpisodeMeta, FrameTable, LeRobotV3, parquet, read_table
 from .video import decode_at
-from .writer import check_copy_target, copy_with_feature
+from .writer import check_copy_target, copy_with_features
 
 log = logging.getLogger(__name__)
 
 #: Schema metadata key holding the run's settings (JSON).
 SETTINGS_KEY = b'robo_dopamine'
-COLUMNS = ('index', 'episode_index', 'frame_index', 'scored', 'progress', 'reward', 'valid',
-           'reason')
+#: Output format version, in the settings: an output of another format is not resumed into.
+FORMAT = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +75,7 @@ class RelabelOptions:
     episodes: tuple[int, ...] | None = None  # default: all
     scoring: EpisodeOptions = field(default_factory=EpisodeOptions)
     write_dataset: Path | None = None
-    reward_key: str = 'robo_dopamine.reward'
+    sidecar: Path | None = None             # default: <out stem>.progress.parquet beside out
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class RelabelSummary:
     out: Path
     episodes: list[RelabelledEpisode]      # scored in this run (skipped ones are not listed)
     skipped: list[int]
+    sidecar: Path
     dataset: Path | None
 
 
@@ -117,9 +121,17 @@ class Relabeller:
                          else self.ds.episode_indices)
         self.metas = {e: self.ds.episode(e) for e in self.episodes}     # range check first
         if options.goal_episode is not None:
-            self.ds.episode(options.goal_episode)
+            self.metas.setdefault(options.goal_episode, self.ds.episode(options.goal_episode))
         if options.write_dataset is not None:          # refused before hours of scoring
-            check_copy_target(self.ds, Path(options.write_dataset), options.reward_key)
+            check_copy_target(self.ds, Path(options.write_dataset), COPY_FEATURES)
+            self.metas.update({e: self.ds.episode(e) for e in self.ds.episode_indices})
+            _ = self.ds.tasks                # the copy carries it: a corrupt one is refused
+        self.frames = {e: self.ds.frames(meta) for e, meta in self.metas.items()}
+        for meta in self.metas.values():
+            for key in filter(None, self.keys):
+                if not meta.videos[key].path.is_file():
+                    raise ConfigError(f'video of {key}, episode {meta.index} missing: '
+                                      f'{str(meta.videos[key].path)!r}')
         self.engine = EpisodeEngine(backend, engine_config(options.scoring), profile)
         self.settings = self._settings(backend, profile)
 
@@ -134,7 +146,8 @@ class Relabeller:
             goal = f'episode {o.goal_episode}'
         else:
             goal = 'per episode' if o.goal_per_episode else 'none'
-        return {'dataset': str(self.ds.root.resolve()), 'model': backend.model_id,
+        return {'format': FORMAT, 'dataset': str(self.ds.root.resolve()),
+                'model': backend.model_id,
                 'profile': profile.name, 'cameras': list(self.keys), 'goal': goal,
                 'task': o.task, 'mode': str(getattr(s.mode, 'value', s.mode)),
                 'frame_interval': s.frame_interval, 'consistency': s.consistency,
@@ -149,10 +162,9 @@ class Relabeller:
 
     def finished(self, out: Path) -> dict[int, Any]:
         """Episode -> its rows (arrow table) already scored in ``out`` or its parts folder."""
-        pq = parquet()
         done: dict[int, Any] = {}
         if out.is_file():
-            table = pq.read_table(out)
+            table = read_table(out)
             meta = (table.schema.metadata or {}).get(SETTINGS_KEY)
             if meta is None:
                 raise ConfigError(f'{str(out)!r} exists and is not a relabel-lerobot output')
@@ -166,7 +178,7 @@ class Relabeller:
             found = json.loads(settings.read_text(encoding='utf-8')) if settings.is_file() else {}
             self._check_settings(found, parts)
             for path in files:
-                done[int(path.stem.split('_')[1])] = pq.read_table(path)
+                done[int(path.stem.split('_')[1])] = read_table(path)
         return done
 
     # -- scoring ---------------------------------------------------------------------------
@@ -180,10 +192,17 @@ class Relabeller:
     def run(self, out: str | Path,
             on_sample: Callable[[StepResult], None] | None = None) -> RelabelSummary:
         out = Path(out)
+        sidecar = self.options.sidecar or out.with_name(f'{out.stem}.progress.parquet')
+        if sidecar.resolve() == out.resolve():
+            raise ConfigError(f'the progress sidecar would overwrite the output {str(out)!r}')
         done = self.finished(out)
+        if self.options.write_dataset is not None:
+            missing = sorted(set(self.ds.episode_indices) - set(done) - set(self.episodes))
+            if missing:
+                raise ConfigError(f'--write-dataset needs every episode scored; not scored: '
+                                  f'{missing[:10]}{" ..." if len(missing) > 10 else ""}')
         goal = self._shared_goal()
         parts = _parts_dir(out)
-        write_text(parts / 'settings.json', json.dumps(self.settings, indent=1) + '\n')
         summaries, skipped = [], []
         pq = parquet()
         for e in self.episodes:
@@ -191,6 +210,7 @@ class Relabeller:
                 skipped.append(e)
                 continue
             table, summary = self._score(self.metas[e], goal, on_sample)
+            write_text(parts / 'settings.json', json.dumps(self.settings, indent=1) + '\n')
             with written(parts / f'episode_{e:06d}.parquet') as tmp:
                 pq.write_table(table, tmp)
             done[e] = table
@@ -198,23 +218,26 @@ class Relabeller:
         import pyarrow as pa
 
         merged = pa.concat_tables([done[e] for e in sorted(done)]).sort_by('index')
-        merged = merged.replace_schema_metadata(
-            {SETTINGS_KEY: json.dumps(self.settings).encode()})
+        settings = json.dumps(self.settings).encode()
+        merged = merged.replace_schema_metadata({SETTINGS_KEY: settings})
         with written(out) as tmp:
             pq.write_table(merged, tmp)
-        shutil.rmtree(parts)
+        with written(sidecar) as tmp:
+            pq.write_table(sidecar_table(merged, self.settings['model'], settings), tmp)
+        if parts.exists():
+            shutil.rmtree(parts)
         dataset = None
         if self.options.write_dataset is not None:
             dataset = self._write_dataset(merged)
-        return RelabelSummary(out, summaries, skipped, dataset)
+        return RelabelSummary(out, summaries, skipped, sidecar, dataset)
 
     def _shared_goal(self) -> np.ndarray | None:
         o = self.options
         if o.goal is not None:
             return read_image(o.goal)
         if o.goal_episode is not None:
-            meta = self.ds.episode(o.goal_episode)
-            return self._decode(meta, self.ds.frames(meta), o.front, [meta.length - 1])[0]
+            meta = self.metas[o.goal_episode]
+            return self._decode(meta, self.frames[meta.index], o.front, [meta.length - 1])[0]
         return None
 
     def _decode(self, meta: EpisodeMeta, frames: FrameTable, key: str,
@@ -226,9 +249,7 @@ class Relabeller:
 
     def _score(self, meta: EpisodeMeta, goal: np.ndarray | None,
                on_sample: Callable[[StepResult], None] | None) -> tuple[Any, RelabelledEpisode]:
-        import pyarrow as pa
-
-        frames = self.ds.frames(meta)
+        frames = self.frames[meta.index]
         task = self.options.task or self.ds.task_of(meta)
         indices = self.engine.frame_indices(meta.length)
         decoded = {key: dict(zip(indices, self._decode(meta, frames, key, indices), strict=True))
@@ -247,44 +268,18 @@ class Relabeller:
             results[idx] = result
             if on_sample:
                 on_sample(result)
-        progress, held = [], 0.0
-        for i in range(meta.length):
-            held = results[i].progress if i in results else held
-            progress.append(held)
-        rows = {
-            'index': pa.array(frames.index, pa.int64()),
-            'episode_index': pa.array([meta.index] * meta.length, pa.int64()),
-            'frame_index': pa.array(frames.frame_index, pa.int64()),
-            'scored': pa.array([i in results for i in range(meta.length)]),
-            'progress': pa.array(progress, pa.float64()),
-            'reward': pa.array([_reward(results.get(i)) for i in range(meta.length)],
-                               pa.float64()),
-            'valid': pa.array([results[i].valid if i in results else None
-                               for i in range(meta.length)], pa.bool_()),
-            'reason': pa.array([results[i].reason if i in results else None
-                                for i in range(meta.length)], pa.string()),
-        }
+        table = episode_rows(meta.index, frames, results, self.ds.fps,
+                             self.options.scoring.shaping.terminal_potential)
         last = results[indices[-1]]
         summary = RelabelledEpisode(meta.index, task, meta.length, len(results),
-                                 sum(r.valid for r in results.values()), last.progress)
-        return pa.table(rows), summary
+                                    sum(r.valid for r in results.values()), last.progress)
+        return table, summary
 
     def _write_dataset(self, merged: Any) -> Path:
         target = self.options.write_dataset
         assert target is not None
-        missing = sorted(set(self.ds.episode_indices)
-                         - set(merged.column('episode_index').to_pylist()))
-        if missing:
-            raise ConfigError(f'--write-dataset needs every episode scored; not scored: '
-                              f'{missing[:10]}{" ..." if len(missing) > 10 else ""}')
-        values = dict(zip(merged.column('index').to_pylist(),
-                          merged.column('reward').to_pylist(), strict=True))
-        return copy_with_feature(self.ds, target, self.options.reward_key, values)
-
-
-def _reward(result: StepResult | None) -> float:
-    """A frame's reward: its sample's shaped reward; 0 unscored and at the episode's START."""
-    return result.reward.reward if result is not None and result.reward is not None else 0.0
+        labels, features = copy_labels(merged)
+        return copy_with_features(self.ds, target, labels, features)
 
 
 def _parts_dir(out: Path) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from .layout import (
     CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_FEATURES,
+    EPISODES_DIR,
     EPISODES_PATH,
     INFO_PATH,
     STATS_PATH,
@@ -31,7 +32,10 @@ from .layout import (
     VIDEO_PATH,
     LeRobotV3,
     parquet,
+    read_table,
+    reading,
 )
+from .stats import episode_stat_columns, feature_stats
 from .video import EpisodeVideoWriter, stream_info
 
 #: Encoder options per codec; lerobot's defaults for AV1 (GOP 2, CRF 30), a fast preset.
@@ -58,7 +62,8 @@ class EpisodeFrames:
 def write_dataset(root: str | Path, episodes: Sequence[EpisodeFrames], fps: int, *,
                   codec: str = 'mpeg4', episodes_per_file: int = 2,
                   robot_type: str | None = None) -> Path:
-    """Write ``episodes`` as a LeRobot v3 dataset at ``root`` (which must not exist).
+    """Write ``episodes`` as a LeRobot v3 dataset at ``root`` (which must not exist), with the
+    statistics LeRobot keeps (:mod:`.stats`: ``meta/stats.json``, per-episode ``stats/…``).
 
     Raises:
         ConfigError: ``root`` exists, no episodes, cameras or lengths that disagree, or a codec
@@ -76,6 +81,7 @@ def write_dataset(root: str | Path, episodes: Sequence[EpisodeFrames], fps: int,
     with written(out) as tmp:
         data_rows: dict[str, list[Any]] = {}
         meta_rows: list[dict[str, Any]] = []
+        every: dict[str, list[np.ndarray]] = {}      # all frames' values, for meta/stats.json
         writers: dict[str, EpisodeVideoWriter] = {}
         index = 0
         for e, ep in enumerate(episodes):
@@ -100,13 +106,18 @@ def write_dataset(root: str | Path, episodes: Sequence[EpisodeFrames], fps: int,
                 row.update({f'videos/{key}/chunk_index': 0, f'videos/{key}/file_index': file_index,
                             f'videos/{key}/from_timestamp': t0, f'videos/{key}/to_timestamp': t1})
             row.update({'meta/episodes/chunk_index': 0, 'meta/episodes/file_index': file_index})
-            meta_rows.append(row)
             frame = {'index': np.arange(index, index + n), 'episode_index': np.full(n, e),
                      'frame_index': np.arange(n),
                      'timestamp': (np.arange(n) / fps).astype(np.float32),
                      'task_index': np.full(n, tasks.index(ep.task)), **ep.columns}
             for name, values in frame.items():
                 data_rows.setdefault(name, []).append(np.asarray(values))
+            for name, values in {**ep.videos, **frame}.items():
+                every.setdefault(name, []).append(np.asarray(values))
+            row.update(episode_stat_columns(
+                {name: feature_stats(np.asarray(v), image=name in ep.videos)
+                 for name, v in {**ep.videos, **frame}.items()}))
+            meta_rows.append(row)
             index += n
             if e % episodes_per_file == episodes_per_file - 1 or e == len(episodes) - 1:
                 table = pa.table({k: _column(np.concatenate(v)) for k, v in data_rows.items()})
@@ -130,60 +141,91 @@ def write_dataset(root: str | Path, episodes: Sequence[EpisodeFrames], fps: int,
                 'splits': {'train': f'0:{len(episodes)}'}, 'data_path': DATA_PATH,
                 'video_path': VIDEO_PATH, 'features': {**features, **DEFAULT_FEATURES}}
         _write_json(tmp / INFO_PATH, info)
+        _write_json(tmp / STATS_PATH, {name: feature_stats(np.concatenate(v), image=name in keys)
+                                       for name, v in every.items()})
     return out
 
 
-def copy_with_feature(source: LeRobotV3, root: str | Path, key: str,
-                      values: Mapping[int, float]) -> Path:
-    """Copy ``source`` to ``root`` with a float32 per-frame feature ``key`` added.
+def copy_with_features(source: LeRobotV3, root: str | Path, labels: Any,
+                       features: Mapping[str, dict[str, Any]]) -> Path:
+    """Copy ``source`` to ``root`` with per-frame ``features`` added, as LeRobot's
+    ``modify_features`` adds them, plus their statistics.
 
-    ``values`` maps the dataset's global frame ``index`` to the value; every frame must have
-    one. Videos are hard-linked where the file system allows (they are never written to), the
-    data files are rewritten with the new column, ``meta/info.json`` gains the feature and
-    ``meta/stats.json`` (when present) its statistics.
+    ``labels`` is an arrow table with ``index``, ``episode_index`` and one column per feature
+    key (in the feature's dtype); every frame of the dataset must have a row. Videos are
+    hard-linked where the file system allows (they are never written to); the data files are
+    rewritten with the new columns; ``meta/info.json`` gains the features, ``meta/stats.json``
+    (when present) and the ``meta/episodes`` files (when they hold ``stats/…`` columns) their
+    statistics (:mod:`.stats`).
 
     Raises:
-        ConfigError: ``root`` exists, ``key`` is a feature already, or a frame has no value.
+        ConfigError: ``root`` exists, a key is a feature already, or a frame has no row.
     """
-    import pyarrow as pa
+    import pyarrow.compute as pc
 
     out = Path(root)
-    check_copy_target(source, out, key)
-    pq = parquet()
+    check_copy_target(source, out, features)
     with written(out) as tmp:
         shutil.copytree(source.root, tmp, copy_function=_link_or_copy)
         for path in sorted((tmp / 'data').glob('*/*.parquet')):
-            table = pq.read_table(path)
-            try:
-                column = [values[int(i)] for i in table.column('index').to_pylist()]
-            except KeyError as e:
-                raise ConfigError(f'no {key!r} value for frame index {e.args[0]} '
-                                  f'({path.relative_to(tmp)})') from e
-            table = table.append_column(key, pa.array(column, pa.float32()))
-            table = table.replace_schema_metadata(_hf_metadata(table.schema.metadata, key))
+            table = read_table(path, source.root / path.relative_to(tmp))
+            rows = pc.index_in(table.column('index'), value_set=labels.column('index'))
+            if rows.null_count:
+                missing = table.column('index').filter(pc.is_null(rows))[0].as_py()
+                raise ConfigError(f'no label for frame index {missing} '
+                                  f'({path.relative_to(tmp)})')
+            for key in features:
+                table = table.append_column(key, labels.column(key).take(rows))
+            table = table.replace_schema_metadata(_hf_metadata(table.schema.metadata, features))
             _write_parquet(table, path)
         info = dict(source.info)
-        info['features'] = {**source.features,
-                            key: {'dtype': 'float32', 'shape': [1], 'names': None}}
+        info['features'] = {**source.features, **features}
         _write_json(tmp / INFO_PATH, info)
         stats_path = tmp / STATS_PATH
         if stats_path.is_file():
-            stats = json.loads(stats_path.read_text(encoding='utf-8'))
-            v = np.asarray(list(values.values()), dtype=np.float64)
-            stats[key] = {'min': [float(v.min())], 'max': [float(v.max())],
-                          'mean': [float(v.mean())], 'std': [float(v.std())],
-                          'count': [int(v.size)]}
+            with reading(source.root / STATS_PATH):
+                stats = json.loads(stats_path.read_text(encoding='utf-8'))
+            stats.update({key: feature_stats(labels.column(key).to_numpy(zero_copy_only=False))
+                          for key in features})
             _write_json(stats_path, stats)
+        _add_episode_stats(source, tmp, labels, features)
     return out
 
 
-def check_copy_target(source: LeRobotV3, root: Path, key: str) -> None:
-    """Raise a ConfigError if :func:`copy_with_feature` would refuse ``root`` or ``key``."""
+def check_copy_target(source: LeRobotV3, root: Path, features: Iterable[str]) -> None:
+    """Raise a ConfigError if :func:`copy_with_features` would refuse ``root`` or a feature."""
     if root.exists():
         raise ConfigError(f'dataset folder exists already, not overwriting: {str(root)!r}')
-    if key in source.features:
-        raise ConfigError(f'{str(source.root)!r} has a {key!r} feature already; choose another '
-                          'name (--reward-key)')
+    present = [key for key in features if key in source.features]
+    if present:
+        raise ConfigError(f'{str(source.root)!r} has the features {present} already; write the '
+                          "copy from a dataset without them (LeRobot's remove_feature drops them)")
+    stats = source.root / STATS_PATH
+    if stats.is_file():                  # the copy extends it: refuse it before any scoring
+        with reading(stats):
+            json.loads(stats.read_text(encoding='utf-8'))
+
+
+def _add_episode_stats(source: LeRobotV3, tmp: Path, labels: Any,
+                       features: Mapping[str, dict[str, Any]]) -> None:
+    """Per-episode ``stats/<key>/<stat>`` columns, in ``meta/episodes`` files that have any."""
+    import pyarrow as pa
+
+    episodes = labels.column('episode_index').to_numpy()
+    for path in sorted((tmp / EPISODES_DIR).glob('*/*.parquet')):
+        table = read_table(path, source.root / path.relative_to(tmp))
+        if not any(name.startswith('stats/') for name in table.column_names):
+            continue
+        columns: dict[str, list[Any]] = {}
+        for e in table.column('episode_index').to_pylist():
+            mine = labels.filter(pa.array(episodes == e))
+            per = {key: feature_stats(mine.column(key).to_numpy(zero_copy_only=False))
+                   for key in features}
+            for name, value in episode_stat_columns(per).items():
+                columns.setdefault(name, []).append(value)
+        for name, values in columns.items():
+            table = table.append_column(name, pa.array(values))
+        _write_parquet(table, path)
 
 
 def _column(values: np.ndarray) -> Any:
@@ -199,13 +241,15 @@ def _column(values: np.ndarray) -> Any:
     return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
 
 
-def _hf_metadata(metadata: dict[bytes, bytes] | None, key: str) -> dict[bytes, bytes]:
-    """The schema metadata with ``key`` declared in the ``huggingface`` features, if any."""
+def _hf_metadata(metadata: dict[bytes, bytes] | None,
+                 features: Mapping[str, dict[str, Any]]) -> dict[bytes, bytes]:
+    """The schema metadata with ``features`` declared in the ``huggingface`` ones, if any."""
     out = dict(metadata or {})
     if b'huggingface' in out:
         hf = json.loads(out[b'huggingface'])
-        hf.setdefault('info', {}).setdefault('features', {})[key] = {
-            'dtype': 'float32', '_type': 'Value'}
+        declared = hf.setdefault('info', {}).setdefault('features', {})
+        for key, feature in features.items():
+            declared[key] = {'dtype': feature['dtype'], '_type': 'Value'}
         out[b'huggingface'] = json.dumps(hf).encode()
     return out
 

