@@ -9,13 +9,14 @@ from __future__ import annotations
 from setuptools import find_packages, setup
 
 EXTRAS: dict[str, list[str]] = {
-    'model': ['transformers>=4.57,<6', 'torch>=2.5'],
+    'model': ['transformers>=4.57,<6', 'torch>=2.5', 'safetensors'],
     'video': ['opencv-python-headless', 'matplotlib', 'scipy'],
-    'bag': ['rosbags', 'rosbags-image'],
+    'bag': ['rosbags'],
     # Fine-tuning: LoRA (peft) and the transformers Trainer (needs accelerate).
     'train': ['peft', 'accelerate', 'transformers>=4.57,<6', 'torch>=2.5', 'tqdm'],
     # robo-dopamine bench (Spearman/Kendall) and bench-data (the synthetic renderer draws with
-    # OpenCV). The openai backend needs nothing; vLLM is GPU-only and lives in its own env.
+    # OpenCV). The openai backend's httpx is a core requirement; vLLM is GPU-only and lives in
+    # its own env.
     'bench': ['scipy', 'opencv-python-headless'],
     # robo_dopamine_ros.rl: the gymnasium reward wrappers.
     'rl': ['gymnasium>=1.0'],
@@ -34,7 +35,8 @@ setup(
     package_data={'robo_dopamine_ros': ['data/**/*', 'models/demo_grm/*',
                                        'models/demo_grm_qwen3/*']},
     python_requires='>=3.10',
-    install_requires=['numpy', 'pillow', 'pyyaml', 'tqdm'],
+    # httpx: the openai backend's pooled HTTP client (a served GRM needs no model extra).
+    install_requires=['numpy', 'pillow', 'pyyaml', 'tqdm', 'httpx'],
     extras_require=EXTRAS,
     entry_points={'console_scripts': ['robo-dopamine = robo_dopamine_ros.cli:main']},
 )

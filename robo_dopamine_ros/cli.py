@@ -224,8 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The shell's exit status of a command ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (1 on a ``GrmError``, printed as ERROR)."""
+    """Run the command line; returns the exit code: 1 on a ``GrmError`` (printed as ERROR),
+    130 on Ctrl-C (one line, no traceback: what was complete is kept, see files/outputs.py)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
@@ -236,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GrmError as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == '__main__':

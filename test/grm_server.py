@@ -15,11 +15,11 @@ import io
 import json
 import threading
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
-from openai_server import completion
+from openai_server import KeepAliveServer, completion
 from PIL import Image
 
 from robo_dopamine_ros.backends.decoding import STOP_STRING
@@ -37,7 +37,7 @@ class GrmServer:
         self.port = port
         self.requests = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: KeepAliveServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -61,6 +61,8 @@ class GrmServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'       # kept alive, as vLLM's server
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers['Content-Length']))
                 try:
@@ -82,7 +84,7 @@ class GrmServer:
             def log_message(self, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(('127.0.0.1', self.port), Handler)
+        self._server = KeepAliveServer(('127.0.0.1', self.port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
                                         daemon=True)

@@ -41,6 +41,28 @@ def test_video_to_bag_of_a_cut_video_leaves_no_bag_and_a_rerun_works(
     assert (bag / 'metadata.yaml').is_file()
 
 
+@pytest.mark.parametrize(('name', 'content', 'error'), [
+    ('task_instruction.json', b'', 'is not valid JSON'),
+    ('task_instruction.json', b'[]', 'non-empty list of instruction strings'),
+    ('annotated_keyframes.json', b'[{"start_frame_id": 0, "end_frame_id": 500}]',
+     'is out of range'),
+    ('goal.png', b'', 'cannot'),
+])
+def test_video_to_bag_refuses_a_label_replay_could_not_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes,
+        error: str) -> None:
+    episode = tmp_path / 'episode'
+    episode.mkdir()
+    front = episode / 'cam_high.mp4'
+    shutil.copyfile(demo_episode_dir() / 'cam_high.mp4', front)
+    (episode / name).write_bytes(content)
+    bag = tmp_path / 'bag'
+    assert cli.main(['video-to-bag', str(bag), '--front', str(front)]) == 1
+    printed = capsys.readouterr().err
+    assert name in printed and error in printed
+    assert not bag.exists() and leftovers(tmp_path) == []
+
+
 def test_episode_of_a_cut_video_writes_no_outputs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,7 +74,8 @@ def test_episode_of_a_cut_video_writes_no_outputs(
     assert not out.exists() or not [p for p in out.rglob('*') if p.is_file()]
 
 
-def test_preprocess_of_a_cut_video_leaves_no_episode_folder(tmp_path: Path) -> None:
+def cut_episode(tmp_path: Path) -> Path:
+    """A raw dataset of one episode whose three camera videos are cut off mid-stream."""
     episode = tmp_path / 'raw' / 'episode_001'
     episode.mkdir(parents=True)
     cut = cut_video(tmp_path)
@@ -60,11 +83,29 @@ def test_preprocess_of_a_cut_video_leaves_no_episode_folder(tmp_path: Path) -> N
         shutil.copyfile(cut, episode / f'{cam}.mp4')     # OpenCV reads it by content
     (episode / 'annotated_keyframes.json').write_text(json.dumps(
         [{'start_frame_id': 0, 'end_frame_id': 59}]))
+    return tmp_path / 'raw'
+
+
+def test_preprocess_of_a_cut_video_leaves_no_episode_folder(tmp_path: Path) -> None:
     out = tmp_path / 'train'
     with pytest.raises(ImageError, match='cannot decode frame'):
-        preprocess(discover(tmp_path / 'raw'), PreprocessConfig(out, 5, workers=1,
-                                                                progress=False))
-    assert not (out / 'episode_001').exists() and leftovers(out) == []
+        preprocess(discover(cut_episode(tmp_path)), PreprocessConfig(out, 5, workers=1,
+                                                                     progress=False))
+    assert not (out / 'episode_001').exists() and leftovers(tmp_path) == []
+
+
+def test_data_preprocess_of_a_cut_video_leaves_no_out_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = cut_episode(tmp_path)
+    out = tmp_path / 'new' / 'train'
+    command = ['data', 'preprocess', '--raw', str(raw), '--out', str(out), '--workers', '1',
+               '-q']
+    assert cli.main(command) == 1
+    assert 'cannot decode frame' in capsys.readouterr().err
+    assert not (tmp_path / 'new').exists()          # the folders the run created are gone
+    out.mkdir(parents=True)
+    assert cli.main(command) == 1
+    assert out.is_dir() and list(out.iterdir()) == []   # a folder that was there stays
 
 
 def test_result_files_are_marked_complete_only_when_the_run_finished(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 
@@ -17,7 +18,7 @@ from openai_server import FakeOpenAI, Reply, completion
 from PIL import Image
 
 from robo_dopamine_ros.backends.openai_backend import OpenAIBackend, OpenAIConfig
-from robo_dopamine_ros.core.errors import BackendError, ConfigError
+from robo_dopamine_ros.core.errors import BackendError, BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.prompt import prompt_segments
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
 
@@ -40,12 +41,12 @@ def query(task: str = TASK, base: int = 0) -> Query:
 def serving(respond: Callable[[int, dict], Reply],
             **kw: object) -> Iterator[tuple[FakeOpenAI, OpenAIBackend]]:
     """A fake server answering ``respond`` and a backend pointed at it."""
-    with FakeOpenAI(respond) as server, backend(server, **kw) as b:
+    with FakeOpenAI(respond) as server, backend(server.url, **kw) as b:
         yield server, b
 
 
-def backend(server: FakeOpenAI, **kw: object) -> OpenAIBackend:
-    options: dict[str, object] = {'model': 'grm-3b', 'base_url': server.url,
+def backend(url: str, **kw: object) -> OpenAIBackend:
+    options: dict[str, object] = {'model': 'grm-3b', 'base_url': url,
                                   'api_key_env': 'GRM_TEST_KEY', 'timeout_s': 2.0,
                                   'retry_delay_s': 0.01, **kw}
     return OpenAIBackend(OpenAIConfig(**options))  # type: ignore[arg-type]
@@ -104,13 +105,46 @@ def test_openai_vllm_stop_reason_reappends_the_stop_string() -> None:
         assert b.generate([query()])[0].text == '<score>+40</score>'
 
 
-def test_openai_server_errors_are_retried_with_backoff_then_succeed() -> None:
-    replies = [Reply(500, b'{"error": "overloaded"}'), Reply(429, b'{}'),
-               Reply(body=completion('<score>+3%'))]
-    with serving(lambda n, body: replies[n]) as (server, b):
+def test_openai_overload_is_retried_with_jittered_backoff_then_succeeds(
+        caplog: pytest.LogCaptureFixture) -> None:
+    replies = [Reply(503, b'{"error": "loading"}', headers={'Retry-After': '0.3'}),
+               Reply(429, b'{}'), Reply(body=completion('<score>+3%'))]
+    caplog.set_level(logging.WARNING)
+    with serving(lambda n, body: replies[n], retry_delay_s=0.1) as (server, b):
         [answer] = b.generate([query()])
     assert answer.error is None and answer.text == '<score>+3%</score>'
     assert answer.meta['attempts'] == 3.0 and len(server.requests) == 3
+    waits = [float(r.getMessage().rsplit('retrying in ', 1)[1].split()[0])
+             for r in caplog.records if 'retrying in' in r.getMessage()]
+    assert waits[0] == pytest.approx(0.3)                # the server's Retry-After
+    assert 0.1 <= waits[1] <= 0.2                        # 0.2 s doubled, jittered by up to half
+
+
+def test_openai_other_server_errors_are_final() -> None:
+    statuses = [500, 502, 504, 408]
+    with serving(lambda n, body: Reply(statuses[n], b'{"error": "engine died"}')) as (server, b):
+        errors = [b.generate([query()])[0].error or '' for _ in statuses]
+    assert [f'HTTP {s}' in e and '(after 1 attempt(s))' in e
+            for s, e in zip(statuses, errors, strict=True)] == [True] * 4
+    assert len(server.requests) == 4                     # none of them retried
+
+
+def test_openai_a_body_cut_short_is_a_dropped_link_and_retried() -> None:
+    replies = [Reply(503, b'{"error": "' + b'x' * 200 + b'"}', cut_short=True),
+               Reply(body=completion('<score>+6%'), cut_short=True),
+               Reply(body=completion('<score>+7%'))]
+    with serving(lambda n, body: replies[n]) as (_, b):
+        [answer] = b.generate([query()])
+    assert answer.text == '<score>+7%</score>' and answer.meta['attempts'] == 3.0
+
+
+def test_openai_connections_are_kept_alive_across_calls() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%')), max_workers=1) as (
+            server, b):
+        for _ in range(3):
+            assert b.generate([query()])[0].error is None
+    assert len(server.requests) == 3
+    assert len({r.client_port for r in server.requests}) == 1     # one connection for all
 
 
 def test_openai_persistent_failure_is_a_flagged_answer_not_a_fake_score() -> None:
@@ -130,22 +164,44 @@ def test_openai_client_errors_and_malformed_bodies_are_final() -> None:
     assert len(server.requests) == 4                     # none of them retried
 
 
-def test_openai_slow_server_times_out_retries_and_is_flagged() -> None:
+def test_openai_read_timeout_is_final_not_retried() -> None:
     with serving(lambda n, body: Reply(body=completion('<score>+1%'), delay_s=0.6),
-                 timeout_s=0.15, max_retries=2) as (server, b):
+                 timeout_s=0.15, max_retries=3) as (server, b):
         [answer] = b.generate([query()])
     assert answer.text == '' and 'timed out' in (answer.error or '').lower()
-    assert answer.meta['attempts'] == 2.0 and len(server.requests) == 2
+    assert answer.meta['attempts'] == 1.0 and len(server.requests) == 1
 
 
-def test_openai_slow_first_attempt_then_fast_succeeds() -> None:
-    def respond(n: int, body: dict) -> Reply:
-        # The first attempt outlasts the socket timeout by far; the retry answers at once. The
-        # timeout leaves a slow machine ample time for that answer.
-        return Reply(body=completion('<score>+8%'), delay_s=30.0 if n == 0 else 0.0)
-    with serving(respond, timeout_s=2.0) as (_, b):
+def test_openai_deadline_cuts_the_read_timeout_of_a_reading() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%'), delay_s=1.0),
+                 timeout_s=30.0, deadline_s=0.2) as (server, b):
         [answer] = b.generate([query()])
-    assert answer.text == '<score>+8%</score>' and answer.meta['attempts'] == 2.0
+    assert answer.text == '' and 'timed out' in (answer.error or '').lower()
+    assert len(server.requests) == 1
+
+
+def test_openai_unreachable_server_is_retried_until_it_answers() -> None:
+    port = free_port()
+    server = FakeOpenAI(lambda n, body: Reply(body=completion('<score>+4%')), port=port)
+    later = threading.Timer(0.3, server.__enter__)
+    later.start()
+    try:
+        with backend(f'http://127.0.0.1:{port}/v1', max_retries=100, retry_delay_s=0.05,
+                     deadline_s=30.0) as b:
+            [answer] = b.generate([query()])
+    finally:
+        later.join()
+        server.__exit__()
+    assert answer.text == '<score>+4%</score>' and answer.meta['attempts'] > 1.0
+
+
+def test_openai_deadline_ends_the_retries_of_an_unreachable_server() -> None:
+    with FakeOpenAI(lambda n, body: Reply()) as server:
+        url = server.url
+    with backend(url, max_retries=1000, retry_delay_s=0.01, deadline_s=0.3) as b:
+        [answer] = b.generate([query()])
+    assert 'ConnectError' in (answer.error or '')
+    assert 1 < answer.meta['attempts'] < 1000
 
 
 def test_openai_concurrency_is_bounded_across_callers() -> None:
@@ -211,14 +267,56 @@ def test_openai_invalid_task_fails_only_its_query_and_stop_is_sticky() -> None:
 
 
 def test_openai_stop_ends_a_backoff_wait_at_once() -> None:
-    with serving(lambda n, body: Reply(500, b'{}'), retry_delay_s=30.0) as (server, b):
+    with serving(lambda n, body: Reply(503, b'{}'), retry_delay_s=30.0, timeout_s=60.0) as (
+            server, b):
         threading.Timer(0.2, b.request_stop).start()
-        [answer] = b.generate([query()])
-    assert 'stopped' in (answer.error or '') and len(server.requests) == 1
+        with pytest.raises(BackendStoppedError, match='stopped'):
+            b.generate([query()])
+    assert len(server.requests) == 1
+
+
+def test_openai_cancel_is_per_call() -> None:
+    """A cancel ends the calls in flight (on the wire or in a backoff) at once; a call made
+    after it, concurrent with a cancelled one, runs normally."""
+    def respond(n: int, body: dict) -> Reply:
+        return Reply(body=completion('<score>+5%'), delay_s=0.5 if n == 0 else 0.0)
+    outcome: list[object] = []
+    with serving(respond, max_workers=2) as (server, b):
+        first = threading.Thread(target=lambda: outcome.append(_raised(b, query())))
+        first.start()
+        wait_for(lambda: len(server.requests) == 1)
+        b.cancel()
+        first.join()
+        [later] = b.generate([query(base=1)])        # while the first is still on the wire
+    assert outcome == ['BackendStoppedError: cancelled']
+    assert later.text == '<score>+5%</score>' and later.error is None
+
+
+def _raised(b: OpenAIBackend, q: Query) -> str:
+    try:
+        b.generate([q])
+    except BackendError as exc:
+        return f'{type(exc).__name__}: {exc}'
+    return 'answered'
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError('condition never held')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize('bad', [{'model': ''}, {'base_url': 'ftp://x'}, {'max_workers': 0},
-                                 {'image_format': 'gif'}, {'timeout_s': 0}])
+                                 {'image_format': 'gif'}, {'timeout_s': 0},
+                                 {'deadline_s': 0}, {'connect_timeout_s': -1}])
 def test_openai_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(ConfigError):
         OpenAIConfig(**{'model': 'm', **bad})

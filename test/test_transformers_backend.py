@@ -93,6 +93,22 @@ def fresh_backend(tiny_arch_synthetic_dir: Path, tiny_arch: str) -> Transformers
     b.close()
 
 
+def test_weights_bytes_counts_floats_at_the_load_dtype_and_refuses_a_bad_header(
+        tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({'w': np.zeros((3, 4), np.float16), 'ids': np.zeros(5, np.int64),
+               'mask': np.zeros(7, np.uint8)}, str(tmp_path / 'model.safetensors'))
+    assert weights_bytes(tmp_path, 2) == 12 * 2 + 5 * 8 + 7
+    assert weights_bytes(tmp_path, 4) == 12 * 4 + 5 * 8 + 7
+    (tmp_path / 'model-2.safetensors').write_bytes(b'\x10' + b'\x00' * 7 + b'{not json}xxxxxx')
+    with pytest.raises(ModelLoadError, match=r'cannot read the safetensors header of .*model-2'):
+        weights_bytes(tmp_path, 4)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ModelLoadError, match=r'no \*\.safetensors weights'):
+        weights_bytes(tmp_path / 'empty', 4)
+
+
 def test_transformers_backend_refuses_weights_above_the_memory_cap(
         tiny_grm_synthetic_dir: Path) -> None:
     from safetensors import safe_open

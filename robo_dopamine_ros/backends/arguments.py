@@ -22,7 +22,7 @@ _BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
     'vllm': ('model', 'upstream_sampling', 'pixel_limits', 'architecture', 'max_model_len',
              'gpu_memory_utilization'),
     'openai': ('model', 'upstream_sampling', 'base_url', 'api_key_env', 'max_workers',
-               'timeout_s', 'max_retries', 'retry_delay_s', 'image_format'),
+               'timeout_s', 'deadline_s', 'max_retries', 'retry_delay_s', 'image_format'),
 }
 
 
@@ -63,7 +63,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, required: bool = F
     api.add_argument('--max-workers', type=int, default=None,
                      help='requests in flight at most (default 8)')
     api.add_argument('--timeout', dest='timeout_s', type=float, default=None,
-                     help='seconds per socket operation (default 60)')
+                     help='read timeout of one attempt in seconds (default 60)')
+    api.add_argument('--deadline', dest='deadline_s', type=float, default=None,
+                     help='seconds per reading, retries included (default 2 x --timeout)')
     api.add_argument('--max-retries', type=int, default=None, help='attempts per query (5)')
     api.add_argument('--retry-delay', dest='retry_delay_s', type=float, default=None,
                      help='first backoff in seconds, doubling (2.0)')

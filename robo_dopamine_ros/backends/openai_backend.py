@@ -2,20 +2,21 @@
 
 Serving the model from a separate process keeps the ROS environment free of GPU-stack pins, and
 the same backend evaluates frontier models the way upstream's ``eval/evaluation_api.py`` does
-(spec §7.2): the prompt split around the 8 images exactly as :func:`core.prompt.user_content`
-builds it, images as base64 data URLs (JPEG like upstream, or lossless PNG), one user turn and no
-system message (the server's chat template adds its default one).
+(spec §7.2); the request itself is :mod:`.openai_wire`. What it adds over upstream's loop:
 
-Only the standard library talks HTTP, so the package gains no dependency. What it adds over
-upstream's loop:
-
-* bounded concurrency: one thread pool of ``max_workers`` shared by every ``generate`` call, so
-  several callers together never exceed it;
-* a timeout per socket operation and retries with exponential backoff on transient failures
-  (timeouts, connection errors, HTTP 408/429/5xx; upstream: 5 attempts from 2 s) — other errors,
-  such as a 401 or a malformed body, are final at once because repeating them cannot help;
-* ``stop: ['</score>']`` and a small ``max_tokens`` so runaway answers end early; the stop string
-  is re-appended when the server stopped on it, so the parser sees a well-formed tag;
+* one pooled HTTP client (httpx) per backend: connections are kept alive between requests, at
+  most ``max_workers`` of them, shared by every ``generate`` call so several callers together
+  never exceed the bound;
+* separate connect and read timeouts per attempt, and a deadline per reading (retries, backoff
+  and a wait for a free slot included), after which the caller has its answer — a flagged one;
+* retries only where another attempt can help: the connection failed or dropped, or the server
+  said it is overloaded (HTTP 429) or not ready (503), honouring its ``Retry-After``; the waits
+  double and are jittered so that a fleet does not retry in step. A read timeout is final (the
+  server is most likely still computing, and a retry would pile onto it), as is any other HTTP
+  error or a malformed body;
+* per-call cancellation: every ``generate`` call has its own wake-up, so ``cancel`` interrupts
+  the calls in flight at that moment (they raise at once, their backoff waits end) and never a
+  later or another caller's one;
 * a failed query is ``Answer(error=...)`` (a flagged result), never upstream's fake
   ``<score>0%</score>``.
 
@@ -25,28 +26,28 @@ built; it is never logged, never put in an error message or a result, and not in
 
 from __future__ import annotations
 
-import base64
-import http.client
-import io
-import json
 import logging
 import os
+import random
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
-from PIL import Image
+import httpx
 
 from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
-from ..core.prompt import user_content
 from ..core.types import Answer, ImageKey, KeyedImage, Query
-from .decoding import STOP_STRING
+from .openai_wire import (
+    MalformedResponseError,
+    answer_text,
+    image_data_url,
+    image_part,
+    request_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,13 @@ DEFAULT_KEY_ENV = 'OPENAI_API_KEY'
 UPSTREAM_TEMPERATURE = 0.1
 IMAGE_FORMATS = ('jpeg', 'png')
 #: Encoded images kept per backend: one episode uses 11 at a time (like the vision cache).
-URL_CACHE_ENTRIES = 64
+PART_CACHE_ENTRIES = 64
+#: The server refused before computing anything and asks to come back: worth another attempt.
+RETRY_STATUSES = frozenset({429, 503})
+#: An idle kept-alive connection is closed after this long (servers drop theirs after 5-75 s).
+KEEPALIVE_EXPIRY_S = 30.0
+#: How long a caller waits past the deadline for the attempts in flight to report themselves.
+DEADLINE_GRACE_S = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,10 +77,14 @@ class OpenAIConfig:
             ``Authorization`` header (local servers often need none).
         image_format: ``'jpeg'`` (upstream's data-URL type) or ``'png'`` (lossless).
         jpeg_quality: JPEG quality, 1..95.
-        max_workers: Requests in flight at most, across all callers.
-        timeout_s: Timeout of each socket operation (connect, each read) of one attempt.
-        max_retries: Attempts per query in all, transient failures only (upstream: 5).
-        retry_delay_s: Wait before the second attempt; doubles after each (upstream: 2 s).
+        max_workers: Requests in flight (and connections kept) at most, across all callers.
+        timeout_s: Read and write timeout of one attempt: how long the server may compute.
+        connect_timeout_s: Timeout of opening a connection (cut to ``timeout_s`` if longer).
+        deadline_s: Time from a ``generate`` call to each of its answers, attempts, backoff and
+            a wait for a free slot included; ``None`` is twice ``timeout_s``.
+        max_retries: Attempts per query in all, retryable failures only (upstream: 5).
+        retry_delay_s: Wait before the second attempt; doubles after each, jittered by up to
+            half (upstream: 2 s, no jitter).
         max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
         upstream_sampling: Temperature 0.1 as upstream instead of 0.0.
     """
@@ -85,6 +96,8 @@ class OpenAIConfig:
     jpeg_quality: int = 95
     max_workers: int = 8
     timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    deadline_s: float | None = None
     max_retries: int = 5
     retry_delay_s: float = 2.0
     max_tokens: int = 32
@@ -106,14 +119,21 @@ class OpenAIConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f'{name} must be an integer >= 1, got {value!r}')
-        if not self.timeout_s > 0:
-            raise ConfigError(f'timeout_s must be > 0, got {self.timeout_s!r}')
+        for name in ('timeout_s', 'connect_timeout_s', 'deadline_s'):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f'{name} must be > 0, got {value!r}')
         if not self.retry_delay_s >= 0:
             raise ConfigError(f'retry_delay_s must be >= 0, got {self.retry_delay_s!r}')
 
     @property
     def temperature(self) -> float:
         return UPSTREAM_TEMPERATURE if self.upstream_sampling else 0.0
+
+    @property
+    def deadline(self) -> float:
+        """The deadline per reading in seconds: ``deadline_s`` or twice ``timeout_s``."""
+        return 2 * self.timeout_s if self.deadline_s is None else self.deadline_s
 
 
 class _Secret:
@@ -135,81 +155,62 @@ class _Secret:
         return '<secret>'
 
 
-class _TransientError(Exception):
-    """A transient failure of one attempt: worth another one after a backoff."""
+class _RetryableError(Exception):
+    """One attempt failed where another can succeed (no connection, server overloaded)."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class _FinalError(Exception):
-    """A failure that another attempt would repeat (bad request, auth, malformed body)."""
+    """A failure that another attempt would repeat or make worse (bad request, auth, a
+    malformed body, a server still computing past the read timeout)."""
 
 
-def image_data_url(image: KeyedImage, image_format: str = 'jpeg', quality: int = 95) -> str:
-    """Encode an RGB image as a ``data:`` URL (the pixels the engine prepared, unchanged size)."""
-    buf = io.BytesIO()
-    pil = Image.fromarray(image.pixels)
-    if image_format == 'jpeg':
-        pil.save(buf, format='JPEG', quality=quality)
-    else:
-        pil.save(buf, format='PNG')
-    return f'data:image/{image_format};base64,{base64.b64encode(buf.getvalue()).decode()}'
+class _Call:
+    """One ``generate`` call: its deadline, and a cancel flag and wake-up of its own, so that
+    one caller's cancel or end never touches a concurrent caller's batch."""
+
+    def __init__(self, deadline_s: float, readings: int) -> None:
+        self.deadline = time.monotonic() + deadline_s
+        #: Set by ``cancel``/``request_stop``: backoff waits end, queued readings never start.
+        self.cancelled = threading.Event()
+        #: Set once every reading is in, or on cancel: what the caller waits for.
+        self.settled = threading.Event()
+        self._left = readings
+        self._lock = threading.Lock()
+        if readings == 0:
+            self.settled.set()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.settled.set()
+
+    def reading_done(self, _future: Future[Answer]) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.settled.set()
 
 
-def request_body(query: Query, config: OpenAIConfig,
-                 encode: Callable[[KeyedImage], str] | None = None) -> dict[str, Any]:
-    """The JSON body of one chat-completions request for ``query``.
-
-    ``encode`` turns an image into its data URL (default :func:`image_data_url` with the
-    config's format); the backend passes its cache of recently encoded images.
-
-    Raises:
-        ConfigError: The task is empty or holds a reserved marker.
-    """
-    encode = encode or (lambda im: image_data_url(im, config.image_format, config.jpeg_quality))
-    urls = [encode(im) for im in query.images]
-    content = [item if item['type'] == 'text'
-               else {'type': 'image_url', 'image_url': {'url': item['image']}}
-               for item in user_content(query.task, urls, query.variant)]
-    return {'model': config.model, 'messages': [{'role': 'user', 'content': content}],
-            'temperature': config.temperature, 'max_tokens': config.max_tokens,
-            'stop': [STOP_STRING]}
-
-
-def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
-    """The answer text (``</score>`` re-appended when the server stopped on it) and usage.
-
-    OpenAI servers drop the stop string from the text; vLLM says which one matched in
-    ``stop_reason``, others only report ``finish_reason == 'stop'``, so an open ``<score>`` tag
-    at a ``stop`` finish is taken as a stop on ``</score>``.
-
-    Raises:
-        _FinalError: The body is not a chat completion with a text answer.
-    """
+def _retry_after(response: httpx.Response) -> float:
+    """The server's ``Retry-After`` in seconds (the delta-seconds form), else 0."""
     try:
-        data = json.loads(body)
-        choice = data['choices'][0]
-        text = choice['message']['content']
-        if not isinstance(text, str):
-            raise TypeError(f'content is {type(text).__name__}, not text')
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise _FinalError(f'malformed response ({type(exc).__name__}: {exc}): '
-                          f'{body[:120]!r}') from exc
-    open_tag = text.rfind('<score>') > text.rfind(STOP_STRING)
-    stopped = choice.get('stop_reason') == STOP_STRING or (choice.get('finish_reason') == 'stop'
-                                                            and open_tag)
-    if stopped and not text.endswith(STOP_STRING):
-        text += STOP_STRING
-    usage = data.get('usage') or {}
-    meta = {k: float(usage[k]) for k in ('prompt_tokens', 'completion_tokens')
-            if isinstance(usage.get(k), (int, float))}
-    return text, meta
+        return max(0.0, float(response.headers.get('Retry-After', '')))
+    except ValueError:
+        return 0.0
 
 
 class OpenAIBackend:
     """A ``GrmBackend`` over HTTP; ``generate`` runs the batch's requests concurrently.
 
-    A stop request (or ``close``) is sticky: retries in their backoff end at once with an error,
-    and every later ``generate`` raises ``BackendStoppedError``. A request already on the
-    wire finishes or times out.
+    A stop request (or ``close``) is sticky: the calls in flight raise ``BackendStoppedError``
+    at once, and so does every later ``generate``. A request already on the wire is left to
+    finish or time out in the pool (its answer is dropped).
     """
 
     def __init__(self, config: OpenAIConfig) -> None:
@@ -221,10 +222,18 @@ class OpenAIBackend:
             logger.warning('environment variable %s is not set: requests go without an '
                            'Authorization header', config.api_key_env)
         self._stop = threading.Event()
-        #: Set by a stop or a cancel: ends the backoff waits of the batch in flight.
-        self._wake = threading.Event()
-        self._urls: OrderedDict[tuple[ImageKey, tuple[int, ...]], str] = OrderedDict()
-        self._urls_lock = threading.Lock()
+        self._calls: set[_Call] = set()
+        self._calls_lock = threading.Lock()
+        self._parts: OrderedDict[tuple[ImageKey, tuple[int, ...]], bytes] = OrderedDict()
+        self._parts_lock = threading.Lock()
+        self._random = random.Random()
+        # TCP_NODELAY: a kept-alive connection must not hold a request's last segment back
+        # until the server acknowledges the previous one (Nagle and delayed ACKs: up to 40 ms).
+        self._client = httpx.Client(transport=httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=config.max_workers,
+                                max_keepalive_connections=config.max_workers,
+                                keepalive_expiry=KEEPALIVE_EXPIRY_S),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]))
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix='grm-openai')
 
@@ -233,74 +242,92 @@ class OpenAIBackend:
                 f'api_key_env={self.config.api_key_env!r})')
 
     def generate(self, queries: Sequence[Query]) -> list[Answer]:
-        """Answer each query; at most ``max_workers`` requests are in flight at once.
+        """Answer each query by its deadline; at most ``max_workers`` requests are in flight.
 
         Raises:
-            BackendError: The backend was stopped or closed.
+            BackendError: The backend is closed.
+            BackendStoppedError: The call was cancelled, or the backend stopped.
         """
         pool = self._pool
         if pool is None:
             raise BackendError('the backend is closed')
-        if self._stop.is_set():
-            raise BackendStoppedError('stopped')
-        self._wake.clear()
         for query in queries:       # each distinct image once, before the requests share them
             for image in query.images:
-                self._data_url(image)
+                self._image_part(image)
+        call = _Call(self.config.deadline, len(queries))
+        with self._calls_lock:      # a stop either sees this call or is seen here
+            if self._stop.is_set():
+                raise BackendStoppedError('stopped')
+            self._calls.add(call)
         try:
-            futures = [pool.submit(self._answer, q) for q in queries]
-        except RuntimeError as exc:                      # close() shut the pool meanwhile
-            raise BackendError('the backend is closed') from exc
-        try:
-            answers = [f.result() for f in futures]
-        except CancelledError as exc:                    # closed while this batch waited
-            raise BackendStoppedError('stopped') from exc
-        if self._wake.is_set() and not self._stop.is_set():
-            raise BackendStoppedError('cancelled')
-        return answers
+            try:
+                futures = [pool.submit(self._answer, q, call) for q in queries]
+            except RuntimeError as exc:                  # close() shut the pool meanwhile
+                raise BackendError('the backend is closed') from exc
+            for future in futures:
+                future.add_done_callback(call.reading_done)
+            call.settled.wait(max(0.0, call.remaining()) + DEADLINE_GRACE_S)
+        finally:
+            with self._calls_lock:
+                self._calls.discard(call)
+        if call.cancelled.is_set():
+            raise BackendStoppedError('stopped' if self._stop.is_set() else 'cancelled')
+        return [f.result() if f.done() and not f.cancelled() else self._late()
+                for f in futures]
 
-    def _answer(self, query: Query) -> Answer:
+    def _answer(self, query: Query, call: _Call) -> Answer:
         t0 = time.perf_counter()
         try:
-            payload = json.dumps(request_body(query, self.config, self._data_url)).encode()
+            payload = request_payload(
+                query, model=self.config.model, temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens, part=self._image_part)
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')
         delay = self.config.retry_delay_s
         attempt = 0
         while True:
+            if call.cancelled.is_set():     # nobody waits for this answer any more
+                return Answer('', error='cancelled')
+            if call.remaining() <= 0:
+                return self._failed(_FinalError(f'timed out: no attempt left within the '
+                                                f'{self.config.deadline:g} s deadline'),
+                                    attempt, t0)
             attempt += 1
             try:
-                text, meta = answer_text(self._post(payload))
-            except _FinalError as exc:
+                text, meta = answer_text(self._post(payload, call.remaining()))
+            except (MalformedResponseError, _FinalError) as exc:
                 return self._failed(exc, attempt, t0)
-            except _TransientError as exc:
-                if attempt == self.config.max_retries:
+            except _RetryableError as exc:
+                wait = max(exc.retry_after_s, delay * self._random.uniform(0.5, 1.0))
+                if attempt == self.config.max_retries or wait >= call.remaining():
                     return self._failed(exc, attempt, t0)
-                logger.warning('chat completion attempt %d/%d failed (%s); retrying in %.1f s',
+                logger.warning('chat completion attempt %d/%d failed (%s); retrying in %.2f s',
                                attempt, self.config.max_retries, self._key.scrub(str(exc)),
-                               delay)
-                if self._wake.wait(delay):
-                    return self._failed(_FinalError('stopped'), attempt, t0)
+                               wait)
+                if call.cancelled.wait(wait):
+                    return Answer('', error='cancelled')
                 delay *= 2
                 continue
             meta.update(latency_s=time.perf_counter() - t0, attempts=float(attempt))
             return Answer(text, meta=meta)
 
-    def _data_url(self, image: KeyedImage) -> str:
-        """The image's data URL, encoded once per image key: consecutive steps share REF START,
-        the goal and the BEFORE views, so a step encodes its 3 new views instead of 24 images."""
+    def _image_part(self, image: KeyedImage) -> bytes:
+        """The image's content item (its data URL, serialised), made once per image key:
+        consecutive steps share REF START, the goal and the BEFORE views, so a step encodes its
+        3 new views instead of 24 images."""
         key = (image.key, image.pixels.shape)
-        with self._urls_lock:
-            url = self._urls.get(key)
-            if url is not None:
-                self._urls.move_to_end(key)
-                return url
-        url = image_data_url(image, self.config.image_format, self.config.jpeg_quality)
-        with self._urls_lock:
-            self._urls[key] = url
-            while len(self._urls) > URL_CACHE_ENTRIES:
-                self._urls.popitem(last=False)
-        return url
+        with self._parts_lock:
+            part = self._parts.get(key)
+            if part is not None:
+                self._parts.move_to_end(key)
+                return part
+        part = image_part(image_data_url(image, self.config.image_format,
+                                         self.config.jpeg_quality))
+        with self._parts_lock:
+            self._parts[key] = part
+            while len(self._parts) > PART_CACHE_ENTRIES:
+                self._parts.popitem(last=False)
+        return part
 
     def _failed(self, exc: Exception, attempts: int, t0: float) -> Answer:
         message = self._key.scrub(f'{exc} (after {attempts} attempt(s))')
@@ -308,44 +335,68 @@ class OpenAIBackend:
         return Answer('', error=message, meta={'latency_s': time.perf_counter() - t0,
                                                'attempts': float(attempts)})
 
-    def _post(self, payload: bytes) -> bytes:
-        """One attempt; classifies every failure as ``_TransientError`` or ``_FinalError``."""
+    def _late(self) -> Answer:
+        """The answer of a reading still on the wire when the caller's deadline passed."""
+        return Answer('', error=f'timed out: no answer within the {self.config.deadline:g} s '
+                                f'deadline', meta={'latency_s': self.config.deadline})
+
+    def _post(self, payload: bytes, remaining_s: float) -> bytes:
+        """One attempt, its timeouts cut to the time left; classifies every failure.
+
+        Raises:
+            _RetryableError: No connection, a dropped one, or HTTP 429/503.
+            _FinalError: A read or write timeout, any other HTTP error, a client-side error.
+        """
         headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
         key = self._key.reveal()
         if key:
             headers['Authorization'] = f'Bearer {key}'
-        request = urllib.request.Request(self._url, data=payload, headers=headers,
-                                         method='POST')
+        read = min(self.config.timeout_s, remaining_s)
+        timeout = httpx.Timeout(read, connect=min(self.config.connect_timeout_s, read),
+                                pool=remaining_s)
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            # Masked before it is cut short, so no part of the key survives an echo.
-            detail = self._key.scrub(exc.read().decode('utf-8', 'replace'))[:200]
-            message = f'HTTP {exc.code} from {self._url}: {detail}'
-            if exc.code in (408, 429) or exc.code >= 500:
-                raise _TransientError(message) from exc
-            raise _FinalError(message) from exc
-        except (OSError, http.client.HTTPException) as exc:   # URLError, timeouts, resets
-            reason = getattr(exc, 'reason', exc)
-            raise _TransientError(f'{type(exc).__name__} on {self._url}: {reason}') from exc
+            response = self._client.post(self._url, content=payload, headers=headers,
+                                         timeout=timeout)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.NetworkError,
+                httpx.RemoteProtocolError) as exc:       # nothing computed, or the link dropped
+            raise _RetryableError(f'{type(exc).__name__} on {self._url}: {exc}') from exc
+        except httpx.TimeoutException as exc:            # the server is still computing
+            raise _FinalError(f'{type(exc).__name__} on {self._url}: timed out after '
+                              f'{read:g} s') from exc
+        except httpx.HTTPError as exc:                   # a proxy, TLS or protocol misuse
+            raise _FinalError(f'{type(exc).__name__} on {self._url}: {exc}') from exc
+        if response.is_success:
+            return response.content
+        # Masked before it is cut short, so no part of the key survives an echo.
+        detail = self._key.scrub(response.text)[:200]
+        message = f'HTTP {response.status_code} from {self._url}: {detail}'
+        if response.status_code in RETRY_STATUSES:
+            raise _RetryableError(message, _retry_after(response))
+        raise _FinalError(message)
+
+    def _cancel_calls(self) -> None:
+        with self._calls_lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.cancel()
 
     def request_stop(self) -> None:
-        """End backoff waits now and refuse later batches (for shutdown)."""
-        self._stop.set()
-        self._wake.set()
+        """Interrupt the calls in flight and refuse later ones (for shutdown)."""
+        with self._calls_lock:
+            self._stop.set()
+        self._cancel_calls()
 
     def cancel(self) -> None:
-        """End the backoff waits of the batch in flight (it then raises); later batches run.
-        A request already on the wire finishes or times out."""
-        self._wake.set()
+        """Interrupt the calls in flight now (they raise); later calls run normally."""
+        self._cancel_calls()
 
     def close(self) -> None:
-        """Stop and wait for requests in flight to finish; queued ones are cancelled."""
-        self._stop.set()
+        """Stop, wait for the requests on the wire to end, and close the connections."""
+        self.request_stop()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+            self._client.close()
 
     def __enter__(self) -> OpenAIBackend:
         return self

@@ -12,6 +12,17 @@ from ..synthetic import DEFAULT_START_NS
 from .writer import write_image_bag
 
 
+def episode_labels(front: str | Path) -> list[Path]:
+    """The label files :func:`videos_to_bag` copies for this front source: upstream's
+    ``annotated_keyframes.json`` and a ``goal.png`` beside it, and ``task_instruction.json``
+    there or one level up (upstream keeps it per dataset); only those that exist."""
+    folder = Path(front).parent
+    task = next((f for f in (folder / TASK_FILE, folder.parent / TASK_FILE) if f.is_file()),
+                None)
+    return [f for f in (folder / KEYFRAMES_FILE, folder / GOAL_FILE, task)
+            if f is not None and f.is_file()]
+
+
 def videos_to_bag(path: str | Path, front: str | Path, left: str | Path | None = None,
                   right: str | Path | None = None, *, fps: float | None = None,
                   start_ns: int = DEFAULT_START_NS, storage: str = 'mcap',
@@ -20,9 +31,8 @@ def videos_to_bag(path: str | Path, front: str | Path, left: str | Path | None =
     """Convert an episode's videos (or frame folders) to a rosbag2 bag at their frame rate.
 
     Frame ``i`` is stamped ``start_ns + round(i * 1e9 / fps)`` (a zero stamp would read as an
-    unset header). Upstream's ``annotated_keyframes.json`` and a ``goal.png`` found beside the
-    front source, and the ``task_instruction.json`` there or one level up (upstream keeps it per
-    dataset), are copied into the bag directory, where ``replay`` finds them.
+    unset header). The :func:`episode_labels` are copied into the bag directory, where
+    ``replay`` finds them, as they are (the command checks them first).
 
     Args:
         path: bag directory to create (must not exist).
@@ -41,15 +51,11 @@ def videos_to_bag(path: str | Path, front: str | Path, left: str | Path | None =
                           f'got {start_ns!r}')
     sources = dict(zip(('front', 'left', 'right'), open_cameras(front, left, right),
                        strict=True))
-    folder = Path(front).parent
-    found = [folder / KEYFRAMES_FILE, folder / GOAL_FILE,
-             next((f for f in (folder / TASK_FILE, folder.parent / TASK_FILE) if f.is_file()),
-                  folder / TASK_FILE)]
+    found = episode_labels(front)
 
     def copy_labels(bag: Path) -> None:
         for src in found:
-            if src.is_file():
-                shutil.copyfile(src, bag / src.name)
+            shutil.copyfile(src, bag / src.name)
 
     try:
         rate = fps or sources['front'].fps

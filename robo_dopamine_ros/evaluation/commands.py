@@ -59,7 +59,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.backend == 'openai':
         cfg = backend.config  # type: ignore[attr-defined]
         meta = {'base_url': cfg.base_url, 'max_workers': cfg.max_workers,
-                'max_retries': cfg.max_retries, 'retry_delay': cfg.retry_delay_s}
+                'max_retries': cfg.max_retries, 'retry_delay': cfg.retry_delay_s,
+                'deadline': cfg.deadline}
     config = BenchConfig(
         args.input_json_dir, args.base_dir, args.out_root_dir, args.backend, backend.model_id,
         datasets=tuple(args.datasets) if args.datasets else None, interval=args.interval,

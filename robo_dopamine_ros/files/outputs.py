@@ -47,6 +47,26 @@ def written(path: str | Path, replace: bool = True) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextmanager
+def output_folder(path: str | Path) -> Iterator[Path]:
+    """Yield ``path``, a folder that outputs go into; when the body fails, the folders this run
+    created for it (``path`` and missing parents) are removed again if still empty, so a failed
+    run leaves no empty folder behind. Outputs already complete in it, and folders that were
+    there before, stay."""
+    folder = Path(path)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield folder
+    except BaseException:
+        for made in created:                 # deepest first; stops at the first one in use
+            try:
+                if made.exists():
+                    made.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file whole or not at all."""
     with written(path) as tmp:

@@ -154,13 +154,9 @@ def _cmd_episode(args: argparse.Namespace) -> int:
 
     from ..backends.arguments import backend_from_args
     from ..core.monitor import MonitorConfig
-    from ..core.sampling import frame_interval_indices
     from ..core.start_goal import StartGoalConfig
-    from ..files.frames import open_frames
-    from .episode import EpisodeInputs, EpisodeOptions, run_episode
+    from .episode import EpisodeInputs, EpisodeOptions, check_episode, run_episode
 
-    with open_frames(args.front) as front:      # for the bar's length; fails early on a typo
-        total = len(frame_interval_indices(len(front), args.frame_interval))
     inputs = EpisodeInputs(args.front, args.task, args.left, args.right, args.goal, args.fps)
     options = EpisodeOptions(out_root=args.out_root, visualize=args.visualize,
                              **frame_scoring_options(args),
@@ -169,6 +165,7 @@ def _cmd_episode(args: argparse.Namespace) -> int:
                                  for f in dataclasses.fields(MonitorConfig)}),
                              start_goal=StartGoalConfig(args.start_goal_threshold,
                                                         args.start_goal_policy))
+    total = check_episode(inputs, options)     # the bar's length; a bad input fails here
     backend, profile = backend_from_args(args)
     try:
         with tqdm(total=total, unit='sample', disable=args.no_progress) as bar:
@@ -215,7 +212,7 @@ def _node_values(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ..backends.arguments import backend_from_args
     from ..pipeline.params import NodeConfig
-    from .replay import ReplayOptions, replay_bag
+    from .replay import ReplayOptions, open_replay
 
     node = NodeConfig.from_values(_node_values(args))
     options = ReplayOptions(
@@ -224,11 +221,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         split_at_events=args.split_at_events, write_bag=args.write_bag,
         bag_storage=args.bag_storage, topic_prefix=args.topic_prefix, keyframes=args.keyframes,
         show_progress=not args.no_progress)
-    backend, profile = backend_from_args(args)
-    try:
-        summary = replay_bag(args.bag, backend, node, options, profile)
-    finally:
-        backend.close()
+    with open_replay(args.bag, node, options) as replay:    # a bad input fails here
+        backend, profile = backend_from_args(args)
+        try:
+            summary = replay.run(backend, profile)
+        finally:
+            backend.close()
     print(f'{"episode":16s} {"samples":>7} {"valid":>5} {"final":>6} {"voc":>6} {"gt_mae":>6}'
           '  task')
     for ep in summary.episodes:
@@ -240,10 +238,32 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_labels(labels: list[Path], front: Path) -> None:
+    """Read each label file as replay will, so a broken one (an empty task file, keyframes past
+    the video's end, an undecodable goal) is refused now instead of copied into the bag.
+
+    Raises:
+        GrmError: The first label that cannot be read, named.
+    """
+    from ..core.names import GOAL_FILE, KEYFRAMES_FILE, TASK_FILE
+    from ..files.frames import open_frames, read_image
+    from ..training.keyframes import load_instructions, parse_keyframes, read_json
+
+    for path in labels:
+        if path.name == TASK_FILE:
+            load_instructions([path])
+        elif path.name == KEYFRAMES_FILE:
+            with open_frames(front) as video:
+                parse_keyframes(read_json(path), len(video), str(path))
+        elif path.name == GOAL_FILE:
+            read_image(path)
+
+
 def _cmd_video_to_bag(args: argparse.Namespace) -> int:
     from ..bags.reader import BagReader
-    from ..bags.video import videos_to_bag
+    from ..bags.video import episode_labels, videos_to_bag
 
+    _check_labels(episode_labels(args.front), Path(args.front))
     out = videos_to_bag(args.out, args.front, args.left, args.right, fps=args.fps,
                         storage=args.storage,
                         transport='compressed' if args.compressed else 'raw',

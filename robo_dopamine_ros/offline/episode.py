@@ -33,8 +33,9 @@ from ..core.monitor import MonitorConfig
 from ..core.parsing import ParseStatus
 from ..core.profiles import CheckpointProfile
 from ..core.progress import FusionConfig, FusionMethod, ProgressState, fuse_step
+from ..core.prompt import check_task
 from ..core.result import StepResult
-from ..core.sampling import SamplerKind, SamplingConfig
+from ..core.sampling import SamplerKind, SamplingConfig, frame_interval_indices
 from ..core.shaping import ShapingConfig
 from ..core.start_goal import StartGoalConfig
 from ..core.types import ALL_MODES, GrmBackend, Mode
@@ -164,6 +165,32 @@ class _Episode:
             s.close()
 
 
+def _goal(inputs: EpisodeInputs, ep: _Episode) -> tuple[np.ndarray, str]:
+    """REF END and where it came from: the goal image, else the last front frame."""
+    if inputs.goal:
+        return read_image(inputs.goal), str(inputs.goal)
+    last = len(ep.front) - 1
+    return ep.front.read(last), ep.front.ref(last)
+
+
+def check_episode(inputs: EpisodeInputs, options: EpisodeOptions) -> int:
+    """Check what :func:`run_episode` needs besides the model, so that a bad input is refused
+    before a model is loaded; returns the number of samples.
+
+    Raises:
+        GrmError: The task cannot go into the prompt, a source is missing or the sources are
+            unequal, or the goal (given, or the last front frame) cannot be read.
+    """
+    check_task(inputs.task)
+    engine_config(options)
+    ep = _Episode(inputs)
+    try:
+        _goal(inputs, ep)
+        return len(frame_interval_indices(len(ep.front), options.frame_interval))
+    finally:
+        ep.close()
+
+
 def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: EpisodeInputs,
                 options: EpisodeOptions,
                 on_result: Callable[[StepResult], None] | None = None) -> Path:
@@ -173,8 +200,7 @@ def run_episode(backend: GrmBackend, profile: CheckpointProfile, inputs: Episode
     ep = _Episode(inputs)
     try:
         n = len(ep.front)
-        goal = read_image(inputs.goal) if inputs.goal else ep.front.read(n - 1)
-        goal_ref = str(inputs.goal) if inputs.goal else ep.front.ref(n - 1)
+        goal, goal_ref = _goal(inputs, ep)
         engine.start(inputs.task, goal, episode_id=Path(inputs.front).stem)
         run_ts = time.strftime('%y-%m-%d-%H-%M-%S')
         run_dir = Path(options.out_root) / run_ts

@@ -38,8 +38,8 @@ import collections
 import json
 import logging
 import math
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from ..core.engine import EpisodeEngine, MissingGoal
 from ..core.errors import ConfigError, GrmError
 from ..core.names import GOAL_FILE, GROUND_TRUTH_FILE, KEYFRAMES_FILE, TASK_FILE
 from ..core.profiles import CheckpointProfile
+from ..core.prompt import check_task
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet
 from ..core.types import ALL_MODES, GrmBackend
@@ -152,16 +153,19 @@ class _GroundTruth:
 class _Replay:
     """One replay run; :func:`replay_bag` is the entry point."""
 
-    def __init__(self, bag: BagReader, backend: GrmBackend, node: NodeConfig,
-                 options: ReplayOptions, profile: CheckpointProfile,
+    #: The engine over the model, made by :meth:`run` (the checks before it need no model).
+    engine: EpisodeEngine
+
+    def __init__(self, bag: BagReader, node: NodeConfig, options: ReplayOptions,
                  on_result: Callable[[StepResult], None] | None) -> None:
+        """Check everything but the model (topics, labels, goal, task), so that a bad input is
+        refused before a model is loaded."""
         self.bag, self.node, self.options, self.on_result = bag, node, options, on_result
         self.roles = {cam.topic: i for i, cam in enumerate(node.cameras)}
         self._check_topics()
         self.front_topic = node.cameras[FRONT].topic
         self.num_front = bag.message_counts[self.front_topic]
         self.truth = _GroundTruth.find(bag.path, options.keyframes, self.num_front)
-        self.engine = EpisodeEngine(backend, node.engine, profile)
         self.input_counts = Counts()
         self.input = FrameInput(node, self.input_counts, on_time_jump=self._time_jumped,
                                 warn=log.warning, stale_after_s=None)
@@ -170,6 +174,10 @@ class _Replay:
         self.explicit_task = options.task or node.task
         self.next_task = self.explicit_task or self._labelled_task()
         self.boundaries = self._start_events() if options.split_at_events else []
+        if self.next_task:
+            check_task(self.next_task)
+        elif not any(task for _, task in self.boundaries):
+            raise _no_task()
         self.episode: _Open | None = None
         self.episodes: list[_Open] = []
         self.prev_set_ns: int | None = None
@@ -241,9 +249,10 @@ class _Replay:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def run(self) -> ReplaySummary:
+    def run(self, backend: GrmBackend, profile: CheckpointProfile) -> ReplaySummary:
         from tqdm import tqdm
 
+        self.engine = EpisodeEngine(backend, self.node.engine, profile)
         options = self.options
         out_topics = self._output_topics()
         error: BaseException | None = None
@@ -327,8 +336,7 @@ class _Replay:
         if self.episode is not None and not (crossed and self.episode.records):
             return
         if not self.next_task:
-            raise ConfigError('no task: give one (--task or the task parameter); the bag has '
-                              f'no {GROUND_TRUTH_FILE}, {TASK_FILE} or START event with a task')
+            raise _no_task()
         previous = self.episode.episode_id if self.episode else ''
         eid = self.engine.start(self.next_task, self.goal)
         self.episode = _Open(eid, self.next_task)
@@ -441,6 +449,23 @@ def replay_bag(bag: str | Path, backend: GrmBackend, node: NodeConfig, options: 
             transport does not match, no task or goal, or the bag breaks off or is corrupt
             part-way: then the results scored before are kept and the message says where.
     """
+    with open_replay(bag, node, options, on_result) as run:
+        return run.run(backend, profile or node.profile)
+
+
+@contextmanager
+def open_replay(bag: str | Path, node: NodeConfig, options: ReplayOptions,
+                on_result: Callable[[StepResult], None] | None = None) -> Iterator[_Replay]:
+    """The replay of ``bag``, checked without a model; ``.run(backend, profile)`` scores it
+    (what :func:`replay_bag` does). The command loads its model only once this succeeded.
+
+    Raises:
+        ConfigError: As :func:`replay_bag`, for everything that needs no model.
+    """
     with BagReader(bag) as reader:
-        run = _Replay(reader, backend, node, options, profile or node.profile, on_result)
-        return run.run()
+        yield _Replay(reader, node, options, on_result)
+
+
+def _no_task() -> ConfigError:
+    return ConfigError('no task: give one (--task or the task parameter); the bag has no '
+                       f'{GROUND_TRUTH_FILE}, {TASK_FILE} or START event with a task')

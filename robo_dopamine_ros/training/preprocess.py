@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..core.errors import ConfigError
 from ..core.names import KEYFRAMES_FILE, TASK_FILE, UPSTREAM_CAMERAS
-from ..files.outputs import write_json, written
+from ..files.outputs import output_folder, write_json, written
 from .keyframes import (
     Segment,
     load_instructions,
@@ -78,7 +78,7 @@ def preprocess(episodes: Sequence[RawEpisode], config: PreprocessConfig) -> list
     """Convert raw episodes into the upstream training layout under ``config.out``.
 
     Re-running is safe: each episode's folder is replaced whole, not added to; a failed
-    episode leaves nothing half-written.
+    episode leaves nothing half-written, and a run that fails leaves no ``out`` it created empty.
 
     Raises:
         ConfigError: Two episodes share a name, or an episode's annotations are malformed
@@ -90,8 +90,9 @@ def preprocess(episodes: Sequence[RawEpisode], config: PreprocessConfig) -> list
     if duplicates:
         raise ConfigError(f'episode names must be unique in one dataset, got {duplicates!r} '
                           'more than once')
-    summaries = map_episodes(functools.partial(_convert, config=config), list(episodes),
-                             config.workers, 'preprocess', config.progress)
+    with output_folder(config.out):
+        summaries = map_episodes(functools.partial(_convert, config=config), list(episodes),
+                                 config.workers, 'preprocess', config.progress)
     shared = {tuple(load_instructions([config.out / n / TASK_FILE])) for n in names}
     if len(shared) == 1:  # upstream's step 1 reads only the dataset-level file
         write_json(config.out / TASK_FILE, list(shared.pop()), indent=4)
