@@ -9,8 +9,8 @@ episode the way upstream's ``run_pipeline`` does, for the same three modes?
   ``upstream_zero`` as upstream: the random model's unparseable answers read as hop 0, so the
   incremental BEFORE advances every step and each step asks all three queries, as a real model's
   would (a held step would re-ask the START pair, which the engine then asks once).
-* **upstream-style baseline**, written here for the benchmark after spec §4.1: one pass per mode;
-  each pass seeks and decodes every sampled frame of the three videos, writes it as PNG
+* **upstream-style baseline**, written here for the benchmark after docs/upstream.md §4.1: one pass
+  per mode; each pass seeks and decodes every sampled frame of the three videos, writes it as PNG
   (compression 3) to a cache folder and reads it back with PIL, then asks the model one query per
   call (``batch_size=1``, upstream's default), with no image cache (fresh image keys per call).
 
@@ -115,7 +115,7 @@ def _extract(video: Path, indices: list[int], folder: Path) -> list[Path]:
 
 def run_baseline(backend: TransformersBackend, episode: Path, interval: int,
                  out: Path) -> Timing:
-    """Three ``run_pipeline``-style passes, one per mode (spec §4.1)."""
+    """Three ``run_pipeline``-style passes, one per mode (docs/upstream.md §4.1)."""
     counting = _Counting(backend)
     t0 = time.perf_counter()
     for pass_no, mode in enumerate(ALL_MODES):
@@ -158,7 +158,7 @@ def _frame_count(video: Path) -> int:
 
 
 def _upstream_progress(mode: Mode, k: int, prev: float, s: float) -> float:
-    """Spec §4.1 item 8, per mode (no clamp)."""
+    """docs/upstream.md §4.1 item 8, per mode (no clamp)."""
     if mode is Mode.FORWARD:
         return s
     if mode is Mode.BACKWARD:

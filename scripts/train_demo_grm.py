@@ -19,7 +19,7 @@ Reproducible recipe (not run in CI):
    prompt, plus the auxiliary progress loss.
 5. Stage ``mixed``: adds incremental pairs (both time directions, zero pairs).
 
-Labels follow the spec's hop (§5.1) on the ground-truth progress ``p``:
+Labels follow the hop (docs/upstream.md §5.1) on the ground-truth progress ``p``:
 ``(pa-pb)/(1-pb)`` when AFTER is ahead, ``(pa-pb)/pb`` when behind, quantised to 10 % steps
 (``<score>+30.0%</score>``); a hop of at least 3 % keeps its sign (>= 10 %), so a small real
 change is never taught as 0.
@@ -69,7 +69,7 @@ MODEL_DIMS = dict(text_hidden=64, layers=3, heads=2, kv_heads=1, intermediate=25
 
 
 def hop_of(pb: float, pa: float) -> float:
-    """The spec's hop (§5.1) from progress ``pb`` to ``pa``, in [-1, 1]."""
+    """The hop (docs/upstream.md §5.1) from progress ``pb`` to ``pa``, in [-1, 1]."""
     if abs(pa - pb) < 1e-9:
         return 0.0
     if pa > pb:

@@ -40,7 +40,8 @@ def _digest(pixels: np.ndarray) -> bytes:
 
 
 def true_hop(before: float, after: float) -> float:
-    """The hop label of spec §5.1: relative to what remained, or to what was achieved."""
+    """The hop label of docs/upstream.md §5.1: relative to what remained, or to what was
+    achieved."""
     if after >= before:
         return 0.0 if before >= 1.0 else (after - before) / (1.0 - before)
     return (after - before) / before
@@ -219,7 +220,8 @@ def test_bench_resumes_after_interruption(bench: BenchData, truth: dict[bytes, f
 
 def test_bench_upstream_parity_unreadable_answer_zeroes_the_episode(
         bench: BenchData, truth: dict[bytes, float], tmp_path: Path) -> None:
-    def runaway(q: Query) -> str | None:          # spec §3.4 / upstream issue #3
+    # docs/upstream.md §3.4 and §9 (upstream issue #3)
+    def runaway(q: Query) -> str | None:
         key = q.images[5].key
         if key.episode.endswith('episode_001/voc+') and key.stamp_ns == 2_000_000_000:
             return '<score>-25.0.0.5.6.6.6.6'

@@ -32,7 +32,8 @@ from robo_dopamine_ros.training.generate import (
 from robo_dopamine_ros.training.keyframes import zero_hop_afters
 from robo_dopamine_ros.training.postprocess import PostprocessConfig, postprocess, swap_anchors
 
-# Every ordered pair of 5 positions and its hop (spec §5.1): forward (j-i)/(4-i), back (j-i)/i.
+# Every ordered pair of 5 positions and its hop (docs/upstream.md §5.1): forward (j-i)/(4-i), back
+# (j-i)/i.
 HOPS_5 = {(0, 1): 25.0, (0, 2): 50.0, (0, 3): 75.0, (0, 4): 100.0, (1, 2): 100 / 3,
           (1, 3): 200 / 3, (1, 4): 100.0, (2, 3): 50.0, (2, 4): 100.0, (3, 4): 100.0,
           (1, 0): -100.0, (2, 0): -100.0, (2, 1): -50.0, (3, 0): -100.0, (3, 1): -200 / 3,

@@ -84,7 +84,7 @@ def test_sample_frame_ids_evenly_spaced_per_segment() -> None:
 
 
 def test_sample_frame_ids_upstream_example_count() -> None:
-    # Spec §8.2: 1255 annotated frames / 20 / 16 segments -> m = 4 -> 65 ids.
+    # docs/upstream.md §8.2: 1255 annotated frames / 20 / 16 segments -> m = 4 -> 65 ids.
     segments = [Segment(8 + 78 * k, 8 + 78 * (k + 1)) for k in range(15)] + [Segment(1178, 1263)]
     ids = sample_frame_ids(segments, 20)
     assert len(ids) == 65

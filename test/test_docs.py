@@ -19,6 +19,8 @@ import pytest
 _LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
 _FENCE = re.compile(r'^```.*?^```', re.S | re.M)
 README_MAX_LINES = 300
+#: A citation of the upstream page: ``docs/upstream.md §7.2`` (and ``§9`` after it, in a list).
+_CITATION = re.compile(r'docs/upstream\.md (§[\d.]+(?:(?:,| and| /) §[\d.]+)*)')
 
 
 def _tree_module(repo_root: Path) -> ModuleType:
@@ -118,3 +120,41 @@ def test_architecture_tree_refuses_what_it_cannot_place(repo_root: Path, tmp_pat
         tree.summary(bare)
     with pytest.raises(tree.TreeError, match='no generated architecture tree markers'):
         tree.tree_section('# a page without the markers\n')
+
+
+def _upstream_sections(repo_root: Path) -> set[str]:
+    text = (repo_root / 'docs' / 'upstream.md').read_text(encoding='utf-8')
+    return set(re.findall(r'^#{2,3} (\d+(?:\.\d+)?)\.? ', text, re.M))
+
+
+def unresolved_citations(text: str, sections: set[str]) -> list[str]:
+    """The ``docs/upstream.md §N`` citations in ``text`` that name no section of that page."""
+    return [number for group in _CITATION.findall(text)
+            for number in re.findall(r'§([\d.]+)', group)
+            if number.rstrip('.') not in sections]
+
+
+@pytest.mark.skipif(shutil.which('git') is None, reason='git lists the tracked files')
+def test_every_upstream_citation_names_a_section(repo_root: Path) -> None:
+    tree = _tree_module(repo_root)
+    sections = _upstream_sections(repo_root)
+    assert {'2.2', '3.4', '7.2', '9'} <= sections
+    cited, unresolved, unlinked = 0, {}, []
+    for name in tree.tracked_files(repo_root):
+        path = repo_root / name
+        if path.suffix not in ('.py', '.md') or name in ('docs/upstream.md', 'test/test_docs.py'):
+            continue
+        text = path.read_text(encoding='utf-8')
+        cited += len(_CITATION.findall(text))
+        if bad := unresolved_citations(text, sections):
+            unresolved[name] = bad
+        if re.search(r'\bspec §', text, re.I):
+            unlinked.append(name)
+    assert cited > 40 and unresolved == {} and unlinked == []
+
+
+def test_citation_check_finds_a_missing_section(repo_root: Path) -> None:
+    """The negative control: a section the page does not have."""
+    sections = _upstream_sections(repo_root)
+    assert unresolved_citations('see docs/upstream.md §7.2 and §7.9', sections) == ['7.9']
+    assert unresolved_citations('docs/upstream.md §12', sections) == ['12']

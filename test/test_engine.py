@@ -257,8 +257,8 @@ def test_engine_offline_frame_indices_follow_the_configured_rule() -> None:
 
 
 def test_engine_time_reversed_pass_uses_ref_start_and_initial_progress() -> None:
-    # Benchmark voc- (spec §7.2): fed from the end backwards, REF START is still the episode's
-    # first frame and the chain starts at 1.0 with the same incremental rule.
+    # Benchmark voc- (docs/upstream.md §7.2): fed from the end backwards, REF START is still the
+    # episode's first frame and the chain starts at 1.0 with the same incremental rule.
     script = by_mode({Mode.INCREMENTAL: ['<score>-20%</score>', '<score>-50%</score>']})
     cfg = EngineConfig(fusion=FusionConfig(modes=(Mode.INCREMENTAL,)))
     engine, backend = make(script, cfg, episode_id='rev', ref_start=frame(5),

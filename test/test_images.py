@@ -18,7 +18,7 @@ from robo_dopamine_ros.core.images import (
 
 
 @pytest.mark.parametrize(('hw', 'expected'), [
-    ((480, 640), (224, 308)),      # spec §2.2 worked example: 11x8 = 88 tokens
+    ((480, 640), (224, 308)),      # docs/upstream.md §2.2 worked example: 11x8 = 88 tokens
     ((224, 224), (224, 224)),
     ((240, 320), (224, 308)),
     ((56, 56), (112, 112)),        # below min_pixels -> scaled up to >= 12544

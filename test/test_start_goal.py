@@ -82,7 +82,7 @@ def test_round_trip_succeeds_only_with_the_start_goal_policy(episode, threshold:
         assert all(r.valid for r in results)
         assert finals.progress >= 0.95 and finals.done
         assert finals.task_status is TaskStatus.SUCCEEDED
-    else:                   # upstream issue #11: forward reads 0, backward 1, no success
+    else:   # upstream issue #11 (docs/upstream.md §9): forward reads 0, backward 1, no success
         assert not results[0].start_is_goal and results[0].start_goal_distance is None
         assert max(r.progress for r in results) < 0.8 and not finals.done
         assert finals.task_status is not TaskStatus.SUCCEEDED

@@ -1,4 +1,5 @@
-"""The GRM on vLLM (GPU), the runtime upstream's inference and benchmark scripts use (spec §2.2).
+"""The GRM on vLLM (GPU), the runtime upstream's inference and benchmark scripts use
+(docs/upstream.md §2.2).
 
 vLLM is a GPU-only, optional dependency with its own torch pin, so it is imported only when a
 backend is built; without it the error says how to install it. As upstream, the prompt is the
@@ -18,7 +19,7 @@ Settings, and where they differ from upstream on purpose:
   the architecture's released processor file uses: ``min_pixels``/``max_pixels`` for Qwen2.5-VL,
   ``size={'shortest_edge', 'longest_edge'}`` for Qwen3-VL (whose stock bounds are 65536..16.7M,
   which would not bound anything). Upstream set them on a local processor object vLLM never used
-  (spec §2.2 caveat). The engine already resizes every image to these limits at the
+  (docs/upstream.md §2.2 caveat). The engine already resizes every image to these limits at the
   architecture's factor, so vLLM's processor leaves them as they are;
 * greedy decoding by default (``upstream_sampling=True``: temperature 0.1, top-p 0.9, top-k 50),
   ``stop=['</score>']`` kept in the output and ``max_tokens`` 16 instead of 1024, which bounds

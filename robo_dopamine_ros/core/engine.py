@@ -9,9 +9,10 @@ none re-implements sampling anchors, fusion or shaping. Rules, written once here
   spaced indices).
 * ``start(task, goal)`` opens an episode; the **first** ``step`` after it is the START sample:
   it becomes REF START (its front view) and the first BEFORE, gets progress 0, no query, no reward.
-  Time-reversed evaluation (the benchmark's ``voc-``, spec §7.2) feeds an episode from its end
-  backwards: there ``start`` takes the episode's real first frame as ``ref_start`` and the START
-  sample's known progress as ``initial_progress`` (1.0), so the same incremental chain runs down.
+  Time-reversed evaluation (the benchmark's ``voc-``, docs/upstream.md §7.2) feeds an episode from
+  its end backwards: there ``start`` takes the episode's real first frame as ``ref_start`` and the
+  START sample's known progress as ``initial_progress`` (1.0), so the same incremental chain runs
+  down.
 * Each later ``step`` builds the requested queries (incremental: BEFORE = the last sample that
   advanced the state; forward: BEFORE = START; backward: BEFORE = the goal in all three slots;
   REF START / REF END = START front / goal) and sends them to the backend as ONE batch
@@ -172,7 +173,8 @@ class EpisodeEngine:
             episode_id: Id for results and image keys (default ``episode-NNNN``).
             ref_start: REF START image when it is not the START sample's front view: a
                 time-reversed pass starts at the episode's end but still shows the model the
-                episode's real first frame as "task just starting" (spec §7.2 ``voc-``).
+                episode's real first frame as "task just starting" (docs/upstream.md §7.2
+                ``voc-``).
             initial_progress: The START sample's progress, in [0, 1]: 0 for a real start, 1.0
                 when a time-reversed pass starts at a completed end. Applies to this episode
                 only (``reset``/``set_task``/``set_goal`` start again from 0). Not available

@@ -23,7 +23,7 @@ DEFAULT_TOPICS: dict[str, str] = {cam: f'/{CAMERA_FILES[cam]}/image_raw' for cam
 #: Label files written beside an episode's frames (bag directory or episode folder).
 GROUND_TRUTH_FILE = 'ground_truth.json'
 GOAL_FILE = 'goal.png'
-#: Upstream's sub-task annotations (spec §8.1; the key is spelled ``anotation`` there).
+#: Upstream's sub-task annotations (docs/upstream.md §8.1; the key is spelled ``anotation`` there).
 KEYFRAMES_FILE = 'annotated_keyframes.json'
 #: Upstream's task paraphrases file (a JSON list of instructions).
 TASK_FILE = 'task_instruction.json'

@@ -1,9 +1,9 @@
 """What each known GRM checkpoint supports, so adapters never feed one what it was not trained on.
 
-Facts from the spec (§2.1, §4.1 item 6, §9): GRM-3B was trained with a real goal image (REF END)
-and three views (single view works by duplicating the front camera, as upstream's README does);
-the GRM-2.0 previews support single/multi view and a blank (grey) goal image. The training prompt
-variant of the released checkpoints is unverified; every upstream inference script uses the
+Facts from upstream (docs/upstream.md §2.1, §4.1, §9): GRM-3B was trained with a real goal image
+(REF END) and three views (single view works by duplicating the front camera, as upstream's README
+does); the GRM-2.0 previews support single/multi view and a blank (grey) goal image. The training
+prompt variant of the released checkpoints is unverified; every upstream inference script uses the
 backtick (``INFERENCE``) variant, so all profiles use it.
 
 The profile also owns the image geometry (:class:`PixelLimits`: resize factor and pixel bounds),
@@ -114,7 +114,7 @@ class CheckpointProfile:
                                     f'{self.architecture!r} as profiled'))
 
 
-_UPSTREAM_PIXELS = 'pixels 12544..76800 (upstream inference scripts, spec §2)'
+_UPSTREAM_PIXELS = 'pixels 12544..76800 (upstream inference scripts, docs/upstream.md §2.2)'
 _GRM2_ASSUMED = (
     'architecture qwen3_vl (4B/8B are Qwen3-VL sizes; RoboBrain 2.5 base): config.json decides',
     'factor 32 (16 px patches merged 2x2) with the qwen3_vl architecture',

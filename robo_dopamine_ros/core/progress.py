@@ -1,6 +1,6 @@
 """From hops to progress: the three readings, their fusion, the consistency check and validity.
 
-Readings (spec §4.1 / paper Eq. 4-7), for a hop ``H`` in [-1, 1]:
+Readings (docs/upstream.md §4.1 / paper Eq. 4-7), for a hop ``H`` in [-1, 1]:
 
 * incremental: ``Φ_I = Φ_prev + (1 - Φ_prev)·H`` if ``H >= 0`` else ``Φ_prev + Φ_prev·H``
 * forward-anchored (BEFORE = episode start): ``Φ_F = H``

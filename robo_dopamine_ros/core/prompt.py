@@ -1,4 +1,4 @@
-"""The GRM prompt, byte-exact, and its assembly into the interleaved chat message (spec §3).
+"""The GRM prompt, byte-exact, and its assembly into the interleaved chat message (docs/upstream.md §3).
 
 Compatibility with the released checkpoints depends on these bytes: a test pins the length and
 sha256 of the unformatted template. ``{task}`` occurs twice; ``<image>`` marks the 8 image slots.

@@ -4,8 +4,9 @@ Three rules, one per use:
 
 * :class:`HeaderTimeSampler` (ROS node, bag replay): one sample per ``interval_s`` of HEADER
   time, so the result does not depend on the replay rate or on callback timing.
-* :func:`frame_interval_indices` (offline video, upstream ``run_pipeline``, spec §4.1 item 4).
-* :func:`evenly_spaced_indices` (benchmark protocol, spec §7.2).
+* :func:`frame_interval_indices` (offline video, upstream ``run_pipeline``, docs/upstream.md §4.1
+  item 4).
+* :func:`evenly_spaced_indices` (benchmark protocol, docs/upstream.md §7.2).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def frame_interval_indices(num_frames: int, interval: int) -> list[int]:
 
 
 def evenly_spaced_indices(num_frames: int, interval: int = 30, min_count: int = 2) -> list[int]:
-    """Benchmark indices (spec §7.2): ``m`` evenly spaced frames with both ends included.
+    """Benchmark indices (docs/upstream.md §7.2): ``m`` evenly spaced frames with both ends
+    included.
 
     ``m = max(min_count, n // interval)`` capped at ``n``; index ``i`` is
     ``round(i * (n - 1) / (m - 1))`` with Python's ``round`` (ties to even, as upstream), and the
@@ -142,7 +144,7 @@ class SamplerKind(str, enum.Enum):
 
     HEADER_TIME = 'header_time'          # ROS node and bag replay
     FRAME_INTERVAL = 'frame_interval'    # offline videos (upstream run_pipeline)
-    EVENLY_SPACED = 'evenly_spaced'      # benchmark (spec §7.2)
+    EVENLY_SPACED = 'evenly_spaced'      # benchmark (docs/upstream.md §7.2)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Start ≈ goal: a goal image that looks like the episode's start (upstream issue #11).
+"""Start ≈ goal: a goal image that looks like the episode's start (upstream issue #11,
+docs/upstream.md §9).
 
 For a task that puts things back where they were, REF START and REF END show the same scene. The
 forward reading (BEFORE = START) then measures the distance from the goal itself and the backward

@@ -14,7 +14,7 @@ from .prompt import NUM_IMAGES, PromptVariant
 
 
 class Mode(str, enum.Enum):
-    """The three readings of a hop (spec §4.1, paper Eq. 4-7)."""
+    """The three readings of a hop (docs/upstream.md §4.1, paper Eq. 4-7)."""
 
     INCREMENTAL = 'incremental'   # BEFORE = the previous sample
     FORWARD = 'forward'           # BEFORE = the episode's START sample

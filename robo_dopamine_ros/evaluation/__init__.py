@@ -1,4 +1,5 @@
-"""Robo-Dopamine-Bench (spec §7): a GRM evaluated through the episode engine, and its metrics.
+"""Robo-Dopamine-Bench (docs/upstream.md §7): a GRM evaluated through the episode engine, and its
+metrics.
 
 A generated mini benchmark in the same layout comes with it. Named ``evaluation`` so it is not
 confused with the repository's ``bench/`` (performance scripts). ``runner.run_benchmark``

@@ -1,10 +1,10 @@
 """Robo-Dopamine-Bench on disk: the upstream input layout and the upstream output layout.
 
-Input (spec §7.1): ``jsons/<dataset>.json`` holds two parallel lists, ``sample_path_list``
-(episode paths relative to ``images/``) and ``sample_path_task`` (instructions); an episode dir
-holds ``cam_high/``, ``cam_left_wrist/``, ``cam_right_wrist/`` of ``.png``/``.jpg`` frames sorted
-by name. An episode path containing ``egodex`` is front-only: upstream passes ``cam_high`` for all
-three views, which is the engine's single-view layout.
+Input (docs/upstream.md §7.1): ``jsons/<dataset>.json`` holds two parallel lists,
+``sample_path_list`` (episode paths relative to ``images/``) and ``sample_path_task``
+(instructions); an episode dir holds ``cam_high/``, ``cam_left_wrist/``, ``cam_right_wrist/`` of
+``.png``/``.jpg`` frames sorted by name. An episode path containing ``egodex`` is front-only:
+upstream passes ``cam_high`` for all three views, which is the engine's single-view layout.
 
 Output (upstream's, so its readers work): per dataset and direction a run dir with
 ``sample.json`` and ``pred_<backend>.json``; ``<out>/<dataset>/voc_positive|voc_negative/

@@ -4,10 +4,10 @@ Every metric of the project lives here (the demo GRM's evaluation imports them t
 
 VOC is upstream's: the Spearman rank correlation between the time order ``0 .. T-1`` and the
 progress curve, 0 when it cannot be computed (fewer than 2 points, a constant curve, NaN or a
-value outside [-1, 1]); both upstream scripts agree on that (spec §7.2). Kendall's τ (τ-b, tie
-aware) follows the same rule. What the two scripts disagree on is an episode that raised: the GRM
-script counts it as VOC 0 (the denominator still grows), the API script skips it; both means are
-kept.
+value outside [-1, 1]); both upstream scripts agree on that (docs/upstream.md §7.2). Kendall's τ
+(τ-b, tie aware) follows the same rule. What the two scripts disagree on is an episode that raised:
+the GRM script counts it as VOC 0 (the denominator still grows), the API script skips it; both
+means are kept.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from scipy.stats import kendalltau, spearmanr
 
 
 class Convention(str, enum.Enum):
-    """How an episode that failed enters a dataset mean (spec §7.2)."""
+    """How an episode that failed enters a dataset mean (docs/upstream.md §7.2)."""
 
     GRM = 'grm'   # eval/evaluation_grm.py: VOC 0, counted
     API = 'api'   # eval/evaluation_api.py: skipped

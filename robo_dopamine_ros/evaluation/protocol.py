@@ -1,4 +1,4 @@
-"""One benchmark episode, evaluated by driving the episode engine (spec §7.2).
+"""One benchmark episode, evaluated by driving the episode engine (docs/upstream.md §7.2).
 
 The benchmark owns no progress arithmetic: every curve below is the engine's published progress,
 and the engine's evenly-spaced sampler picks the frames. REF START is front frame 0 and REF END

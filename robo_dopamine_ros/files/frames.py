@@ -1,10 +1,10 @@
 """Random access to the frames of a video file or a folder of images, as RGB uint8 arrays.
 
-Mirrors the sources upstream's ``run_pipeline`` and benchmark scripts accept (spec §4.1 item 3,
-§7.1): a video read with OpenCV, seeking with ``CAP_PROP_POS_FRAMES`` and retrying the read once
-(some codecs need it after a seek), or a folder of ``.png``/``.jpg`` frames sorted by file name.
-OpenCV decodes BGR; every frame is converted to RGB here, where the channel order is known, so
-the rest of the package only ever sees RGB.
+Mirrors the sources upstream's ``run_pipeline`` and benchmark scripts accept (docs/upstream.md §4.1
+item 3, §7.1): a video read with OpenCV, seeking with ``CAP_PROP_POS_FRAMES`` and retrying the read
+once (some codecs need it after a seek), or a folder of ``.png``/``.jpg`` frames sorted by file
+name. OpenCV decodes BGR; every frame is converted to RGB here, where the channel order is known,
+so the rest of the package only ever sees RGB.
 
 OpenCV is an optional dependency and is imported only when a video is opened; folders are read
 with Pillow.

@@ -1,4 +1,5 @@
-"""``reward_vis.mp4`` in upstream's layout (spec §4.3), written with OpenCV (no moviepy).
+"""``reward_vis.mp4`` in upstream's layout (docs/upstream.md §4.3), written with OpenCV (no
+moviepy).
 
 Canvas 1152x548: the AFTER frame's left wrist | front | right wrist views (384x288 each) above a
 1152x260 figure with "Instant Hop/Reward (SymLog)" (hop per step) and "Accumulated Progress"

@@ -1,6 +1,7 @@
 """Training data and fine-tuning: one demonstration -> GRM samples -> an adapted checkpoint.
 
-Reproduces upstream's data pipeline (``dataset/utils``, spec §8) with the same file formats:
+Reproduces upstream's data pipeline (``dataset/utils``, docs/upstream.md §8) with the same file
+formats:
 
 * ``preprocess`` (step 0): keyframe-based frame sampling -> ``sample_frames.json``; extracts only
   the frames that step 1 can use, as JPEG.

@@ -6,9 +6,9 @@ Two methods:
   the base stays frozen in the compute dtype, so a 3B GRM adapts on one robot-PC GPU. The
   adapters are merged into the weights on save: the output is a plain checkpoint that the
   transformers backend and the node load without peft.
-* ``full``: every weight trains, with upstream's per-part learning rates (spec §8.5: LLM 1e-5,
-  merger 1e-5, vision tower 5e-7), AdamW, cosine, 3 % warmup, weight decay 0.01, effective
-  batch 32 (2 x 16 accumulation on one GPU instead of 2 x 2 x 8 GPUs), 2 epochs.
+* ``full``: every weight trains, with upstream's per-part learning rates (docs/upstream.md §8.5:
+  LLM 1e-5, merger 1e-5, vision tower 5e-7), AdamW, cosine, 3 % warmup, weight decay 0.01,
+  effective batch 32 (2 x 16 accumulation on one GPU instead of 2 x 2 x 8 GPUs), 2 epochs.
 
 Trainable weights are always fp32 (``full`` in ``bf16`` keeps fp32 master weights under bf16
 autocast, as upstream's DeepSpeed bf16 does: pure-bf16 AdamW rounds most 1e-5 updates away);
@@ -100,7 +100,7 @@ class FinetuneConfig:
         gradient_checkpointing: Recompute activations in the backward pass (less memory).
         pixel_limits: Image size limits (the spec's 12544..76800 px).
         prompt_variant: The prompt trained on: upstream's ``training`` variant, or the
-            ``inference`` one the engine sends (spec §3.3).
+            ``inference`` one the engine sends (docs/upstream.md §3.3).
         attn_implementation: e.g. ``'sdpa'``, ``'flash_attention_2'``; ``None``: default.
         save_steps: Save a Trainer checkpoint every N steps (0: only the final model).
         logging_steps: Log the loss every N steps.

@@ -1,9 +1,10 @@
-"""Step 1: hop-labelled training samples per episode (upstream ``1_generate_data``, spec §8.3).
+"""Step 1: hop-labelled training samples per episode (upstream ``1_generate_data``,
+docs/upstream.md §8.3).
 
 For an episode with ``n`` sampled frames at positions ``0 .. n-1`` (progress ``Φ(i) = i/(n-1)``,
 each sub-task worth the same), a pair (BEFORE ``i``, AFTER ``j``) is labelled with the hop of
-spec §5.1: ``(j-i)/(n-1-i)`` forward, ``(j-i)/i`` backward, in percent with one decimal and a
-sign (``<score>+66.7%</score>``). Pairs are drawn uniformly, bucketed into score bins over
+docs/upstream.md §5.1: ``(j-i)/(n-1-i)`` forward, ``(j-i)/i`` backward, in percent with one decimal
+and a sign (``<score>+66.7%</score>``). Pairs are drawn uniformly, bucketed into score bins over
 [-100, 100] and, inside each, gap bins over ``|i-j|``; per-bin quotas then give a dataset
 balanced over hop size and temporal distance. A ``zero_ratio`` share are zero-hop pairs whose
 AFTER frame is a few raw frames from BEFORE, labelled ``<score>0.0%</score>``.
@@ -106,7 +107,8 @@ def episode_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def hop_percent(before: int, after: int, n: int) -> float:
-    """The ground-truth hop from position ``before`` to ``after`` of ``n``, in percent (§5.1).
+    """The ground-truth hop from position ``before`` to ``after`` of ``n``, in percent
+    (docs/upstream.md §5.1).
 
     Computed as upstream does (``100 * Δ / denominator``), which matters: the mathematically
     equal ``100 * (Δ / denominator)`` rounds differently at one decimal for ~1 % of pairs.

@@ -1,6 +1,6 @@
 """Episode annotations: sub-task keyframes, task paraphrases, and the frame sampling they drive.
 
-The file formats are upstream's (spec §8.1): ``annotated_keyframes.json`` is a list of
+The file formats are upstream's (docs/upstream.md §8.1): ``annotated_keyframes.json`` is a list of
 ``{"anotation": "subtask1", "start_frame_id": 8, "end_frame_id": 147}`` (sic "anotation";
 consecutive segments share their boundary frame) and ``task_instruction.json`` a list of
 paraphrases (or ``{"instructions": [...]}`` / ``{"instruction": "..."}``).
@@ -107,8 +107,8 @@ def sample_frame_ids(segments: Sequence[Segment], sample_factor: int) -> list[in
 
     ``m = round((last end - first start) / sample_factor / #segments)`` (at least 1), so every
     sub-task gets the same number of points whatever its duration (the paper's step-wise
-    discretisation, spec §5.1). Frames outside the annotated span are never sampled, and
-    validated segments lie inside the video, so every id is a frame that exists.
+    discretisation, docs/upstream.md §5.1). Frames outside the annotated span are never sampled,
+    and validated segments lie inside the video, so every id is a frame that exists.
 
     Args:
         segments: Validated segments (:func:`parse_keyframes`), at least one.
@@ -124,7 +124,8 @@ def sample_frame_ids(segments: Sequence[Segment], sample_factor: int) -> list[in
 
 
 def stepwise_progress(segments: Sequence[Segment], frames: Sequence[float]) -> np.ndarray:
-    """Ground-truth progress at frame indices: the paper's step-wise labels (spec §5.1).
+    """Ground-truth progress at frame indices: the paper's step-wise labels (docs/upstream.md
+    §5.1).
 
     Each of the ``N`` sub-tasks is worth ``1/N`` whatever its duration: its start keyframe has
     progress ``k/N`` and its end ``(k+1)/N``. In between progress is linear in the frame index,

@@ -3,7 +3,7 @@
 The anchor swap replaces, with probability ``replace_prob``, a sample's REF START and REF END
 images with those of another random sample (often another episode or task). The prompt says the
 references are "not necessarily this run's actual START/END"; the swap is what teaches the GRM
-to use them as loose anchors rather than as this episode's exact endpoints (spec §8.4).
+to use them as loose anchors rather than as this episode's exact endpoints (docs/upstream.md §8.4).
 
 Differences from upstream: the seed defaults to a fixed value (upstream: unseeded), episodes are
 merged in name order (upstream: file-system order), and donors give their original anchors
