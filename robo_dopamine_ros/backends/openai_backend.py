@@ -2,7 +2,8 @@
 
 Serving the model from a separate process keeps the ROS environment free of GPU-stack pins, and
 the same backend evaluates frontier models the way upstream's ``eval/evaluation_api.py`` does
-(spec §7.2); the request itself is :mod:`.openai_wire`. What it adds over upstream's loop:
+(docs/upstream.md §7.2); the request itself is :mod:`.openai_wire`. What it adds over upstream's
+loop:
 
 * one pooled HTTP client (httpx) per backend: connections are kept alive between requests, at
   most ``max_workers`` of them, shared by every ``generate`` call so several callers together

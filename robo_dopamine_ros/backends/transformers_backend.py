@@ -8,12 +8,12 @@ everything below (left padding, ``</score>`` stop, stop flag, dtype, vision cach
 both. torch and transformers are imported when a backend is built, so the config dataclass can be
 parsed and validated on a machine without them.
 
-Differences from upstream (vLLM, spec §2.2) that are deliberate:
+Differences from upstream (vLLM, docs/upstream.md §2.2) that are deliberate:
 
 * greedy decoding by default (``upstream_sampling=True`` restores temperature 0.1, top-p 0.9,
   top-k 50), so a reward is a function of the images, not of a random draw;
 * ``max_new_tokens`` 16 and a ``</score>`` stop string instead of 1024 tokens, which bounds the
-  known degenerate ``<score>-25.0.0.5.6.6…`` outputs (spec §3.4);
+  known degenerate ``<score>-25.0.0.5.6.6…`` outputs (docs/upstream.md §3.4);
 * the checkpoint's ``generation_config.json`` sampling values (e.g. Qwen's repetition penalty
   1.05) never apply: every decoding parameter is passed explicitly, as vLLM did upstream.
 """

@@ -4,10 +4,10 @@ Drives the one ``EpisodeEngine`` with the frame-interval sampler (``range(0, N, 
 frame), so an offline score is what the node would compute for the same samples. Writes, in
 ``out_root/<YY-MM-DD-HH-MM-SS>/``:
 
-* ``sample.json`` and ``pred_vllm.json`` with upstream's field names (spec §4.1-4.2) for a single
-  mode; ``pred_<mode>.json`` per mode plus ``pred_fused.json`` for ``fused``/``all``. Frames stay
-  in memory: where upstream stores a cached PNG path we store a reference such as
-  ``cam_high.mp4#000123`` (or the frame file name for folders);
+* ``sample.json`` and ``pred_vllm.json`` with upstream's field names (docs/upstream.md §4.1,
+  §4.2) for a single mode; ``pred_<mode>.json`` per mode plus ``pred_fused.json`` for
+  ``fused``/``all``. Frames stay in memory: where upstream stores a cached PNG path we store a
+  reference such as ``cam_high.mp4#000123`` (or the frame file name for folders);
 * ``results.jsonl``/``results.csv`` (written incrementally), ``progress.png`` and, on request,
   ``reward_vis.mp4`` in upstream's layout.
 

@@ -15,9 +15,9 @@ Outputs, in ``out_dir``:
   killed run leaves valid files), with ``frame_index`` (the front message's index in the bag),
   ``bag_time_ns`` and ``gt_progress`` besides the engine's record;
 * ``progress.png`` (one episode) or ``progress_<episode_id>.png`` (several), written at the end;
-* ``summary.json``: per episode VOC (Spearman vs time order over the transitions, spec §7.2) of
-  the fused and each mode's curve and, with ground truth, the error of the fused progress;
-  the node's input counters and replay's; the error that stopped a broken bag;
+* ``summary.json``: per episode VOC (Spearman vs time order over the transitions,
+  docs/upstream.md §7.2) of the fused and each mode's curve and, with ground truth, the error of
+  the fused progress; the node's input counters and replay's; the error that stopped a broken bag;
 * optionally a copy of the bag with the node's topics added (``<prefix>/progress``, ``/reward``,
   ``/episode``), each result stored at the bag time of the front frame it scores, so a viewer
   (Foxglove, ``ros2 bag play``) shows every reward beside its image.
@@ -28,7 +28,7 @@ at a gap of ``split_gap_s`` seconds between synchronized frames, or at the node'
 after the event's stamp opens the new episode; a START event's task is used for its episode).
 
 Ground truth: upstream keyframes (``--keyframes`` or ``annotated_keyframes.json`` in the bag
-directory) give step-wise progress (spec §5.1) by front frame index; a synthetic bag's
+directory) give step-wise progress (docs/upstream.md §5.1) by front frame index; a synthetic bag's
 ``ground_truth.json`` gives the rendered per-frame progress, interpolated at the sample stamps.
 """
 
@@ -408,7 +408,8 @@ def _qos(name: str) -> list[Any]:
 
 
 def _episode_summary(ep: _Open) -> dict[str, Any]:
-    """VOC (spec §7.2) of the transitions' curves and, with ground truth, the progress error."""
+    """VOC (docs/upstream.md §7.2) of the transitions' curves and, with ground truth, the progress
+    error."""
     from ..evaluation.metrics import voc
 
     moves = [r for r in ep.records if r['step'] > 0]

@@ -1,7 +1,7 @@
 """Step 0: keyframe-based frame sampling and frame extraction (upstream ``0_preprocess_data``).
 
-Per episode: validate the keyframes, compute ``sample_frames.json`` (spec §8.2), and write as
-JPEG only the frames step 1 can put in a sample: the sampled ids and, for each, the two
+Per episode: validate the keyframes, compute ``sample_frames.json`` (docs/upstream.md §8.2), and
+write as JPEG only the frames step 1 can put in a sample: the sampled ids and, for each, the two
 candidate AFTER frames of a zero-hop sample. Upstream extracts every frame of every camera
 (~3,800 JPEGs for the 42 s example episode, of which ~200 are ever used).
 """
