@@ -242,11 +242,19 @@ PARAMS: tuple[Param, ...] = (
     Param('model.openai.api_key_env', 'OPENAI_API_KEY',
           'openai: environment variable holding the API key (its value is never logged)'),
     Param('model.openai.timeout_s', 10.0,
-          'openai: seconds per socket operation of one request', minimum=0.0, above=True),
+          'openai: read/write timeout of one attempt, seconds (how long the server may compute; '
+          'a read timeout is final, never retried)', minimum=0.0, above=True),
+    Param('model.openai.connect_timeout_s', 2.0,
+          'openai: timeout of opening a connection, seconds', minimum=0.0, above=True),
+    Param('model.openai.deadline_s', 0.0,
+          'openai: bound on one reading from the call to its answer (queueing, attempts and '
+          'backoff included), seconds; 0 = twice timeout_s', minimum=0.0),
     Param('model.openai.max_retries', 2,
-          'openai: attempts per reading, transient failures only', minimum=1, maximum=100),
+          'openai: attempts per reading in all; only connection failures and HTTP 429/503 are '
+          'retried', minimum=1, maximum=100),
     Param('model.openai.retry_delay_s', 0.5,
-          'openai: first backoff between attempts, seconds (doubles)', minimum=0.0),
+          'openai: backoff before the second attempt, seconds (doubles, jittered; a server\'s '
+          'Retry-After wins)', minimum=0.0),
     Param('model.openai.max_in_flight', 8,
           "openai: this node's requests in flight at most (a step's readings go out "
           'concurrently)', minimum=1, maximum=1000),
