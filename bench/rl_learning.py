@@ -27,13 +27,16 @@ import itertools
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 import robo_dopamine_ros
 from robo_dopamine_ros.backends.factory import make_backend
+from robo_dopamine_ros.core.engine import EngineConfig
 from robo_dopamine_ros.core.profiles import DEMO_GRM
+from robo_dopamine_ros.rl import LEARNING_ENGINE
 from robo_dopamine_ros.rl.grm_cache import CachedBackend
 from robo_dopamine_ros.rl.long_horizon import LongHorizonPickPlaceEnv
 from robo_dopamine_ros.rl.qlearning import QConfig
@@ -42,17 +45,23 @@ from robo_dopamine_ros.rl.sources import (
     LearningCurve,
     RunConfig,
     Source,
-    cycle_policy,
     fixed_policy_return,
     make_env,
+    random_policy,
     run_episode,
     train,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = Path(robo_dopamine_ros.__file__).parent / 'models' / 'demo_grm'
-LEARNING = (Source.SPARSE, Source.GRM_PBRS, Source.TRUE_PBRS, Source.GRM_PROGRESS,
-            Source.SHUFFLED)
+PAPER, ANCHORED = 'paper fusion', 'anchored'
+ENGINES = {PAPER: EngineConfig(), ANCHORED: LEARNING_ENGINE}
+# (source, GRM engine): b with the default paper fusion (before) and with LEARNING_ENGINE (after).
+LEARNING = ((Source.SPARSE, None), (Source.GRM_PBRS, PAPER), (Source.GRM_PBRS, ANCHORED),
+            (Source.TRUE_PBRS, None), (Source.GRM_PROGRESS, ANCHORED),
+            (Source.SHUFFLED, ANCHORED))
+FARMING = ((Source.SPARSE, None), (Source.TRUE_PBRS, None), (Source.GRM_PBRS, PAPER),
+           (Source.GRM_PBRS, ANCHORED), (Source.GRM_PROGRESS, ANCHORED))
 CYCLES = (0, 1, 2, 4, 5, 10)          # divide 40: every cycle policy ends where it started
 WINDOW = 10
 
@@ -104,7 +113,7 @@ def cache_proof(live: CachedBackend, cached: CachedBackend, scene: int, run: Run
         env = make_env(Source.GRM_PBRS, scene, short, backend)
         rng = np.random.default_rng(99)
         transitions, *_ = run_episode(env, Source.GRM_PBRS,
-                                      lambda _s, _t: int(rng.integers(3)), short, rng)
+                                      random_policy(rng), short, rng)
         rewards.append(np.array([t.reward for t in transitions]))
     return len(rewards[0]), float(np.max(np.abs(rewards[0] - rewards[1])))
 
@@ -123,7 +132,11 @@ def tune(run: RunConfig, scenes: Sequence[int], seeds: int) -> str:
     return '\n'.join(lines)
 
 
-def plot(curves: dict[Source, list[LearningCurve]], path: Path, title: str) -> None:
+def label(source: Source, engine: str | None) -> str:
+    return source.value if engine is None else f'{source.value} ({engine})'
+
+
+def plot(curves: dict[str, list[LearningCurve]], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use('Agg')
@@ -134,7 +147,7 @@ def plot(curves: dict[Source, list[LearningCurve]], path: Path, title: str) -> N
         rates = np.array([window_success(c.success) for c in runs])
         x = np.arange(1, rates.shape[1] + 1)
         mean = rates.mean(axis=0)
-        ax.plot(x, mean, label=source.value)
+        ax.plot(x, mean, label=source)
         ax.fill_between(x, np.percentile(rates, 25, axis=0), np.percentile(rates, 75, axis=0),
                         alpha=0.2)
     ax.axhline(0.9, color='grey', lw=0.8, ls='--')
@@ -147,7 +160,7 @@ def plot(curves: dict[Source, list[LearningCurve]], path: Path, title: str) -> N
     plt.close(fig)
 
 
-def learning_table(curves: dict[Source, list[LearningCurve]]) -> str:
+def learning_table(curves: dict[str, list[LearningCurve]]) -> str:
     lines = ['| source | success, last 10 episodes (mean ± sd over runs) | '
              'episodes to 90 % (median) | runs reaching 90 % |', '|---|---|---|---|']
     for source, runs in curves.items():
@@ -155,22 +168,22 @@ def learning_table(curves: dict[Source, list[LearningCurve]]) -> str:
         e90 = [episodes_to_90(c.success) for c in runs]
         got = [e for e in e90 if e is not None]
         med = f'{np.median(got):.0f}' if got else 'never'
-        lines.append(f'| {source.value} | {final.mean():.2f} ± {final.std():.2f} | {med} | '
+        lines.append(f'| {source} | {final.mean():.2f} ± {final.std():.2f} | {med} | '
                      f'{len(got)}/{len(runs)} |')
     return '\n'.join(lines)
 
 
-def cycle_table(returns: list[FixedPolicyReturn]) -> str:
-    lengths = sorted({r.cycle_length for r in returns})
+def cycle_table(returns: dict[str, list[FixedPolicyReturn]]) -> str:
+    lengths = sorted({r.cycle_length for rs in returns.values() for r in rs})
     head = ' | '.join('stand still' if n == 0 else f'cycle {n}' for n in lengths)
     lines = [f'| source | {head} |', '|---|' + '---|' * len(lengths)]
-    for source in dict.fromkeys(r.source for r in returns):
+    for arm, results in returns.items():
         cells = []
         for n in lengths:
-            rs = [r for r in returns if r.source is source and r.cycle_length == n]
+            rs = [r for r in results if r.cycle_length == n]
             cells.append(f'{max(r.discounted for r in rs):+.3f} / '
                          f'{max(r.final_progress for r in rs):.2f}')
-        lines.append(f'| {source.value} | {" | ".join(cells)} |')
+        lines.append(f'| {arm} | {" | ".join(cells)} |')
     return '\n'.join(lines)
 
 
@@ -198,21 +211,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cache.is_file():
         backend.load(args.cache)
     randoms = {s: random_success(s, run) for s in args.scenes}
-    curves: dict[Source, list[LearningCurve]] = {}
-    for source in LEARNING:
+    curves: dict[str, list[LearningCurve]] = {}
+    for source, engine in LEARNING:
+        arm = replace(run, engine=ENGINES[engine or PAPER])
         for scene in args.scenes:
             for seed in range(args.seeds):
-                curves.setdefault(source, []).append(train(source, scene, seed, run, backend))
+                curves.setdefault(label(source, engine), []).append(
+                    train(source, scene, seed, arm, backend))
             backend.save(args.cache)
-            print(f'{source.value} scene {scene}: {time.perf_counter() - t0:.0f} s, '
+            print(f'{label(source, engine)} scene {scene}: {time.perf_counter() - t0:.0f} s, '
                   f'{backend.misses} GRM queries', flush=True)
-    returns = [fixed_policy_return(source, scene, n, run, backend)
-               for source in (Source.SPARSE, Source.TRUE_PBRS, Source.GRM_PBRS,
-                              Source.GRM_PROGRESS)
-               for scene in args.scenes for n in CYCLES]
+    returns = {label(source, engine): [
+        fixed_policy_return(source, scene, n, replace(run, engine=ENGINES[engine or PAPER]),
+                            backend) for scene in args.scenes for n in CYCLES]
+        for source, engine in FARMING}
     backend.save(args.cache)
-    forward = [fixed_policy_return(Source.GRM_PBRS, s, run.num_moves, run, backend).discounted
-               for s in args.scenes]
+    forward = {engine: np.mean([fixed_policy_return(
+        Source.GRM_PBRS, s, run.num_moves, replace(run, engine=ENGINES[engine]),
+        backend).discounted for s in args.scenes]) for engine in ENGINES}
     proof_steps, proof = cache_proof(CachedBackend(live, fp), backend, args.scenes[0], run,
                                      args.proof_steps)
     wall = time.perf_counter() - t0
@@ -245,7 +261,8 @@ Random policy success: {', '.join(f'scene {s}: {p:.1%}' for s, p in randoms.item
 Discounted return (γ = {run.q.gamma}) of one {run.max_steps}-step episode of a fixed policy
 (`cycle n`: n moves forward, n back, repeated, ending where it started; worst scene) / the last
 progress (GRM fused progress for GRM sources, else true). For scale, going straight to the goal
-earns {np.mean(forward):+.3f} under `grm_pbrs`.
+earns {forward[PAPER]:+.3f} under `grm_pbrs ({PAPER})`, {forward[ANCHORED]:+.3f} under
+`grm_pbrs ({ANCHORED})` (mean over the scenes).
 
 {cycle_table(returns)}
 

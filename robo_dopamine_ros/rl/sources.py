@@ -154,6 +154,11 @@ def train(source: Source, scene_seed: int, seed: int, run: RunConfig,
     return LearningCurve(source, scene_seed, seed, np.array(success), np.array(returns))
 
 
+def random_policy(rng: np.random.Generator) -> Policy:
+    """Uniformly random actions."""
+    return lambda _s, _t: int(rng.integers(3))
+
+
 def cycle_policy(length: int) -> Policy:
     """``length`` moves forward, ``length`` back, repeated; ``length`` 0 stands still."""
     if length == 0:

@@ -44,10 +44,16 @@ from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.errors import ConfigError, coerce_enum
 from ..core.names import CAMERAS
 from ..core.profiles import GENERIC, CheckpointProfile
+from ..core.progress import FusionConfig
 from ..core.result import StepResult
-from ..core.types import ALL_MODES, GrmBackend
+from ..core.types import ALL_MODES, GrmBackend, Mode
 
 RENDER = 'render'
+#: The engine for a learner's reward: forward- and backward-anchored readings only. Each is a
+#: function of the current sample (and the episode's START and goal), so the potential is a
+#: function of the observation and the shaped reward is potential-based in the learner's state;
+#: the incremental reading, re-based on the previous fused value, is path-dependent.
+LEARNING_ENGINE = EngineConfig(fusion=FusionConfig(modes=(Mode.FORWARD, Mode.BACKWARD)))
 _NS_PER_STEP = 1_000_000_000          # env steps are 1 s apart; the control period is 1 s
 
 

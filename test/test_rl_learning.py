@@ -1,0 +1,121 @@
+"""Dopamine-RL in miniature (issue 26): the long-horizon env, the GRM answer cache, farming and a
+small learning test, with the committed demo GRM on one held-out scene (seed 1).
+
+* Farming: fixed back-and-forth cycle policies and standing still earn no positive discounted
+  return beyond ``FARM_TOLERANCE`` under GRM PBRS, and exactly none (<= 0) under true PBRS.
+  Why the tolerance: the engine's potential-based reward telescopes over any episode,
+  ``Σ γ^t r_t = γ^T·Φ_T - Φ_0`` (+ r_gold once, at a success), whatever path the fused
+  progress took, so a cycle ending where it started earns the GRM's progress error at that
+  state, discounted. δ = 0.05 is the error the package already accepts when it calls success;
+  the same bound here keeps a cycle worth < 1/10 of reaching the goal (≈ 0.6 discounted). The
+  negative control: a blind test double answering +10 % to every query makes progress climb
+  with every move, and its cycles collect the success bonus.
+* Learning: Q-learning with the tuned, frozen hyperparameters (rl/qlearning.py) on GRM PBRS
+  beats the sparse reward and the shuffled-reward control by ``LEARN_MARGIN`` in greedy success
+  over the last 10 of ``EPISODES`` episodes (mean of ``SEEDS`` seeds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+gym = pytest.importorskip('gymnasium')
+pytest.importorskip('cv2')
+
+from robo_dopamine_ros.backends.scripted import ScriptedBackend  # noqa: E402
+from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
+from robo_dopamine_ros.rl.grm_cache import CachedBackend  # noqa: E402
+from robo_dopamine_ros.rl.long_horizon import LongHorizonPickPlaceEnv  # noqa: E402
+from robo_dopamine_ros.rl.sources import (  # noqa: E402
+    RunConfig,
+    Source,
+    fixed_policy_return,
+    make_env,
+    random_policy,
+    run_episode,
+    train,
+)
+
+SCENE = 1
+RUN = RunConfig()
+CYCLES = (0, 1, 2, 4, 5, 10)          # all divide the 40 steps: each ends where it started
+FARM_TOLERANCE = 0.05
+LEARN_MARGIN = 0.3
+EPISODES, SEEDS = 60, 3
+
+
+@pytest.fixture(scope='module')
+def grm(demo_grm_backend) -> CachedBackend:
+    """The demo GRM behind the answer cache, shared by the module's tests."""
+    return CachedBackend(demo_grm_backend)
+
+
+def test_env_is_long_horizon_reproducible_and_on_held_out_scenes() -> None:
+    env = LongHorizonPickPlaceEnv((SCENE,))
+    obs, info = env.reset(seed=3)
+    assert obs['position'] == 0 and info['scene_seed'] == SCENE
+    again = LongHorizonPickPlaceEnv((SCENE,))
+    assert np.array_equal(again.reset(seed=9)[0]['front'], obs['front'])
+    env.step(2)
+    obs2, *_ = env.step(0)                          # back at the start: the same pixels
+    assert np.array_equal(obs2['front'], obs['front'])
+    rng = np.random.default_rng(0)
+    wins = 0
+    for _ in range(300):
+        env.reset()
+        for _ in range(RUN.max_steps):
+            _, _, terminated, truncated, _ = env.step(int(rng.integers(3)))
+            if terminated or truncated:
+                wins += terminated
+                break
+    assert wins / 300 <= 0.02                       # a random policy almost never succeeds
+    with pytest.raises(ConfigError, match='10000'):
+        LongHorizonPickPlaceEnv((10_000,))
+
+
+def test_cached_readings_give_the_live_rewards(grm, demo_grm_backend) -> None:
+    rewards = []
+    for backend in (CachedBackend(demo_grm_backend), grm, grm):   # live, fill, from the cache
+        env = make_env(Source.GRM_PBRS, SCENE, RUN, backend)
+        rng = np.random.default_rng(5)
+        transitions, *_ = run_episode(env, Source.GRM_PBRS, random_policy(rng),
+                                      RunConfig(max_steps=10), rng)
+        rewards.append([t.reward for t in transitions])
+    assert grm.hits > 0
+    assert rewards[0] == rewards[1] == rewards[2]
+
+
+@pytest.mark.parametrize('length', CYCLES)
+def test_cycles_earn_nothing_under_true_pbrs(length: int) -> None:
+    result = fixed_policy_return(Source.TRUE_PBRS, SCENE, length, RUN)
+    assert result.discounted <= 1e-12 and result.total <= 1e-12
+
+
+def test_cycles_earn_nothing_beyond_the_tolerance_under_grm_pbrs(grm) -> None:
+    forward = fixed_policy_return(Source.GRM_PBRS, SCENE, RUN.num_moves, RUN, grm)
+    cycles = {n: fixed_policy_return(Source.GRM_PBRS, SCENE, n, RUN, grm) for n in CYCLES}
+    assert forward.discounted > 10 * FARM_TOLERANCE
+    assert {n: r.discounted for n, r in cycles.items()
+            if r.discounted > FARM_TOLERANCE} == {}
+
+
+def test_farming_check_sees_a_blind_reward() -> None:
+    """Negative control: +10 % whatever the images: every move adds progress, cycles pay."""
+    blind = ScriptedBackend(lambda _q: '<score>+10%</score>')
+    returns = [fixed_policy_return(Source.GRM_PBRS, SCENE, n, RUN, blind).discounted
+               for n in (1, 4)]
+    assert min(returns) > FARM_TOLERANCE
+
+
+def test_grm_pbrs_teaches_better_than_sparse_and_shuffled(grm) -> None:
+    run = RunConfig(episodes=EPISODES)
+
+    def final(source: Source) -> float:
+        curves = [train(source, SCENE, seed, run, grm) for seed in range(SEEDS)]
+        return float(np.mean([c.success[-10:].mean() for c in curves]))
+
+    shaped, sparse, shuffled = (final(s) for s in (Source.GRM_PBRS, Source.SPARSE,
+                                                    Source.SHUFFLED))
+    assert shaped >= sparse + LEARN_MARGIN, (shaped, sparse)
+    assert shaped >= shuffled + LEARN_MARGIN, (shaped, shuffled)
