@@ -24,7 +24,10 @@ gym = pytest.importorskip('gymnasium')
 pytest.importorskip('cv2')
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend  # noqa: E402
+from robo_dopamine_ros.core.engine import EngineConfig  # noqa: E402
 from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
+from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
+from robo_dopamine_ros.core.types import Mode  # noqa: E402
 from robo_dopamine_ros.rl.grm_cache import CachedBackend  # noqa: E402
 from robo_dopamine_ros.rl.long_horizon import LongHorizonPickPlaceEnv  # noqa: E402
 from robo_dopamine_ros.rl.sources import (  # noqa: E402
@@ -43,6 +46,7 @@ CYCLES = (0, 1, 2, 4, 5, 10)          # all divide the 40 steps: each ends where
 FARM_TOLERANCE = 0.05
 LEARN_MARGIN = 0.3
 EPISODES, SEEDS = 60, 3
+INCREMENTAL = EngineConfig(fusion=FusionConfig(modes=(Mode.INCREMENTAL,)))
 
 
 @pytest.fixture(scope='module')
@@ -119,3 +123,21 @@ def test_grm_pbrs_teaches_better_than_sparse_and_shuffled(grm) -> None:
                                                     Source.SHUFFLED))
     assert shaped >= sparse + LEARN_MARGIN, (shaped, sparse)
     assert shaped >= shuffled + LEARN_MARGIN, (shaped, shuffled)
+
+
+def test_wrapper_pays_a_step_after_a_held_one_with_one_steps_discount() -> None:
+    """The held-span finding: the engine's transition after a held sample spans two steps (γ²);
+    a one-step learner discounts the first step itself, so the wrapper pays γ·Φ' - Φ."""
+    answers = iter(['<score>+50%</score>', 'no score', '<score>+40%</score>'])
+    env = make_env(Source.GRM_PBRS, SCENE, RunConfig(engine=INCREMENTAL),
+                   ScriptedBackend(lambda _q: next(answers)))
+    env.reset()
+    rewards, infos = [], []
+    for _ in range(3):
+        _, reward, *_, info = env.step(2)
+        rewards.append(reward)
+        infos.append(info)
+    assert [i['valid'] for i in infos] == [True, False, True]
+    gamma, phi_a, phi_c = RUN.q.gamma, 0.5, 0.5 + 0.5 * 0.4
+    assert rewards[:2] == [pytest.approx(gamma * phi_a), 0.0]
+    assert rewards[2] == pytest.approx(gamma * phi_c - phi_a)      # not γ²·Φ' - Φ

@@ -91,16 +91,17 @@ def match_transition(rewards: Iterable[RewardRecord], before_ns: int, after_ns: 
     return best
 
 
-def step_reward(record: RewardRecord, gamma_last: float) -> float:
-    """The record's reward with the discount of the span's last step only (module docstring).
+def step_reward(reward: float, r_gold: float, potential_before: float, gamma_span: float,
+                gamma_last: float) -> float:
+    """A span's shaped reward with the discount of its last step only (module docstring).
 
     ``reward = r_gold + γ_span·Φ_next - Φ(s)``, where ``Φ_next`` is what the terminal rule put
     there (the next potential, or 0 at a terminal transition under ``ZERO``), so
     ``Φ_next = (reward - r_gold + Φ(s)) / γ_span`` and the per-step reward is
-    ``r_gold + γ_last·Φ_next - Φ(s)``.
+    ``r_gold + γ_last·Φ_next - Φ(s)``; equal to ``reward`` when the span is one step.
     """
-    next_potential = (record.reward - record.r_gold + record.potential_before) / record.gamma
-    return record.reward + (gamma_last - record.gamma) * next_potential
+    next_potential = (reward - r_gold + potential_before) / gamma_span
+    return reward + (gamma_last - gamma_span) * next_potential
 
 
 class LinkStatus(str, enum.Enum):
@@ -238,4 +239,5 @@ class RewardLink:
         last_ns = self._stamps[k] - self._stamps[k - 1]
         gamma_last = record.gamma ** (last_ns / span_ns) if span_ns > 0 else record.gamma
         return LinkedReward(k, LinkStatus.REWARD, record.reward, record.gamma, start,
-                            step_reward(record, gamma_last), terminal, record)
+                            step_reward(record.reward, record.r_gold, record.potential_before,
+                                        record.gamma, gamma_last), terminal, record)

@@ -16,7 +16,10 @@ the reset observation) through any backend of the registry (``backends.factory``
   ``readings`` (mode -> that mode's progress, None where unusable or not asked), ``latency_s``,
   ``task_status`` (core/monitor.py) and ``grm_reward``. **An invalid step gives
   GRM reward 0 and** ``info['valid'] = False`` (the step's progress must not be trusted, see
-  core/progress.py), so a learner never receives a reward made of a failed reading.
+  core/progress.py), so a learner never receives a reward made of a failed reading. The
+  engine's next transition then starts at the last unheld sample and its γ covers the held
+  steps too; the wrapper pays it with the discount of the steps since the last scored one
+  (``learner.link.step_reward``), since the learner discounts the earlier steps itself.
 
 Vector envs: :class:`GrmRewardWrapper` works per env inside ``SyncVectorEnv`` (each env has its
 own engine; the backend can be shared). :class:`GrmVectorRewardWrapper` wraps the vector env and
@@ -47,6 +50,7 @@ from ..core.profiles import GENERIC, CheckpointProfile
 from ..core.progress import FusionConfig
 from ..core.result import StepResult
 from ..core.types import ALL_MODES, GrmBackend, Mode
+from ..learner.link import step_reward
 
 RENDER = 'render'
 #: The engine for a learner's reward: forward- and backward-anchored readings only. Each is a
@@ -145,8 +149,16 @@ class _Scorer:
         if result is None:
             assert self.last is not None
             return 0.0, self.info(self.last, scored=False)
+        assert self.last is not None
+        reward = 0.0
+        if result.reward is not None and result.valid:
+            shaped, before = result.reward, result.stamp_before_ns
+            assert before is not None
+            last = (result.stamp_after_ns - self.last.stamp_after_ns) / (
+                result.stamp_after_ns - before)
+            reward = step_reward(shaped.reward, shaped.r_gold, shaped.potential_before,
+                                 shaped.gamma, shaped.gamma ** last)
         self.last = result
-        reward = result.reward.reward if result.reward is not None and result.valid else 0.0
         return reward, {**self.info(result, scored=True), 'grm_reward': reward}
 
     @staticmethod
