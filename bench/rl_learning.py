@@ -119,16 +119,17 @@ def cache_proof(live: CachedBackend, cached: CachedBackend, scene: int, run: Run
 
 
 def tune(run: RunConfig, scenes: Sequence[int], seeds: int) -> str:
-    lines = ['| alpha | epsilon | median episodes to 90 % | runs reaching 90 % |',
-             '|---|---|---|---|']
+    lines = ['| alpha | epsilon | median episodes to 90 % | runs reaching 90 % | mean success, '
+             'all episodes |', '|---|---|---|---|---|']
     for alpha, eps in itertools.product((0.1, 0.3, 0.5, 1.0), (0.05, 0.1, 0.2)):
         r = RunConfig(num_moves=run.num_moves, max_steps=run.max_steps, episodes=run.episodes,
                       q=QConfig(alpha=alpha, gamma=run.q.gamma, epsilon=eps))
-        e90 = [episodes_to_90(train(Source.TRUE_PBRS, s, k, r).success)
-               for s in scenes for k in range(seeds)]
+        runs = [train(Source.TRUE_PBRS, s, k, r).success for s in scenes for k in range(seeds)]
+        e90 = [episodes_to_90(success) for success in runs]
         got = [e for e in e90 if e is not None]
         med = f'{np.median(got):.0f}' if got else '-'
-        lines.append(f'| {alpha} | {eps} | {med} | {len(got)}/{len(e90)} |')
+        lines.append(f'| {alpha} | {eps} | {med} | {len(got)}/{len(e90)} | '
+                     f'{np.mean(runs):.3f} |')
     return '\n'.join(lines)
 
 

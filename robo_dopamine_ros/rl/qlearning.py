@@ -11,7 +11,11 @@ the sparse reward by itself) and ties are broken at random, so an untrained poli
 walk.
 
 The hyperparameters (:data:`TUNED`) were chosen on the true-progress PBRS reward alone (source
-``true_pbrs``, bench/rl_learning.py ``--tune``) and are frozen for every other source.
+``true_pbrs``, ``python bench/rl_learning.py --tune --seeds 5 --episodes 40``: α in {0.1, 0.3,
+0.5, 1}, ε in {0.05, 0.1, 0.2}, 3 scenes x 5 seeds) and are frozen for every other source. That
+grid is nearly flat (every setting reaches 90 % by episode 10-11; mean success over the 40
+episodes 0.965 with ε = 0.05, 0.960 otherwise, the same for every α): ε = 0.05 is the best, α =
+0.5 the middle of the tied values.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class QConfig:
 
 
 #: Tuned on true-progress PBRS only, then frozen (module docstring).
-TUNED = QConfig(alpha=0.5, gamma=0.99, epsilon=0.1)
+TUNED = QConfig(alpha=0.5, gamma=0.99, epsilon=0.05)
 
 
 @dataclass(frozen=True)
