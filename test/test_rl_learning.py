@@ -1,15 +1,19 @@
 """Dopamine-RL in miniature (issue 26): the long-horizon env, the GRM answer cache, farming and a
 small learning test, with the committed demo GRM on one held-out scene (seed 1).
 
-* Farming: fixed back-and-forth cycle policies and standing still earn no positive discounted
-  return beyond ``FARM_TOLERANCE`` under GRM PBRS, and exactly none (<= 0) under true PBRS.
-  Why the tolerance: the engine's potential-based reward telescopes over any episode,
-  ``Σ γ^t r_t = γ^T·Φ_T - Φ_0`` (+ r_gold once, at a success), whatever path the fused
-  progress took, so a cycle ending where it started earns the GRM's progress error at that
-  state, discounted. δ = 0.05 is the error the package already accepts when it calls success;
-  the same bound here keeps a cycle worth < 1/10 of reaching the goal (≈ 0.6 discounted). The
-  negative control: a blind test double answering +10 % to every query makes progress climb
-  with every move, and its cycles collect the success bonus.
+* Farming: fixed back-and-forth cycle policies and standing still, under GRM PBRS with the
+  default paper fusion and with ``LEARNING_ENGINE``. The engine's reward telescopes over any
+  episode, ``Σ γ^t r_t = γ^T·Φ_T - Φ_0`` (+ r_gold once), whatever path the fused progress took,
+  so a policy can only gain where the potential it returns to exceeds the one it left. Two
+  sources of that: (1) the START sample has progress 0 by definition while the GRM reads the
+  start state later at up to 0.05 (measured): a one-off offset worth γ^40·0.05 = 0.033, bounded
+  here by a tenth of what reaching the goal earns; (2) drift of the path-dependent fused
+  progress over repeated cycles, the farming: the **steady** return, from the first return to
+  the start on, must stay <= ``FARM_TOLERANCE`` = 0.01 = 1 - γ (what standing still at full
+  progress loses per step under exact PBRS: a cycle within it cannot beat moving on by more than
+  one step's discount). Measured: <= 0.0005 (bench/results/rl_learning.md). True PBRS: exactly
+  <= 0. Negative control: a blind test double whose incremental reading is +10 % for every
+  query makes progress climb with every move, and its cycles pay.
 * Learning: Q-learning with the tuned, frozen hyperparameters (rl/qlearning.py) on GRM PBRS
   beats the sparse reward and the shuffled-reward control by ``LEARN_MARGIN`` in greedy success
   over the last 10 of ``EPISODES`` episodes (mean of ``SEEDS`` seeds).
@@ -28,6 +32,7 @@ from robo_dopamine_ros.core.engine import EngineConfig  # noqa: E402
 from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
 from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
 from robo_dopamine_ros.core.types import Mode  # noqa: E402
+from robo_dopamine_ros.rl import LEARNING_ENGINE  # noqa: E402
 from robo_dopamine_ros.rl.grm_cache import CachedBackend  # noqa: E402
 from robo_dopamine_ros.rl.long_horizon import LongHorizonPickPlaceEnv  # noqa: E402
 from robo_dopamine_ros.rl.sources import (  # noqa: E402
@@ -43,7 +48,7 @@ from robo_dopamine_ros.rl.sources import (  # noqa: E402
 SCENE = 1
 RUN = RunConfig()
 CYCLES = (0, 1, 2, 4, 5, 10)          # all divide the 40 steps: each ends where it started
-FARM_TOLERANCE = 0.05
+FARM_TOLERANCE = 0.01
 LEARN_MARGIN = 0.3
 EPISODES, SEEDS = 60, 3
 INCREMENTAL = EngineConfig(fusion=FusionConfig(modes=(Mode.INCREMENTAL,)))
@@ -96,20 +101,24 @@ def test_cycles_earn_nothing_under_true_pbrs(length: int) -> None:
     assert result.discounted <= 1e-12 and result.total <= 1e-12
 
 
-def test_cycles_earn_nothing_beyond_the_tolerance_under_grm_pbrs(grm) -> None:
-    forward = fixed_policy_return(Source.GRM_PBRS, SCENE, RUN.num_moves, RUN, grm)
-    cycles = {n: fixed_policy_return(Source.GRM_PBRS, SCENE, n, RUN, grm) for n in CYCLES}
-    assert forward.discounted > 10 * FARM_TOLERANCE
-    assert {n: r.discounted for n, r in cycles.items()
-            if r.discounted > FARM_TOLERANCE} == {}
+@pytest.mark.parametrize('engine', [EngineConfig(), LEARNING_ENGINE], ids=['paper', 'anchored'])
+def test_cycles_earn_nothing_beyond_the_tolerance_under_grm_pbrs(grm, engine) -> None:
+    run = RunConfig(engine=engine)
+    forward = fixed_policy_return(Source.GRM_PBRS, SCENE, RUN.num_moves, run, grm).discounted
+    cycles = {n: fixed_policy_return(Source.GRM_PBRS, SCENE, n, run, grm) for n in CYCLES}
+    assert forward > 0.5
+    assert {n: r.steady for n, r in cycles.items() if r.steady > FARM_TOLERANCE} == {}
+    assert {n: r.discounted for n, r in cycles.items() if r.discounted > forward / 10} == {}
 
 
 def test_farming_check_sees_a_blind_reward() -> None:
-    """Negative control: +10 % whatever the images: every move adds progress, cycles pay."""
+    """Negative control: an incremental reading of +10 % whatever the images: every step adds
+    progress along any path, cycles pay (up to the success bonus)."""
     blind = ScriptedBackend(lambda _q: '<score>+10%</score>')
-    returns = [fixed_policy_return(Source.GRM_PBRS, SCENE, n, RUN, blind).discounted
-               for n in (1, 4)]
-    assert min(returns) > FARM_TOLERANCE
+    for n in (1, 4):
+        result = fixed_policy_return(Source.GRM_PBRS, SCENE, n, RunConfig(engine=INCREMENTAL),
+                                     blind)
+        assert result.steady > FARM_TOLERANCE and result.discounted > 0.5 / 10
 
 
 def test_grm_pbrs_teaches_better_than_sparse_and_shuffled(grm) -> None:

@@ -176,6 +176,10 @@ class FixedPolicyReturn:
     total: float
     discounted: float
     final_progress: float       # the GRM's fused progress at the end (true progress otherwise)
+    #: Discounted return from the first return to the start position on (step 2n; 1 when
+    #: standing still): the repeated cycles alone, without the START sample, whose progress is
+    #: 0 by definition rather than the GRM's reading of the start state.
+    steady: float
 
 
 def fixed_policy_return(source: Source, scene_seed: int, cycle_length: int, run: RunConfig,
@@ -185,7 +189,9 @@ def fixed_policy_return(source: Source, scene_seed: int, cycle_length: int, run:
     rng = np.random.default_rng(0)
     transitions, _, final = run_episode(env, source, cycle_policy(cycle_length), run, rng)
     rewards = np.array([t.reward for t in transitions])
-    discounted = float(np.sum(rewards * run.q.gamma ** np.arange(len(rewards))))
-    return FixedPolicyReturn(source, scene_seed, cycle_length, float(rewards.sum()), discounted,
-                             final)
+    discounts = run.q.gamma ** np.arange(len(rewards))
+    first = max(2 * cycle_length, 1)
+    return FixedPolicyReturn(source, scene_seed, cycle_length, float(rewards.sum()),
+                             float(rewards @ discounts), final,
+                             float(rewards[first:] @ discounts[:len(rewards) - first]))
 
