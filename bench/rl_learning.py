@@ -311,8 +311,14 @@ Live readings vs cached readings on the same {proof_steps} transitions of a rand
 
 ## Over ROS (source c)
 
-Not run: see the issue-26 report (the live node needs sim-time stamped camera topics from the env
-and the learner joined through robo_dopamine_ros.learner.RewardLink).
+Not run. What it needs: an env-side publisher of the three cameras with sim-time header stamps
+(1 s per env step, from 1 s: stamp 0 is an unset header to the node) and a learner that, per
+episode, calls the node's reset and set-goal services, waits for the START event, then acts and
+joins `~/reward` through `robo_dopamine_ros.learner.RewardLink` (tolerance 0: identical stamps);
+the node must score every published sample (sampling interval <= 1 s of header time, no
+frames dropped by the queue) for max |Δr| against `grm_pbrs` on the same action sequence to
+be defined (the messages carry float32: ~1e-7 relative). No node parameter for a cached
+backend exists, so every reading would be a live demo-GRM query (~0.1 s each on a free core).
 ''')
     print(args.out.read_text())
     return 0
