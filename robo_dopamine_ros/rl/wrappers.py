@@ -28,6 +28,12 @@ dispatcher :class:`BatchDispatcher` (backends/batching.py; each env's engine ste
 thread; the batch goes out when all are waiting). It expects gymnasium's default ``NEXT_STEP``
 autoreset: the step after an episode ended returns the reset observation, which opens that env's
 next episode (reward 0).
+
+For a learner, use ``engine=LEARNING_ENGINE`` (anchored readings only, see its comment): the
+default paper fusion re-bases the incremental reading on the previous fused value, so its
+potential depends on the path and a learner that observes the state sees a reward that changes
+with its history; in bench/results/rl_learning.md tabular Q-learning learns slower and less
+stably with it than with anchored readings.
 """
 
 from __future__ import annotations
