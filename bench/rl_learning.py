@@ -54,14 +54,19 @@ from robo_dopamine_ros.rl.sources import (
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = Path(robo_dopamine_ros.__file__).parent / 'models' / 'demo_grm'
-PAPER, ANCHORED = 'paper fusion', 'anchored'
-ENGINES = {PAPER: EngineConfig(), ANCHORED: LEARNING_ENGINE}
-# (source, GRM engine): b with the default paper fusion (before) and with LEARNING_ENGINE (after).
-LEARNING = ((Source.SPARSE, None), (Source.GRM_PBRS, PAPER), (Source.GRM_PBRS, ANCHORED),
-            (Source.TRUE_PBRS, None), (Source.GRM_PROGRESS, ANCHORED),
-            (Source.SHUFFLED, ANCHORED))
+PAPER, PAPER_START = 'paper fusion', 'paper fusion, START read'
+ANCHORED, ANCHORED_START = 'anchored', 'anchored, START read'
+# GRM reward settings: the engine and GrmRewardConfig.read_start. The package default (paper
+# fusion, START at 0 by definition) is the "before"; LEARNING_ENGINE with read_start the "after".
+SETTINGS = {PAPER: (EngineConfig(), False), PAPER_START: (EngineConfig(), True),
+            ANCHORED: (LEARNING_ENGINE, False), ANCHORED_START: (LEARNING_ENGINE, True)}
+LEARNING = ((Source.SPARSE, None), (Source.GRM_PBRS, PAPER), (Source.GRM_PBRS, PAPER_START),
+            (Source.GRM_PBRS, ANCHORED), (Source.GRM_PBRS, ANCHORED_START),
+            (Source.TRUE_PBRS, None), (Source.GRM_PROGRESS, ANCHORED_START),
+            (Source.SHUFFLED, ANCHORED_START))
 FARMING = ((Source.SPARSE, None), (Source.TRUE_PBRS, None), (Source.GRM_PBRS, PAPER),
-           (Source.GRM_PBRS, ANCHORED), (Source.GRM_PROGRESS, ANCHORED))
+           (Source.GRM_PBRS, ANCHORED), (Source.GRM_PBRS, ANCHORED_START),
+           (Source.GRM_PROGRESS, ANCHORED_START))
 CYCLES = (0, 1, 2, 4, 5, 10)          # divide 40: every cycle policy ends where it started
 WINDOW = 10
 
@@ -151,6 +156,11 @@ def tune(run: RunConfig, scenes: Sequence[int], seeds: int) -> str:
     return '\n'.join(lines)
 
 
+def setting(run: RunConfig, name: str | None) -> RunConfig:
+    engine, read_start = SETTINGS[name or PAPER]
+    return replace(run, engine=engine, read_start=read_start)
+
+
 def label(source: Source, engine: str | None) -> str:
     return source.value if engine is None else f'{source.value} ({engine})'
 
@@ -232,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     randoms = {s: random_success(s, run) for s in args.scenes}
     curves: dict[str, list[LearningCurve]] = {}
     for source, engine in LEARNING:
-        arm = replace(run, engine=ENGINES[engine or PAPER])
+        arm = setting(run, engine)
         for scene in args.scenes:
             for seed in range(args.seeds):
                 curves.setdefault(label(source, engine), []).append(
@@ -241,16 +251,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f'{label(source, engine)} scene {scene}: {time.perf_counter() - t0:.0f} s, '
                   f'{backend.misses} GRM queries', flush=True)
     returns = {label(source, engine): [
-        fixed_policy_return(source, scene, n, replace(run, engine=ENGINES[engine or PAPER]),
-                            backend) for scene in args.scenes for n in CYCLES]
+        fixed_policy_return(source, scene, n, setting(run, engine), backend)
+        for scene in args.scenes for n in CYCLES]
         for source, engine in FARMING}
     backend.save(args.cache)
-    forward = {engine: np.mean([fixed_policy_return(
-        Source.GRM_PBRS, s, run.num_moves, replace(run, engine=ENGINES[engine]),
-        backend).discounted for s in args.scenes]) for engine in ENGINES}
+    forward = {name: np.mean([fixed_policy_return(
+        Source.GRM_PBRS, s, run.num_moves, setting(run, name), backend).discounted
+        for s in args.scenes]) for name in (PAPER, ANCHORED_START)}
     steady = max(r.steady for arm, rs in returns.items() if 'grm_pbrs' in arm for r in rs)
-    spread = {engine: reward_spread(backend, args.scenes, replace(run, engine=config))
-              for engine, config in ENGINES.items()}
+    spread = {name: reward_spread(backend, args.scenes, setting(run, name))
+              for name in SETTINGS}
     backend.save(args.cache)
     proof_steps, proof = cache_proof(CachedBackend(live, fp), backend, args.scenes[0], run,
                                      args.proof_steps)
@@ -284,9 +294,13 @@ reading re-bases on the previous fused value), so the reward of one (state, acti
 changes from visit to visit while the learner's state is the position alone. Mean standard
 deviation of that reward over 20 random walks per scene: {spread[PAPER]:.4f} with the paper
 fusion, {spread[ANCHORED]:.4f} with `LEARNING_ENGINE` (forward and backward readings, functions
-of the observation; a return to the start position differs from the START sample only, whose
-progress is 0 by definition). A step of the task is worth 1/{run.num_moves} =
-{1 / run.num_moves:.4f} of progress.
+of the observation), {spread[ANCHORED_START]:.4f} with `LEARNING_ENGINE` and `read_start`
+(a step of the task is worth 1/{run.num_moves} = {1 / run.num_moves:.4f} of progress). What is
+left without `read_start`: the START sample has progress 0 by definition, but the GRM reads the
+start state later at up to 0.05, so the first step of an episode pays for standing at the start
+and the learner, which cannot tell START from a return to position 0, learns to wait there
+(the runs that never reach 90 % with `anchored`). `read_start` scores the reset observation once
+more and uses that reading as the first potential (rl/wrappers.py).
 
 ## Cycle returns (farming)
 
@@ -299,8 +313,9 @@ START sample's progress being 0 by definition while the GRM reads the start stat
 0.05 (a one-off offset, γ^40·0.05 = 0.033), plus the paper fusion's first-cycle drift; the
 steady part, the farming, is at most {steady:+.4f} under GRM PBRS (test tolerance 0.01 = 1 − γ,
 test/test_rl_learning.py). For scale, going straight to the goal earns {forward[PAPER]:+.3f}
-under `grm_pbrs ({PAPER})`, {forward[ANCHORED]:+.3f} under `grm_pbrs ({ANCHORED})` (mean over
-the scenes).
+under `grm_pbrs ({PAPER})`, {forward[ANCHORED_START]:+.3f} under `grm_pbrs ({ANCHORED_START})`
+(mean over the scenes). With `read_start` the offset is gone and whole episodes of cycles earn
+nothing either.
 
 {cycle_table(returns)}
 

@@ -62,6 +62,7 @@ class RunConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     profile: CheckpointProfile = DEMO_GRM
     score_every_n_steps: int = 1
+    read_start: bool = False
 
     def __post_init__(self) -> None:
         if self.engine.shaping.gamma != self.q.gamma:
@@ -79,7 +80,8 @@ def make_env(source: Source, scene_seed: int, run: RunConfig,
     if backend is None:
         raise ValueError(f'source {source.value} needs a GRM backend')
     config = GrmRewardConfig(env.task, env.goal, cameras=CAMERAS, engine=run.engine,
-                             profile=run.profile, score_every_n_steps=run.score_every_n_steps)
+                             profile=run.profile, score_every_n_steps=run.score_every_n_steps,
+                             read_start=run.read_start)
     return GrmRewardWrapper(env, backend, config)
 
 

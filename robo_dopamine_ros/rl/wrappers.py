@@ -29,6 +29,14 @@ thread; the batch goes out when all are waiting). It expects gymnasium's default
 autoreset: the step after an episode ended returns the reset observation, which opens that env's
 next episode (reward 0).
 
+``read_start``: the START sample's progress is 0 by definition (it is REF START), but the GRM
+may read that state later at more than 0 (measured up to 0.05 on the demo GRM): a learner that
+sees the start position again would find the first step worth more than any later one (waiting
+at the start pays once per episode) and settle on standing still. With ``read_start`` the reset
+observation is scored once more, 1 s after its START sample (env step ``t`` gets stamp
+``t + 1`` s), and the potential of the episode's first state is that reading, the same function
+of the observation as every later one.
+
 For a learner, use ``engine=LEARNING_ENGINE`` (anchored readings only, see its comment): the
 default paper fusion re-bases the incremental reading on the previous fused value, so its
 potential depends on the path and a learner that observes the state sees a reward that changes
@@ -85,6 +93,8 @@ class GrmRewardConfig:
         cameras: View slot (``front``, ``left``, ``right``) -> observation key or ``'render'``.
         reward_mode: ``shaped`` or ``add``.
         score_every_n_steps: Score every n-th env step (and the last step of an episode).
+        read_start: Also read the reset observation's progress with the GRM (see the module
+            docstring); for learners.
         engine: Fusion, shaping (``gamma`` per env step), monitor; its control period is set
             to the 1 s between env steps.
         profile: The checkpoint profile of the backend's model.
@@ -95,6 +105,7 @@ class GrmRewardConfig:
     cameras: Mapping[str, str] = field(default_factory=lambda: {'front': RENDER})
     reward_mode: RewardMode = RewardMode.SHAPED
     score_every_n_steps: int = 1
+    read_start: bool = False
     engine: EngineConfig = field(default_factory=EngineConfig)
     profile: CheckpointProfile = GENERIC
 
@@ -136,13 +147,16 @@ class _Scorer:
                 raise ConfigError(f"camera {view!r}: env.render() returned None (make the "
                                   "env with render_mode='rgb_array')")
             images[view] = np.asarray(image)
-        return Sample(self.t * _NS_PER_STEP, **images)
+        return Sample((self.t + self.config.read_start) * _NS_PER_STEP, **images)
 
     def start(self, obs: Any, render: Callable[[], Any]) -> dict[str, Any]:
-        """A new episode whose START sample is ``obs``."""
+        """A new episode whose START sample is ``obs`` (read again when ``read_start``)."""
         self.engine.reset()
         self.t = 0
-        self.last = self.engine.step(self.sample(obs, render))
+        sample = self.sample(obs, render)
+        if self.config.read_start:          # START 1 s earlier: progress 0 by definition
+            self.engine.step(Sample(0, sample.front, sample.left, sample.right))
+        self.last = self.engine.step(sample)
         return self.info(self.last, scored=True)
 
     def due(self, ended: bool) -> bool:
