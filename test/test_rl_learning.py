@@ -44,6 +44,7 @@ from robo_dopamine_ros.rl.sources import (  # noqa: E402
     fixed_policy_return,
     make_env,
     random_policy,
+    random_success,
     run_episode,
     train,
 )
@@ -73,16 +74,7 @@ def test_env_is_long_horizon_reproducible_and_on_held_out_scenes() -> None:
     env.step(2)
     obs2, *_ = env.step(0)                          # back at the start: the same pixels
     assert np.array_equal(obs2['front'], obs['front'])
-    rng = np.random.default_rng(0)
-    wins = 0
-    for _ in range(300):
-        env.reset()
-        for _ in range(RUN.max_steps):
-            _, _, terminated, truncated, _ = env.step(int(rng.integers(3)))
-            if terminated or truncated:
-                wins += terminated
-                break
-    assert wins / 300 <= 0.02                       # a random policy almost never succeeds
+    assert random_success(SCENE, RUN, 300, seed=0) <= 0.02     # random actions almost never win
     with pytest.raises(ConfigError, match='10000'):
         LongHorizonPickPlaceEnv((10_000,))
 

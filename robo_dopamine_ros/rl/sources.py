@@ -161,6 +161,22 @@ def random_policy(rng: np.random.Generator) -> Policy:
     return lambda _s, _t: int(rng.integers(3))
 
 
+def random_success(scene_seed: int, run: RunConfig, episodes: int, seed: int) -> float:
+    """The success rate of uniformly random actions on one scene (bare env)."""
+    env = LongHorizonPickPlaceEnv((scene_seed,), run.num_moves, run.max_steps)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for _ in range(episodes):
+        env.reset()
+        for _ in range(run.max_steps):
+            _, _, terminated, truncated, _ = env.step(int(rng.integers(3)))
+            if terminated or truncated:
+                wins += terminated
+                break
+    return wins / episodes
+
+
 def cycle_policy(length: int) -> Policy:
     """``length`` moves forward, ``length`` back, repeated; ``length`` 0 stands still."""
     if length == 0:
