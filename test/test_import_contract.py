@@ -106,7 +106,8 @@ def test_contract_package_check_sees_a_relative_ros_import(tmp_path: Path) -> No
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ('core',),                                   # the GRM contract, pure
-    ('backends', 'files', 'msg', 'srv'),         # GRM runtimes; files; generated interfaces
+    ('backends', 'files', 'msg', 'srv', 'learner'),   # GRM runtimes; files; generated
+                                                 # interfaces; the learner-side reward link
     ('pipeline',),                               # the node's sample pipeline, ROS-free
     ('synthetic', 'models'),                     # episodes with known progress; tiny GRMs
     ('bags',),                                   # rosbag2 files without ROS

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from .wrappers import GrmRewardConfig, GrmRewardWrapper, GrmVectorRewardWrapper, RewardMode
+from .wrappers import (
+    LEARNING_ENGINE,
+    GrmRewardConfig,
+    GrmRewardWrapper,
+    GrmVectorRewardWrapper,
+    RewardMode,
+)
 
-__all__ = ['GrmRewardConfig', 'GrmRewardWrapper', 'GrmVectorRewardWrapper', 'RewardMode']
+__all__ = ['LEARNING_ENGINE', 'GrmRewardConfig', 'GrmRewardWrapper', 'GrmVectorRewardWrapper',
+           'RewardMode']

@@ -16,7 +16,10 @@ the reset observation) through any backend of the registry (``backends.factory``
   ``readings`` (mode -> that mode's progress, None where unusable or not asked), ``latency_s``,
   ``task_status`` (core/monitor.py) and ``grm_reward``. **An invalid step gives
   GRM reward 0 and** ``info['valid'] = False`` (the step's progress must not be trusted, see
-  core/progress.py), so a learner never receives a reward made of a failed reading.
+  core/progress.py), so a learner never receives a reward made of a failed reading. The
+  engine's next transition then starts at the last unheld sample and its γ covers the held
+  steps too; the wrapper pays it with the discount of the steps since the last scored one
+  (``learner.link.step_reward``), since the learner discounts the earlier steps itself.
 
 Vector envs: :class:`GrmRewardWrapper` works per env inside ``SyncVectorEnv`` (each env has its
 own engine; the backend can be shared). :class:`GrmVectorRewardWrapper` wraps the vector env and
@@ -25,6 +28,20 @@ dispatcher :class:`BatchDispatcher` (backends/batching.py; each env's engine ste
 thread; the batch goes out when all are waiting). It expects gymnasium's default ``NEXT_STEP``
 autoreset: the step after an episode ended returns the reset observation, which opens that env's
 next episode (reward 0).
+
+``read_start``: the START sample's progress is 0 by definition (it is REF START), but the GRM
+may read that state later at more than 0 (measured up to 0.05 on the demo GRM): a learner that
+sees the start position again would find the first step worth more than any later one (waiting
+at the start pays once per episode) and settle on standing still. With ``read_start`` the reset
+observation is scored once more, 1 s after its START sample (env step ``t`` gets stamp
+``t + 1`` s), and the potential of the episode's first state is that reading, the same function
+of the observation as every later one.
+
+For a learner, use ``engine=LEARNING_ENGINE`` (anchored readings only, see its comment): the
+default paper fusion re-bases the incremental reading on the previous fused value, so its
+potential depends on the path and a learner that observes the state sees a reward that changes
+with its history; in bench/results/rl_learning.md tabular Q-learning learns slower and less
+stably with it than with anchored readings.
 """
 
 from __future__ import annotations
@@ -44,10 +61,17 @@ from ..core.engine import EngineConfig, EpisodeEngine, Sample
 from ..core.errors import ConfigError, coerce_enum
 from ..core.names import CAMERAS
 from ..core.profiles import GENERIC, CheckpointProfile
+from ..core.progress import FusionConfig
 from ..core.result import StepResult
-from ..core.types import ALL_MODES, GrmBackend
+from ..core.types import ALL_MODES, GrmBackend, Mode
+from ..learner.link import step_reward
 
 RENDER = 'render'
+#: The engine for a learner's reward: forward- and backward-anchored readings only. Each is a
+#: function of the current sample (and the episode's START and goal), so the potential is a
+#: function of the observation and the shaped reward is potential-based in the learner's state;
+#: the incremental reading, re-based on the previous fused value, is path-dependent.
+LEARNING_ENGINE = EngineConfig(fusion=FusionConfig(modes=(Mode.FORWARD, Mode.BACKWARD)))
 _NS_PER_STEP = 1_000_000_000          # env steps are 1 s apart; the control period is 1 s
 
 
@@ -69,6 +93,8 @@ class GrmRewardConfig:
         cameras: View slot (``front``, ``left``, ``right``) -> observation key or ``'render'``.
         reward_mode: ``shaped`` or ``add``.
         score_every_n_steps: Score every n-th env step (and the last step of an episode).
+        read_start: Also read the reset observation's progress with the GRM (see the module
+            docstring); for learners.
         engine: Fusion, shaping (``gamma`` per env step), monitor; its control period is set
             to the 1 s between env steps.
         profile: The checkpoint profile of the backend's model.
@@ -79,6 +105,7 @@ class GrmRewardConfig:
     cameras: Mapping[str, str] = field(default_factory=lambda: {'front': RENDER})
     reward_mode: RewardMode = RewardMode.SHAPED
     score_every_n_steps: int = 1
+    read_start: bool = False
     engine: EngineConfig = field(default_factory=EngineConfig)
     profile: CheckpointProfile = GENERIC
 
@@ -120,13 +147,16 @@ class _Scorer:
                 raise ConfigError(f"camera {view!r}: env.render() returned None (make the "
                                   "env with render_mode='rgb_array')")
             images[view] = np.asarray(image)
-        return Sample(self.t * _NS_PER_STEP, **images)
+        return Sample((self.t + self.config.read_start) * _NS_PER_STEP, **images)
 
     def start(self, obs: Any, render: Callable[[], Any]) -> dict[str, Any]:
-        """A new episode whose START sample is ``obs``."""
+        """A new episode whose START sample is ``obs`` (read again when ``read_start``)."""
         self.engine.reset()
         self.t = 0
-        self.last = self.engine.step(self.sample(obs, render))
+        sample = self.sample(obs, render)
+        if self.config.read_start:          # START 1 s earlier: progress 0 by definition
+            self.engine.step(Sample(0, sample.front, sample.left, sample.right))
+        self.last = self.engine.step(sample)
         return self.info(self.last, scored=True)
 
     def due(self, ended: bool) -> bool:
@@ -139,8 +169,16 @@ class _Scorer:
         if result is None:
             assert self.last is not None
             return 0.0, self.info(self.last, scored=False)
+        assert self.last is not None
+        reward = 0.0
+        if result.reward is not None and result.valid:
+            shaped, before = result.reward, result.stamp_before_ns
+            assert before is not None
+            last = (result.stamp_after_ns - self.last.stamp_after_ns) / (
+                result.stamp_after_ns - before)
+            reward = step_reward(shaped.reward, shaped.r_gold, shaped.potential_before,
+                                 shaped.gamma, shaped.gamma ** last)
         self.last = result
-        reward = result.reward.reward if result.reward is not None and result.valid else 0.0
         return reward, {**self.info(result, scored=True), 'grm_reward': reward}
 
     @staticmethod

@@ -17,7 +17,8 @@ line per episode. It is the shape an RL or teleop node needs:
   AFTER samples): the discount of step k is the product of the γ of the transitions before it,
   valid or not, since time passed either way.
 
-To give a reward to a learner's own transition, join by stamps: ``match_transition`` below.
+To give a reward to a learner's own transition, join by stamps: ``match_transition``, or the
+whole learner-side rules (bounded wait, held spans, terminal rule) in ``learner.link.RewardLink``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
 import rclpy
-from builtin_interfaces.msg import Time
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from robo_dopamine_ros.learner.link import RewardRecord, match_transition, stamp_ns
 from robo_dopamine_ros.msg import EpisodeEvent, Reward
 
 # Events that open a new episode and so end every other one.
@@ -44,53 +45,7 @@ OPENING_EVENTS = {
 # Ended episodes remembered (bounded: a node runs for days), to recognise a reward that arrives
 # after its episode's end event: the two topics are not ordered with respect to each other.
 ENDED_MEMORY = 64
-
-
-def stamp_ns(stamp: Time) -> int:
-    """A ROS time as integer nanoseconds, the unit transitions are joined in."""
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-@dataclass(frozen=True)
-class RewardRecord:
-    """The parts of a ``Reward`` message a learner keeps, without ROS types."""
-
-    episode_id: str
-    step: int
-    before_ns: int
-    after_ns: int
-    reward: float
-    gamma: float
-    done: bool
-    terminal: bool
-    valid: bool
-    reason: str = ''
-
-    @classmethod
-    def from_msg(cls, msg: Reward) -> RewardRecord:
-        """Copy a received message (rclpy messages are mutable and reused by some executors)."""
-        return cls(msg.episode_id, msg.step, stamp_ns(msg.before_stamp),
-                   stamp_ns(msg.header.stamp), msg.reward, msg.gamma, msg.done, msg.terminal,
-                   msg.valid, msg.reason)
-
-
-def match_transition(rewards: Iterable[RewardRecord], before_ns: int, after_ns: int,
-                     tolerance_ns: int) -> RewardRecord | None:
-    """The reward for a learner's transition ``before -> after``, joined by stamps.
-
-    A reward belongs to the transition whose BEFORE and AFTER observations are the samples it was
-    computed from, so both stamps must agree within ``tolerance_ns`` (camera stamps of one
-    synchronized set differ by up to the node's sync slop). Of several candidates the closest
-    wins (smallest worse-of-the-two difference); ``None`` when none agrees, which a learner must
-    treat as "no reward yet" rather than zero.
-    """
-    best: RewardRecord | None = None
-    best_error = tolerance_ns + 1
-    for record in rewards:
-        error = max(abs(record.before_ns - before_ns), abs(record.after_ns - after_ns))
-        if error < best_error:
-            best, best_error = record, error
-    return best
+__all__ = ['RewardConsumer', 'RewardRecord', 'match_transition', 'stamp_ns']
 
 
 @dataclass
