@@ -302,8 +302,13 @@ def test_faults_a_service_flood_is_answered_and_frames_keep_being_scored(
                 futures.append(clients['set_goal'].call_async(SetGoal.Request(
                     source=SetGoal.Request.FROM_FILE, path=str(goal))))
         storm_end = now_stamp()
-        wait_until(lambda: all(f.done() for f in futures),
-                   f'an answer to every one of {len(futures)} calls', hang_guard_s)
+        try:
+            wait_until(lambda: all(f.done() for f in futures),
+                       f'an answer to every one of {len(futures)} calls', hang_guard_s)
+        except AssertionError as err:
+            unanswered = [k for k, f in enumerate(futures) if not f.done()]
+            raise AssertionError(f'{err}: {len(unanswered)} unanswered, the first '
+                                 f'{unanswered[:10]}') from None
         assert proc.poll() is None, 'the node died'
     finally:
         stop.set()

@@ -41,8 +41,11 @@ SCORE_BUFFER_SETS = 32
 #: Service calls that may wait for the worker at once; further calls are refused at once. Keeps
 #: executor threads free for the cameras however fast a client calls.
 SERVICE_SLOTS = 2
-#: Requests a service keeps queued in DDS while the executor is busy (the default is 10).
-SERVICE_QUEUE_DEPTH = 100
+#: Requests (and answers) a service keeps in DDS while the executor, or the caller, is behind
+#: (the default is 10). A reliable KEEP_LAST history drops the oldest unacknowledged one when full,
+#: and a dropped request or answer leaves its caller waiting forever: 1000 keeps 10 s of a
+#: 100 calls/s flood, so a stall of seconds on either side loses no call.
+SERVICE_QUEUE_DEPTH = 1000
 
 
 def wait_reply(future: Future[Reply], timeout_s: float = SERVICE_TIMEOUT_S) -> Reply:
