@@ -105,7 +105,8 @@ class BlockingFactory(Factory):
 
 def test_lifecycle_fault_configure_past_its_bound_fails_and_never_double_loads() -> None:
     factory = BlockingFactory()
-    params = {**PARAMS, 'autostart': False, 'lifecycle.transition_timeout_s': 1.0}
+    # A bound the final configure (a test double's load) meets on a loaded 2-core machine.
+    params = {**PARAMS, 'autostart': False, 'lifecycle.transition_timeout_s': 3.0}
     with NodeHarness(params, {'front': 'raw'}, backend_factory=factory) as h, manager(h) as m:
         answer: list[bool] = []
         configure = threading.Thread(
