@@ -10,19 +10,19 @@ images are decoded by the worker (:meth:`CameraInput.queued`). No callback here 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 
 from ..core.engine import Sample
 from ..core.sync import FRONT, SyncedSet
 from ..pipeline import images
 from ..pipeline.input import FrameInput, decode_set
-from ..pipeline.params import NodeConfig, Reliability, Trigger
+from ..pipeline.params import NodeConfig, Trigger
 from ..pipeline.worker import InferenceWorker, QueuedSample
 from .cameras import CameraThread
 from .diagnostics import NodeStats
@@ -36,16 +36,18 @@ class CameraInput:
     """Camera subscriptions, the clock-jump watch and the routing of synchronized sets.
 
     Args:
+        qos: Each camera's subscription QoS (ros/qos.py: the parameters and ROS's overrides).
         on_error: Counts and logs an unexpected error at a callback's boundary.
         on_fatal: An error that escaped the camera thread (the node stops).
     """
 
-    def __init__(self, node: Node, config: NodeConfig, stats: NodeStats,
-                 worker: InferenceWorker, buffer: ScoreBuffer,
+    def __init__(self, node: Node, config: NodeConfig, qos: Sequence[QoSProfile],
+                 stats: NodeStats, worker: InferenceWorker, buffer: ScoreBuffer,
                  on_error: Callable[[str, Exception], None],
                  on_fatal: Callable[[BaseException], None]) -> None:
         self._node = node
         self._config = config
+        self._qos = tuple(qos)
         self._stats = stats
         self._worker = worker
         self._buffer = buffer
@@ -59,11 +61,7 @@ class CameraInput:
     def start(self) -> None:
         """Subscribe the cameras and watch the clock (activate)."""
         cfg = self._config
-        qos = QoSProfile(
-            depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
-            reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
-                         else ReliabilityPolicy.BEST_EFFORT))
-        self._cameras = CameraThread(self._node, cfg.cameras, qos, self._guarded_frame,
+        self._cameras = CameraThread(self._node, cfg.cameras, self._qos, self._guarded_frame,
                                      self._on_fatal)
         self._clock_jump = self._node.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(
