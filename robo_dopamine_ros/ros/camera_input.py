@@ -4,13 +4,15 @@ Made by ``configure``; :meth:`CameraInput.start` (activate) subscribes the camer
 thread, ros/cameras.py) and watches the ROS clock for jumps back; :meth:`CameraInput.stop`
 (deactivate) ends both. A synchronized set goes to the worker when the sampler wants it
 (``trigger: interval``) or into the score buffer (``trigger: service``), still serialized: its
-images are decoded by the worker (:meth:`CameraInput.queued`). No callback here waits.
+images are decoded when the worker scores it (:meth:`CameraInput.queued`), its views side by side
+on a small pool owned here (made by configure, shut down by cleanup). No callback here waits.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rclpy.clock import JumpThreshold, TimeJump
@@ -57,6 +59,9 @@ class CameraInput:
                                  stale_after_s=config.stale_after_s)
         self._cameras: CameraThread | None = None
         self._clock_jump: Any = None
+        #: Decodes a due set's views concurrently (one thread per camera; none for one camera).
+        self._decoders = (ThreadPoolExecutor(len(config.cameras), thread_name_prefix='decode')
+                          if len(config.cameras) > 1 else None)
 
     def start(self) -> None:
         """Subscribe the cameras and watch the clock (activate)."""
@@ -76,6 +81,17 @@ class CameraInput:
         if self._clock_jump is not None:
             self._clock_jump.unregister()
             self._clock_jump = None
+
+    def close(self) -> None:
+        """Stop, forget the frames and end the decoding threads (cleanup; idempotent).
+
+        Call it once the worker stopped: a set it still decoded would find no pool (a worker
+        that is stopping reports no error).
+        """
+        self.stop()
+        self.frames.forget()
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=False, cancel_futures=True)
 
     def _guarded_frame(self, index: int, data: bytes, info: dict[str, Any]) -> None:
         """The camera callback (serialized frame): the pipeline's input, never waits.
@@ -129,7 +145,7 @@ class CameraInput:
 
         def load() -> Sample:
             try:
-                return decode_set(synced, roles, cfg.max_input_pixels)
+                return decode_set(synced, roles, cfg.max_input_pixels, self._decoders)
             except images.ViewError as err:
                 self.frames.bad_frame(err.index, err.error)
                 raise

@@ -313,8 +313,7 @@ class RewardNode(LifecycleNodeMixin, Node):
             self._node_services = None
         self._buffer.clear()
         if self._inputs is not None:
-            self._inputs.stop()
-            self._inputs.frames.forget()
+            self._inputs.close()
         gc.collect()
 
     # -- worker output (worker thread) ---------------------------------------------------------
