@@ -54,19 +54,21 @@ def test_node_qos_overrides_reach_the_cameras_across_activations_and_the_publish
     })
     with NodeHarness(PARAMS, transports={'front': 'raw', 'left': 'raw'}, ns=ns,
                      node_args=args) as h:
-        for cycle in range(2):
-            # The camera node of this activation, once its subscriptions are on the graph.
-            subs = wait_until(lambda: (endpoints(h, front, CAMERAS), endpoints(h, left, CAMERAS))
-                              if all(len(e) == 1 for e in (endpoints(h, front, CAMERAS),
-                                                           endpoints(h, left, CAMERAS)))
-                              else None, f'the camera subscriptions (activation {cycle + 1})')
-            assert subs[0][0].reliability is ReliabilityPolicy.BEST_EFFORT      # overridden
-            assert subs[1][0].reliability is ReliabilityPolicy.RELIABLE         # qos.reliability
+        for activation in (1, 2):
+            if activation > 1:      # a new internal camera node, its subscriptions made anew
+                assert h.node.trigger_deactivate() is SUCCESS
+                wait_until(lambda: not endpoints(h, front, CAMERAS),
+                           'the camera subscriptions to go with the deactivation')
+                assert h.node.trigger_activate() is SUCCESS
+
+            def both() -> tuple[list[Any], list[Any]] | None:
+                subs = endpoints(h, front, CAMERAS), endpoints(h, left, CAMERAS)
+                return subs if all(len(e) == 1 for e in subs) else None
+            (front_qos,), (left_qos,) = wait_until(
+                both, f'the camera subscriptions of activation {activation}')
+            assert front_qos.reliability is ReliabilityPolicy.BEST_EFFORT      # overridden
+            assert left_qos.reliability is ReliabilityPolicy.RELIABLE          # qos.reliability
             assert scored_after_activation(h) is not None
-            assert h.node.trigger_deactivate() is SUCCESS
-            wait_until(lambda: not endpoints(h, front, CAMERAS),
-                       'the camera subscriptions to go with the deactivation')
-            assert h.node.trigger_activate() is SUCCESS
         progress = endpoints(h, f'{ns}/robo_dopamine/progress', '/robo_dopamine', True)
         assert [p.durability for p in progress] == [DurabilityPolicy.TRANSIENT_LOCAL]
         reward = endpoints(h, f'{ns}/robo_dopamine/reward', '/robo_dopamine', True)
