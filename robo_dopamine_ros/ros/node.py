@@ -33,7 +33,7 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from ..backends import factory
 from ..backends.threads import bound_cpu_threads
@@ -111,8 +111,7 @@ class RewardNode(LifecycleNodeMixin, Node):
                 Reward, '~/reward', out('~/reward', base=QoSProfile(depth=10)))
             self._episode_pub = self.create_lifecycle_publisher(
                 EpisodeEvent, '~/episode', out('~/episode', base=QoSProfile(
-                    depth=10, history=HistoryPolicy.KEEP_LAST,
-                    reliability=ReliabilityPolicy.RELIABLE,
+                    depth=10, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)))
             # Diagnostics in every state (an unconfigured node says why).
             self._diag_pub = self.create_publisher(
