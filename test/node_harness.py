@@ -83,6 +83,11 @@ def start_node(reward_node: Path, cwd: Path, ns: str,
                             text=True)
 
 
+def unique_namespace() -> str:
+    """A namespace no other test (or test process on this domain) uses."""
+    return f'/t{uuid.uuid4().hex[:10]}'
+
+
 def wait_until(predicate: Callable[[], T], what: str, timeout: float = TIMEOUT_S,
                poll: float = 0.02) -> T:
     """Poll ``predicate`` until it returns something truthy; fail the test on the deadline."""
@@ -208,6 +213,8 @@ class NodeHarness:
         transports: Camera role -> 'raw' or 'compressed' for the cameras to create; roles left
             out are absent (their topic parameter is '').
         backend_factory: Replaces the node's backend factory (e.g. a slow test double).
+        ns: The namespace (default: a unique one), for a test that must name topics first.
+        node_args: The node's own command-line arguments (``--ros-args --params-file ...``).
 
     The defaults keep every frame and every due sample (deep reliable queues, a 10 s staleness
     limit that a loaded CI machine cannot reach), so a test that wants drops asks for them.
@@ -215,8 +222,9 @@ class NodeHarness:
 
     def __init__(self, params: Mapping[str, Any] | None = None,
                  transports: Mapping[str, str] | None = None,
-                 backend_factory: Callable[..., Any] = load_backend) -> None:
-        self.ns = f'/t{uuid.uuid4().hex[:10]}'
+                 backend_factory: Callable[..., Any] = load_backend, ns: str = '',
+                 node_args: Sequence[str] = ()) -> None:
+        self.ns = ns or unique_namespace()
         self.transports = dict(transports or {'front': 'raw', 'left': 'raw', 'right': 'raw'})
         topics = {role: f'{self.ns}/cam_{role}' for role in self.transports}
         values: dict[str, Any] = {
@@ -233,7 +241,7 @@ class NodeHarness:
             self.node = RewardNode(context=self.probe.context, namespace=self.ns,
                                    parameter_overrides=[Parameter(k, value=v)
                                                         for k, v in values.items()],
-                                   backend_factory=backend_factory)
+                                   cli_args=list(node_args), backend_factory=backend_factory)
         except BaseException:
             self.probe.close()
             raise

@@ -1,7 +1,10 @@
-"""Image message conversion (ros/convert.py): every encoding, row padding, compressed formats and
-the errors for what cannot be converted exactly. Pure functions: no DDS."""
+"""Image message conversion (ros/convert.py): every encoding, row padding, compressed formats,
+a set's views decoded side by side, and the errors for what cannot be converted exactly. Pure
+functions: no DDS."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -106,6 +109,38 @@ def test_convert_compressed_without_format_is_decoded_from_the_data() -> None:
 def test_convert_rejects_bad_compressed_images(fmt: str, data: bytes, match: str) -> None:
     with pytest.raises(ImageError, match=match):
         images.to_rgb(CompressedImage(format=fmt, data=data))
+
+
+def camera_set(seed: int) -> list[object]:
+    """A front JPEG, a padded bgr8 raw and a PNG wrist view, as a synchronized set holds them."""
+    rng = np.random.default_rng(seed)
+    rgb = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    return [convert.rgb_to_compressed(rgb[0], 'jpeg'),
+            convert.rgb_to_image(rgb[1], 'bgr8', padding=4),
+            convert.rgb_to_compressed(rgb[2], 'png')]
+
+
+def test_convert_views_decoded_side_by_side_equal_one_after_the_other() -> None:
+    roles = ['front', 'left', 'right']
+    with ThreadPoolExecutor(3) as pool:
+        for seed in range(5):
+            msgs = camera_set(seed)
+            parallel = images.to_views(msgs, roles, pool=pool)
+            sequential = images.to_views(msgs, roles)
+            assert list(parallel) == roles
+            for role in roles:
+                np.testing.assert_array_equal(parallel[role], sequential[role])
+
+
+@pytest.mark.parametrize('bad', [[1], [2], [1, 2], [0, 2]])
+def test_convert_views_side_by_side_name_the_first_bad_camera(bad: list[int]) -> None:
+    msgs = camera_set(0)
+    for index in bad:
+        msgs[index] = CompressedImage(format='jpeg', data=b'not a jpeg at all')
+    with ThreadPoolExecutor(3) as pool, pytest.raises(
+            images.ViewError, match='not a PNG or JPEG image') as raised:
+        images.to_views(msgs, ['front', 'left', 'right'], pool=pool)
+    assert raised.value.index == bad[0]
 
 
 def test_convert_rgb_to_image_rejects_wrong_input() -> None:

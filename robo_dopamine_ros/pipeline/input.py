@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -230,12 +231,15 @@ class FrameInput:
         self._on_time_jump(reason)
 
 
-def decode_set(synced: SyncedSet, roles: Sequence[str], max_pixels: int) -> Sample:
+def decode_set(synced: SyncedSet, roles: Sequence[str], max_pixels: int,
+               pool: Executor | None = None) -> Sample:
     """A synchronized set's frames as RGB views: the engine's :class:`Sample`.
+
+    ``pool`` decodes the views concurrently (:func:`~.images.to_views`).
 
     Raises:
         ViewError: A frame cannot be decoded (its camera index is in the error).
     """
-    views = to_views([item.frame for item in synced.items], roles, max_pixels)
+    views = to_views([item.frame for item in synced.items], roles, max_pixels, pool)
     return Sample(synced.stamp_ns, **views)
 

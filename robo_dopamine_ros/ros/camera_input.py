@@ -4,25 +4,27 @@ Made by ``configure``; :meth:`CameraInput.start` (activate) subscribes the camer
 thread, ros/cameras.py) and watches the ROS clock for jumps back; :meth:`CameraInput.stop`
 (deactivate) ends both. A synchronized set goes to the worker when the sampler wants it
 (``trigger: interval``) or into the score buffer (``trigger: service``), still serialized: its
-images are decoded by the worker (:meth:`CameraInput.queued`). No callback here waits.
+images are decoded when the worker scores it (:meth:`CameraInput.queued`), its views side by side
+on a small pool owned here (made by configure, shut down by cleanup). No callback here waits.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 
 from ..core.engine import Sample
 from ..core.sync import FRONT, SyncedSet
 from ..pipeline import images
 from ..pipeline.input import FrameInput, decode_set
-from ..pipeline.params import NodeConfig, Reliability, Trigger
+from ..pipeline.params import NodeConfig, Trigger
 from ..pipeline.worker import InferenceWorker, QueuedSample
 from .cameras import CameraThread
 from .diagnostics import NodeStats
@@ -36,16 +38,18 @@ class CameraInput:
     """Camera subscriptions, the clock-jump watch and the routing of synchronized sets.
 
     Args:
+        qos: Each camera's subscription QoS (ros/qos.py: the parameters and ROS's overrides).
         on_error: Counts and logs an unexpected error at a callback's boundary.
         on_fatal: An error that escaped the camera thread (the node stops).
     """
 
-    def __init__(self, node: Node, config: NodeConfig, stats: NodeStats,
-                 worker: InferenceWorker, buffer: ScoreBuffer,
+    def __init__(self, node: Node, config: NodeConfig, qos: Sequence[QoSProfile],
+                 stats: NodeStats, worker: InferenceWorker, buffer: ScoreBuffer,
                  on_error: Callable[[str, Exception], None],
                  on_fatal: Callable[[BaseException], None]) -> None:
         self._node = node
         self._config = config
+        self._qos = tuple(qos)
         self._stats = stats
         self._worker = worker
         self._buffer = buffer
@@ -55,15 +59,14 @@ class CameraInput:
                                  stale_after_s=config.stale_after_s)
         self._cameras: CameraThread | None = None
         self._clock_jump: Any = None
+        #: Decodes a due set's views concurrently (one thread per camera; none for one camera).
+        self._decoders = (ThreadPoolExecutor(len(config.cameras), thread_name_prefix='decode')
+                          if len(config.cameras) > 1 else None)
 
     def start(self) -> None:
         """Subscribe the cameras and watch the clock (activate)."""
         cfg = self._config
-        qos = QoSProfile(
-            depth=cfg.qos_depth, history=HistoryPolicy.KEEP_LAST,
-            reliability=(ReliabilityPolicy.RELIABLE if cfg.reliability is Reliability.RELIABLE
-                         else ReliabilityPolicy.BEST_EFFORT))
-        self._cameras = CameraThread(self._node, cfg.cameras, qos, self._guarded_frame,
+        self._cameras = CameraThread(self._node, cfg.cameras, self._qos, self._guarded_frame,
                                      self._on_fatal)
         self._clock_jump = self._node.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(
@@ -78,6 +81,17 @@ class CameraInput:
         if self._clock_jump is not None:
             self._clock_jump.unregister()
             self._clock_jump = None
+
+    def close(self) -> None:
+        """Stop, forget the frames and end the decoding threads (cleanup; idempotent).
+
+        Call it once the worker stopped: a set it still decoded would find no pool (a worker
+        that is stopping reports no error).
+        """
+        self.stop()
+        self.frames.forget()
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=False, cancel_futures=True)
 
     def _guarded_frame(self, index: int, data: bytes, info: dict[str, Any]) -> None:
         """The camera callback (serialized frame): the pipeline's input, never waits.
@@ -131,7 +145,7 @@ class CameraInput:
 
         def load() -> Sample:
             try:
-                return decode_set(synced, roles, cfg.max_input_pixels)
+                return decode_set(synced, roles, cfg.max_input_pixels, self._decoders)
             except images.ViewError as err:
                 self.frames.bad_frame(err.index, err.error)
                 raise

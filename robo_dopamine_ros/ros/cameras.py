@@ -36,21 +36,23 @@ class CameraThread:
     Args:
         owner: The reward node: its context, name, namespace and topic remappings are used.
         cameras: The configured cameras; ``callback(index, data, info)`` gets each frame.
-        qos: The cameras' QoS.
+        qos: Each camera's QoS (ros/qos.py: overrides are read on the reward node, since this
+            internal node has no parameters of its own).
         on_error: Called with an error that escaped the executor (the node treats it as fatal).
     """
 
-    def __init__(self, owner: Node, cameras: Sequence[CameraConfig], qos: QoSProfile,
+    def __init__(self, owner: Node, cameras: Sequence[CameraConfig], qos: Sequence[QoSProfile],
                  callback: Callable[[int, bytes, dict[str, Any]], None],
                  on_error: Callable[[BaseException], None]) -> None:
         self._node = Node(f'{owner.get_name()}_cameras', namespace=owner.get_namespace(),
                           context=owner.context, use_global_arguments=False,
                           enable_rosout=False, start_parameter_services=False)
         self.topics = [owner.resolve_topic_name(cam.topic) for cam in cameras]
-        for index, (cam, topic) in enumerate(zip(cameras, self.topics, strict=True)):
+        for index, (cam, topic, profile) in enumerate(zip(cameras, self.topics, qos,
+                                                          strict=True)):
             self._node.create_subscription(
                 CompressedImage if cam.transport is Transport.COMPRESSED else Image, topic,
-                lambda data, info, i=index: callback(i, data, info), qos, raw=True)
+                lambda data, info, i=index: callback(i, data, info), profile, raw=True)
         self._executor = SingleThreadedExecutor(context=owner.context)
         self._executor.add_node(self._node)
         self._on_error = on_error

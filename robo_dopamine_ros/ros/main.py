@@ -17,7 +17,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from ..core.errors import GrmError
 from ..pipeline.param_table import NODE_NAME
-from .node import WORKER_STOP_TIMEOUT_S, RewardNode
+from .node import WORKER_STOP_TIMEOUT_S, BackendFactory, RewardNode, load_backend
 
 #: Executor threads: lifecycle and parameter services, node services, diagnostics, /clock.
 EXECUTOR_THREADS = 4
@@ -50,8 +50,10 @@ def params_files(args: Sequence[str]) -> list[str]:
     return files
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, backend_factory: BackendFactory = load_backend) -> int:
     """Run the node until SIGINT/SIGTERM or a fatal error; returns the exit code.
+
+    ``backend_factory`` replaces the node's (a benchmark's test double that keeps no record).
 
     rclpy's own signal handler would shut the context down before SHUTDOWN could be published,
     so signals raise ``KeyboardInterrupt`` in this (main) thread instead while the executor
@@ -64,7 +66,8 @@ def main(args: list[str] | None = None) -> int:
     node: RewardNode | None = None
     spin: threading.Thread | None = None
     try:
-        node = RewardNode(params_files=params_files(sys.argv if args is None else args))
+        node = RewardNode(params_files=params_files(sys.argv if args is None else args),
+                          backend_factory=backend_factory)
         executor.add_node(node)
         spin = threading.Thread(target=_spin, args=(executor, node), daemon=True)
         spin.start()

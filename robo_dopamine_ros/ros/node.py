@@ -33,7 +33,7 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from ..backends import factory
 from ..backends.threads import bound_cpu_threads
@@ -48,6 +48,7 @@ from .camera_input import WARN_THROTTLE_S, CameraInput
 from .diagnostics import ModelInfo, NodeStats, unconfigured_status
 from .messages import episode_event_msg, progress_msg, reward_msg
 from .params import declare, read
+from .qos import Entity, QosOverrides
 from .services import NodeServices, ScoreBuffer, initial_goal, wait_reply
 
 #: How long shutdown waits for the worker to leave a model call (it is asked to stop first).
@@ -100,6 +101,21 @@ class RewardNode(LifecycleNodeMixin, Node):
             declare(self, params_files)
             period = PARAMS_BY_NAME['diagnostics.period_s'].check(
                 self.get_parameter('diagnostics.period_s').value)
+            #: ``qos_overrides.*``: applied to the publishers here, to the cameras at configure.
+            self._qos = QosOverrides(self)
+            out = partial(self._qos.profile, entity=Entity.PUBLISHER)
+            # Lifecycle publishers: they publish only while the node is active.
+            self._progress_pub = self.create_lifecycle_publisher(
+                Progress, '~/progress', out('~/progress', base=QoSProfile(depth=10)))
+            self._reward_pub = self.create_lifecycle_publisher(
+                Reward, '~/reward', out('~/reward', base=QoSProfile(depth=10)))
+            self._episode_pub = self.create_lifecycle_publisher(
+                EpisodeEvent, '~/episode', out('~/episode', base=QoSProfile(
+                    depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)))
+            # Diagnostics in every state (an unconfigured node says why).
+            self._diag_pub = self.create_publisher(
+                DiagnosticArray, '/diagnostics', out('/diagnostics', base=QoSProfile(depth=10)))
         except GrmError:
             self.destroy_node()
             raise
@@ -122,18 +138,8 @@ class RewardNode(LifecycleNodeMixin, Node):
         self._inputs: CameraInput | None = None
         self._buffer = ScoreBuffer()
         self._errors_logged: set[tuple[str, type]] = set()
-
-        # Lifecycle publishers: they publish only while the node is active.
-        self._progress_pub = self.create_lifecycle_publisher(Progress, '~/progress', 10)
-        self._reward_pub = self.create_lifecycle_publisher(Reward, '~/reward', 10)
-        self._episode_pub = self.create_lifecycle_publisher(
-            EpisodeEvent, '~/episode',
-            QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
-                       reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        # Diagnostics in every state (an unconfigured node says why), on their own group (a
-        # model load does not silence them) and the steady clock (nor does a sim clock at rest).
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # The diagnostics timer on its own group (a model load does not silence it) and the
+        # steady clock (nor does a sim clock at rest).
         self.create_timer(period, self._diagnostics_callback,
                           callback_group=MutuallyExclusiveCallbackGroup(),
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -179,6 +185,7 @@ class RewardNode(LifecycleNodeMixin, Node):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = read(self)
+            camera_qos = self._qos.cameras(self.config)
             goal = initial_goal(self.config)
         except GrmError as err:
             self.config = None
@@ -198,8 +205,11 @@ class RewardNode(LifecycleNodeMixin, Node):
             logger=self.get_logger(),
             on_result=self._publish_result, on_event=self._publish_event,
             on_fatal=self.fail)
-        self._inputs = CameraInput(self, cfg, self._stats, self._worker, self._buffer,
-                                   self._callback_error, self.fail)
+        self._inputs = CameraInput(self, cfg, camera_qos, self._stats, self._worker,
+                                   self._buffer, self._callback_error, self.fail)
+        for name in self._qos.unused():
+            self.get_logger().warning(f'{name}: no publisher or camera subscription of this '
+                                      'node has that topic; ignored')
         cams = ', '.join(f'{c.role}={c.topic} ({c.transport.value})' for c in cfg.cameras)
         model = f"{cfg.backend_options.get('model', cfg.backend)} ({cfg.backend})"
         self.get_logger().info(
@@ -302,8 +312,7 @@ class RewardNode(LifecycleNodeMixin, Node):
             self._node_services = None
         self._buffer.clear()
         if self._inputs is not None:
-            self._inputs.stop()
-            self._inputs.frames.forget()
+            self._inputs.close()
         gc.collect()
 
     # -- worker output (worker thread) ---------------------------------------------------------
