@@ -38,6 +38,7 @@ from robo_dopamine_ros.backends.scripted import ScriptedBackend, digest_hop
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.prompt import SLOT_ROLES
 from robo_dopamine_ros.core.types import Query
+from robo_dopamine_ros.learner.link import LinkedReward, LinkStatus
 from robo_dopamine_ros.rl import LEARNING_ENGINE
 from robo_dopamine_ros.rl.grm_cache import image_digest
 from robo_dopamine_ros.rl.node_params import node_parameters
@@ -49,7 +50,7 @@ from robo_dopamine_ros.rl.sources import (
     reward_config,
     run_episode,
 )
-from robo_dopamine_ros.ros.live_rewards import LiveRewards
+from robo_dopamine_ros.ros.live_rewards import LiveRewards, step_rewards
 
 SCENE, EPISODES, TOLERANCE = 1, 2, 1e-6
 AFTER_FRONT = SLOT_ROLES.index('after_front')
@@ -115,3 +116,11 @@ def test_node_parameters_refuse_what_the_node_cannot_run() -> None:
                         {'model.backend': TEST_DOUBLE})
     with pytest.raises(ConfigError, match='score_every_n_steps'):
         node_parameters(replace(config, score_every_n_steps=2), {'model.backend': TEST_DOUBLE})
+
+
+def test_a_reward_that_never_arrived_is_an_error_never_zero() -> None:
+    missing = LinkedReward(3, LinkStatus.MISSING, span_start=2)
+    with pytest.raises(ConfigError, match='missing'):
+        step_rewards([missing])
+    held = LinkedReward(1, LinkStatus.INVALID, reward=0.5, gamma=0.99, span_start=0)
+    assert step_rewards([held]) == [0.0]

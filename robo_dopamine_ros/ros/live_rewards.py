@@ -11,8 +11,9 @@ transition with :class:`..learner.link.RewardLink` (stamps are exact: tolerance 
 Every published sample must be scored for the rewards to be those of the in-process wrapper on
 the same observations: reliable camera QoS, deep queues, a sampling interval of the 1 s between
 steps and no staleness (the node parameters it adds). Episode rewards are the wrapper's rule:
-``step_reward`` of a valid reward (the discount of its last step only), 0 for an invalid,
-unscored or after-success one; a reward that never arrives is an error, never 0.
+``step_reward`` of a valid reward (the discount of its last step only), 0 for an invalid (held
+or partial), unscored (spanned) or after-success one (the engine's ZERO terminal rule pays
+nothing there); a reward that never arrives is an error, never 0.
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ EVERY_SAMPLE = {'qos.reliability': 'reliable', 'qos.depth': 1000, 'sync.queue_si
                 'diagnostics.stale_after_s': 1e6}
 EVENT_NAMES = {getattr(EpisodeEvent, n): n for n in
                ('START', 'RESET', 'TASK_CHANGED', 'GOAL_CHANGED', 'DONE', 'TASK_STATUS')}
-#: Learner transitions the wrapper pays 0: invalid (held), unscored (spanned), or after the
-#: first success (the engine's ZERO terminal rule pays nothing there).
-_ZERO = (LinkStatus.INVALID, LinkStatus.SPANNED, LinkStatus.AFTER_SUCCESS)
 
 
 class LiveRewards:
@@ -156,7 +154,7 @@ class LiveRewards:
 
     def rewards(self, count: int) -> list[float]:
         """The rewards of the episode's ``count`` transitions so far (waits for them)."""
-        return [_reward(linked) for linked in self.linked(count)]
+        return step_rewards(self.linked(count))
 
     def linked(self, count: int) -> list[LinkedReward]:
         """The joined rewards of the episode's first ``count`` transitions (waits, bounded)."""
@@ -220,11 +218,13 @@ class LiveRewards:
         self.close()
 
 
-def _reward(linked: LinkedReward) -> float:
-    """The wrapper's reward for one joined transition (module docstring)."""
-    if linked.status is LinkStatus.REWARD:
-        return linked.step_reward
-    if linked.status in _ZERO:
-        return 0.0
-    raise ConfigError(f'transition {linked.index}: {linked.status.value}, no reward to learn '
-                      'from')
+def step_rewards(linked: list[LinkedReward]) -> list[float]:
+    """The wrapper's rewards for joined transitions (module docstring).
+
+    Raises:
+        ConfigError: A transition whose reward never arrived (``MISSING``): never read as 0.
+    """
+    missing = [x.index for x in linked if x.status is LinkStatus.MISSING]
+    if missing:
+        raise ConfigError(f'transitions {missing}: reward missing, nothing to learn from')
+    return [x.step_reward if x.status is LinkStatus.REWARD else 0.0 for x in linked]
