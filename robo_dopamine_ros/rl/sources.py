@@ -120,8 +120,8 @@ def run_episode(env: gym.Env, source: Source, policy: Policy, run: RunConfig,
     """One episode under ``policy``: its transitions with the source's rewards, success, and
     the last progress (the GRM's fused progress for in-process GRM sources, else the true one).
     ``remote``: the rewards of source ``node``, asked once the episode ended."""
-    if source is Source.NODE and remote is None:
-        raise ValueError('source node needs the remote rewards')
+    if (source is Source.NODE) != (remote is not None):
+        raise ValueError('remote rewards are for source node, and it needs them')
     obs, info = env.reset()
     if remote is not None:
         remote.begin(_views(obs))
