@@ -5,7 +5,8 @@ PBRS reward only, then frozen) learns the long-horizon synthetic pick-and-place 
 (rl/long_horizon.py: 16 moves, 40 steps, scenes from seeds the demo GRM never trained on) with
 each in-process reward source of rl/sources.py: (a) sparse, (b) GRM PBRS through the gymnasium
 wrapper, (d) true-progress PBRS, (e) GRM progress as the reward, (f) GRM PBRS shuffled across
-steps (negative control). Source (c), the live reward node, is not run here (see the results file).
+steps (negative control). ``--over-ros`` runs source (c) alone, the same GRM PBRS through the live
+reward node (ros/live_rewards.py), and rewrites only its section of the results file.
 
 Reported: a random policy's success; success of the greedy policy vs training episodes (mean and
 spread over scenes x seeds); episodes to 90 % (10-episode window); the return of fixed
@@ -38,16 +39,19 @@ from robo_dopamine_ros.core.engine import EngineConfig
 from robo_dopamine_ros.core.profiles import DEMO_GRM
 from robo_dopamine_ros.rl import LEARNING_ENGINE
 from robo_dopamine_ros.rl.grm_cache import CachedBackend
+from robo_dopamine_ros.rl.node_params import node_parameters
 from robo_dopamine_ros.rl.qlearning import QConfig
 from robo_dopamine_ros.rl.sources import (
     FixedPolicyReturn,
     LearningCurve,
+    RemoteRewards,
     RunConfig,
     Source,
     fixed_policy_return,
     make_env,
     random_policy,
     random_success,
+    reward_config,
     run_episode,
     train,
 )
@@ -69,6 +73,7 @@ FARMING = ((Source.SPARSE, None), (Source.TRUE_PBRS, None), (Source.GRM_PBRS, PA
            (Source.GRM_PROGRESS, ANCHORED_START))
 CYCLES = (0, 1, 2, 4, 5, 10)          # divide 40: every cycle policy ends where it started
 WINDOW = 10
+OVER_ROS = '## Over ROS (source c)'
 
 
 def fingerprint(model: Path) -> str:
@@ -94,18 +99,25 @@ def episodes_to_90(success: np.ndarray) -> int | None:
     return int(hits[0]) + 1 if hits.size else None
 
 
+def walk_rewards(run: RunConfig, scene: int, episodes: int, seed: int,
+                 backend: CachedBackend | None, remote: RemoteRewards | None = None) -> np.ndarray:
+    """The rewards of seeded random-walk episodes, in process (b) or through ``remote`` (c)."""
+    source = Source.GRM_PBRS if remote is None else Source.NODE
+    env = make_env(source, scene, run, backend)
+    if remote is not None:
+        remote.open(env.task, env.goal)
+    rng = np.random.default_rng(seed)
+    return np.concatenate([[t.reward for t in run_episode(env, source, random_policy(rng), run,
+                                                          rng, remote)[0]]
+                           for _ in range(episodes)])
+
+
 def cache_proof(live: CachedBackend, cached: CachedBackend, scene: int, run: RunConfig,
                 steps: int) -> tuple[int, float]:
     """Rewards of one random-walk episode prefix, live model vs cache: (steps, max |Δr|)."""
     short = RunConfig(num_moves=run.num_moves, max_steps=steps, engine=run.engine, q=run.q)
-    rewards = []
-    for backend in (live, cached):
-        env = make_env(Source.GRM_PBRS, scene, short, backend)
-        rng = np.random.default_rng(99)
-        transitions, *_ = run_episode(env, Source.GRM_PBRS,
-                                      random_policy(rng), short, rng)
-        rewards.append(np.array([t.reward for t in transitions]))
-    return len(rewards[0]), float(np.max(np.abs(rewards[0] - rewards[1])))
+    a, b = (walk_rewards(short, scene, 1, 99, backend) for backend in (live, cached))
+    return len(a), float(np.max(np.abs(a - b)))
 
 
 def reward_spread(backend: CachedBackend, scenes: Sequence[int], run: RunConfig,
@@ -201,6 +213,63 @@ def cycle_table(returns: dict[str, list[FixedPolicyReturn]]) -> str:
     return '\n'.join(lines)
 
 
+def over_ros(args: argparse.Namespace, run: RunConfig, backend: CachedBackend) -> str:
+    """Source (c): rewards on identical transitions with the node's own model (live), then
+    learning runs with its answers shared with the cache; returns the results section."""
+    from robo_dopamine_ros.ros.live_rewards import LiveRewards
+    from robo_dopamine_ros.ros.node import load_backend
+
+    arm, scene = replace(setting(run, ANCHORED_START), episodes=args.ros_episodes), args.scenes[0]
+    model = {'model.backend': 'transformers', 'model.path': str(args.model), 'model.device': 'cpu'}
+    params = node_parameters(reward_config(make_env(Source.SPARSE, scene, arm, None), arm), model)
+    t0 = time.perf_counter()
+    with LiveRewards(params, read_start=arm.read_start) as remote:
+        ros = walk_rewards(arm, scene, args.ros_walks, 5, None, remote)
+    walks_s = time.perf_counter() - t0
+    delta = float(np.max(np.abs(ros - walk_rewards(arm, scene, args.ros_walks, 5, backend))))
+
+    def shared(config: object) -> CachedBackend:
+        cached = CachedBackend(load_backend(config), backend.fingerprint)
+        cached.answers = backend.answers
+        return cached
+
+    t0 = time.perf_counter()
+    with LiveRewards(params, read_start=arm.read_start, backend_factory=shared) as remote:
+        curves = [train(Source.NODE, scene, k, arm, remote=remote) for k in range(args.ros_seeds)]
+    runs_s = time.perf_counter() - t0
+    pairs = [(c, train(Source.GRM_PBRS, scene, c.seed, arm, backend)) for c in curves]
+    final = ', '.join(f'{c.success[-WINDOW:].mean():.1f}' for c in curves)
+    e90 = ', '.join(str(episodes_to_90(c.success)) for c in curves)
+    identical = all(np.array_equal(a.success, b.success) for a, b in pairs)
+    ret = max(float(np.max(np.abs(a.returns - b.returns))) for a, b in pairs)
+    return f'''{OVER_ROS}
+
+Command: `. scripts/env.sh && python bench/rl_learning.py --over-ros --scenes {scene}
+--ros-walks {args.ros_walks} --ros-seeds {args.ros_seeds} --ros-episodes {args.ros_episodes}`
+({platform.machine()}, CPU). `grm_pbrs ({ANCHORED_START})` through the live reward node
+(`RewardNode` in this process, real DDS on loopback; its parameters from rl/node_params.py:
+the wrapper's engine, γ per 1 s env step, sampling every 1 s, profile `{DEMO_GRM.name}`,
+transformers on `{args.model.name}`, CPU): it scores the three cameras the env publishes with
+header stamps 1 s apart; the learner joins `~/reward` to its transitions by stamp
+(`RewardLink`, tolerance 0; ros/live_rewards.py).
+
+**Identical transitions**: {args.ros_walks} seeded random walks of {arm.max_steps} steps on
+scene {scene} ({len(ros)} transitions), the node's model answering live ({walks_s:.0f} s):
+max |Δr| against `grm_pbrs` in process = **{delta:.2g}** (the messages carry float32).
+
+**Learning runs over ROS**: {args.ros_seeds} learner seeds x {arm.episodes} episodes on scene
+{scene}, the node's model answers shared with the cache ({runs_s:.0f} s): greedy success over
+the last {WINDOW} episodes {final}, episodes to 90 % {e90}. Against `grm_pbrs` in process with
+the same seeds: success curves identical: {'yes' if identical else 'no'}; largest difference
+of a training episode's return {ret:.2g}.
+'''
+
+
+def kept_section(old: str) -> str:
+    """The over-ROS section of an earlier results file (a full run does not redo it)."""
+    return old[old.index(OVER_ROS):] if OVER_ROS in old else f'{OVER_ROS}\n\nNot run.\n'
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', type=Path, default=DEMO_MODEL)
@@ -210,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--proof-steps', type=int, default=12)
     parser.add_argument('--cache', type=Path, default=Path('/tmp/rl_learning_cache.json'))
     parser.add_argument('--tune', action='store_true')
+    parser.add_argument('--over-ros', action='store_true', help='run source (c) only')
+    parser.add_argument('--ros-walks', type=int, default=2)
+    parser.add_argument('--ros-seeds', type=int, default=3)
+    parser.add_argument('--ros-episodes', type=int, default=60)
     parser.add_argument('--out', type=Path, default=ROOT / 'bench/results/rl_learning.md')
     parser.add_argument('--plot', type=Path, default=ROOT / 'docs/images/rl_learning.png')
     args = parser.parse_args(argv)
@@ -224,6 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = CachedBackend(live, fp)
     if args.cache.is_file():
         backend.load(args.cache)
+    if args.over_ros:
+        section = over_ros(args, run, backend)
+        backend.save(args.cache)
+        old = args.out.read_text()
+        args.out.write_text(old[:old.index(OVER_ROS)] + section)
+        print(section)
+        return 0
     randoms = {s: random_success(s, run, 1000, seed=s) for s in args.scenes}
     curves: dict[str, list[LearningCurve]] = {}
     for source, engine in LEARNING:
@@ -311,17 +391,7 @@ nothing either.
 Live readings vs cached readings on the same {proof_steps} transitions of a random walk on scene
 {args.scenes[0]}: max |Δr| = {proof:.3g}.
 
-## Over ROS (source c)
-
-Not run. What it needs: an env-side publisher of the three cameras with sim-time header stamps
-(1 s per env step, from 1 s: stamp 0 is an unset header to the node) and a learner that, per
-episode, calls the node's reset and set-goal services, waits for the START event, then acts and
-joins `~/reward` through `robo_dopamine_ros.learner.RewardLink` (tolerance 0: identical stamps);
-the node must score every published sample (sampling interval <= 1 s of header time, no
-frames dropped by the queue) for max |Δr| against `grm_pbrs` on the same action sequence to
-be defined (the messages carry float32: ~1e-7 relative). No node parameter for a cached
-backend exists, so every reading would be a live demo-GRM query (~0.1 s each on a free core).
-''')
+''' + kept_section(args.out.read_text() if args.out.is_file() else ''))
     print(args.out.read_text())
     return 0
 

@@ -80,7 +80,9 @@ def _ros_module(name: str) -> Any:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from .bags.writer import write_episode_bag
-    from .synthetic import EpisodeSpec, render_episode, write_episode_files
+    from .synthetic.episode import render_episode
+    from .synthetic.spec import EpisodeSpec
+    from .synthetic.writer import write_episode_files
 
     spec = EpisodeSpec(seed=args.seed, num_frames=args.frames, fps=args.fps,
                        size=tuple(args.size), outcome=args.outcome)

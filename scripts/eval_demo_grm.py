@@ -44,7 +44,8 @@ from robo_dopamine_ros.core.parsing import ParseStatus  # noqa: E402
 from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
 from robo_dopamine_ros.core.types import Answer, Mode  # noqa: E402
 from robo_dopamine_ros.evaluation import metrics  # noqa: E402
-from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.episode import render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec, Outcome  # noqa: E402
 
 OUTCOMES = (Outcome.SUCCESS, Outcome.FAIL, Outcome.STALL, Outcome.REGRESS)
 ANCHORED = (Mode.FORWARD, Mode.BACKWARD)

@@ -8,8 +8,8 @@ Reproducible recipe (not run in CI):
    ``Qwen3VLForConditionalGeneration``, ``models/demo_grm_qwen3``) with the synthetic ~1k BPE
    (``models.tiny_grm.build_tiny_grm``) and its demo profile's geometry (12 visual tokens per
    image: 112x84 at factor 28, 128x96 at factor 32).
-2. Render synthetic episodes (``synthetic.render_episode``: success / fail / stall / regress,
-   progress visible only through gripper and block) and resize every frame with
+2. Render synthetic episodes (``synthetic.episode.render_episode``: success / fail / stall /
+   regress, progress visible only through gripper and block) and resize every frame with
    ``core.images.prepare`` and the profile's limits, exactly as the engine does at inference.
 3. Stage ``vision``: the vision tower (+ merger) with a linear probe on its mean-pooled output
    learns each image's ground-truth progress (an auxiliary target; the probe is not saved).
@@ -57,7 +57,8 @@ from robo_dopamine_ros.core.images import prepare  # noqa: E402
 from robo_dopamine_ros.core.names import CAMERAS  # noqa: E402
 from robo_dopamine_ros.core.profiles import DEMO_GRM, DEMO_GRM_QWEN3, CheckpointProfile  # noqa: E402
 from robo_dopamine_ros.core.prompt import NUM_IMAGES, chat_messages  # noqa: E402
-from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.episode import render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec, Outcome  # noqa: E402
 from robo_dopamine_ros.training.dataset import ANSWER_END, ASSISTANT_HEADER, IGNORE_INDEX, Collator  # noqa: E402
 from robo_dopamine_ros.training.finetune import save_checkpoint  # noqa: E402
 

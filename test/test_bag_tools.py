@@ -32,7 +32,8 @@ from robo_dopamine_ros.bags.writer import write_episode_bag  # noqa: E402
 from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402
 from robo_dopamine_ros.ros.bag_record import record  # noqa: E402
 from robo_dopamine_ros.ros.bag_tools import message_class, play  # noqa: E402
-from robo_dopamine_ros.synthetic import EpisodeSpec, SyntheticEpisode, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.episode import render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec, SyntheticEpisode  # noqa: E402
 
 # Topics under a per-test prefix: concurrent runs that happen to share a domain stay apart.
 CAM_TOPICS = {'front': '/cam_high/image_raw', 'left': '/cam_left_wrist/image_raw',

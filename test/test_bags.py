@@ -24,7 +24,8 @@ from robo_dopamine_ros.bags.reader import (  # noqa: E402
 from robo_dopamine_ros.bags.writer import JPEG_FORMAT, camera_topics, write_episode_bag  # noqa: E402
 from robo_dopamine_ros.cli import main  # noqa: E402
 from robo_dopamine_ros.core.names import DEFAULT_TOPICS, GOAL_FILE  # noqa: E402
-from robo_dopamine_ros.synthetic import EpisodeSpec, SyntheticEpisode, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.episode import render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec, SyntheticEpisode  # noqa: E402
 
 CAM_OF_TOPIC = {topic: cam for cam, topic in DEFAULT_TOPICS.items()}
 

@@ -108,7 +108,8 @@ def test_preprocess_bad_sample_factor() -> None:
 def test_preprocess_rosbag_episode_frames_are_the_synchronized_sets(tmp_path: Path) -> None:
     pytest.importorskip('rosbags')
     from robo_dopamine_ros.bags.writer import write_episode_bag
-    from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
+    from robo_dopamine_ros.synthetic.episode import render_episode
+    from robo_dopamine_ros.synthetic.spec import EpisodeSpec
 
     episode = render_episode(EpisodeSpec(seed=2, num_frames=24, fps=10.0))
     bag = write_episode_bag(episode, tmp_path / 'demo_bag')

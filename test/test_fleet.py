@@ -29,7 +29,8 @@ from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.demo import interrupt
 from robo_dopamine_ros.ros.messages import time_to_ns
-from robo_dopamine_ros.synthetic import EpisodeSpec, Outcome, SyntheticEpisode, render_episode
+from robo_dopamine_ros.synthetic.episode import render_episode
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec, Outcome, SyntheticEpisode
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 ROBOTS = 3

@@ -109,7 +109,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ('backends', 'files', 'msg', 'srv', 'learner'),   # GRM runtimes; files; generated
                                                  # interfaces; the learner-side reward link
     ('pipeline',),                               # the node's sample pipeline, ROS-free
-    ('synthetic', 'models'),                     # episodes with known progress; tiny GRMs
+    ('synthetic', 'models'),                     # episodes with known progress (a package,
+                                                 # one job per module); tiny GRMs
     ('bags',),                                   # rosbag2 files without ROS
     ('ros', 'offline', 'evaluation', 'training', 'lerobot', 'rl'),   # the adapters
     ('cli',),                                    # the command line, over everything

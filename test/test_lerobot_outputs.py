@@ -32,7 +32,8 @@ from robo_dopamine_ros.lerobot.layout import LeRobotV3  # noqa: E402
 from robo_dopamine_ros.lerobot.relabel import Relabeller  # noqa: E402
 from robo_dopamine_ros.lerobot.stats import STAT_NAMES  # noqa: E402
 from robo_dopamine_ros.lerobot.synthetic_dataset import write_lerobot_dataset  # noqa: E402
-from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.episode import render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec  # noqa: E402
 
 NEXT = {'next.reward': 'float32', 'next.done': 'bool', 'next.success': 'bool'}
 ARROW = {'float32': pa.float32(), 'bool': pa.bool_(), 'int64': pa.int64()}

@@ -37,7 +37,8 @@ from robo_dopamine_ros.lerobot.synthetic_dataset import (  # noqa: E402
 )
 from robo_dopamine_ros.lerobot.video import decode_at  # noqa: E402
 from robo_dopamine_ros.offline.episode import EpisodeOptions  # noqa: E402
-from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.episode import render_episode  # noqa: E402
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / 'robo_dopamine_ros' / 'models' / 'demo_grm'
 OUTCOMES = ('success', 'fail', 'stall', 'regress')

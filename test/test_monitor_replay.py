@@ -19,7 +19,8 @@ from robo_dopamine_ros.core.profiles import DEMO_GRM
 from robo_dopamine_ros.offline.records import read_records
 from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
 from robo_dopamine_ros.pipeline.params import NodeConfig
-from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
+from robo_dopamine_ros.synthetic.episode import render_episode
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec
 
 pytest.importorskip('cv2')
 

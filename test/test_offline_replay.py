@@ -43,12 +43,9 @@ from robo_dopamine_ros.pipeline.fields import episode_event_fields
 from robo_dopamine_ros.pipeline.params import NodeConfig
 from robo_dopamine_ros.pipeline.params_file import load_params_file
 from robo_dopamine_ros.pipeline.worker import EventKind, WorkerEvent
-from robo_dopamine_ros.synthetic import (
-    EpisodeSpec,
-    SyntheticEpisode,
-    render_episode,
-    write_episode_files,
-)
+from robo_dopamine_ros.synthetic.episode import render_episode
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec, SyntheticEpisode
+from robo_dopamine_ros.synthetic.writer import write_episode_files
 from robo_dopamine_ros.training.keyframes import Segment, stepwise_progress
 
 #: 21 frames at 10 fps; every 5th frame is a sample: header time 0.5 s = frame interval 5, and

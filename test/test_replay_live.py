@@ -22,7 +22,8 @@ from robo_dopamine_ros.offline.replay import ReplayOptions, replay_bag
 from robo_dopamine_ros.pipeline.worker import EventKind
 from robo_dopamine_ros.ros.bag_tools import play
 from robo_dopamine_ros.ros.messages import progress_msg, reward_msg, time_to_ns
-from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
+from robo_dopamine_ros.synthetic.episode import render_episode
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec
 
 pytestmark = pytest.mark.ros
 

@@ -17,7 +17,8 @@ from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
 from robo_dopamine_ros.core.monitor import TaskStatus
 from robo_dopamine_ros.core.start_goal import StartGoalConfig, changed_fraction
 from robo_dopamine_ros.core.types import Mode, Query
-from robo_dopamine_ros.synthetic import EpisodeSpec, render_episode
+from robo_dopamine_ros.synthetic.episode import render_episode
+from robo_dopamine_ros.synthetic.spec import EpisodeSpec
 
 pytest.importorskip('cv2')
 

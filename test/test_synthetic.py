@@ -10,12 +10,12 @@ import pytest
 
 from robo_dopamine_ros.core.errors import ConfigError
 from robo_dopamine_ros.core.names import CAMERAS
-from robo_dopamine_ros.synthetic import (
+from robo_dopamine_ros.synthetic.episode import render_episode
+from robo_dopamine_ros.synthetic.spec import (
     DEFAULT_START_NS,
     EpisodeSpec,
     Outcome,
     SyntheticEpisode,
-    render_episode,
 )
 
 pytest.importorskip('cv2')

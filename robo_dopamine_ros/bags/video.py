@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.names import GOAL_FILE, KEYFRAMES_FILE, TASK_FILE
-from ..synthetic import DEFAULT_START_NS
+from ..synthetic.spec import DEFAULT_START_NS
 from .writer import write_image_bag
 
 

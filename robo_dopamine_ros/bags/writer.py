@@ -16,7 +16,7 @@ from .msgtypes import COMPRESSED_IMAGE, HEADER, IMAGE, time_msg, typestore
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-    from ..synthetic import SyntheticEpisode
+    from ..synthetic.spec import SyntheticEpisode
 
 STORAGES: tuple[str, ...] = ('mcap', 'sqlite3')
 TRANSPORTS: tuple[str, ...] = ('raw', 'compressed')
@@ -50,7 +50,7 @@ def write_episode_bag(episode: SyntheticEpisode, path: str | Path, storage: str 
     benchmarks find them.
 
     Args:
-        episode: from :func:`robo_dopamine_ros.synthetic.render_episode`.
+        episode: from :func:`robo_dopamine_ros.synthetic.episode.render_episode`.
         path: bag directory to create (must not exist).
         storage: ``'mcap'`` or ``'sqlite3'``.
         transport: ``'raw'`` or ``'compressed'``.

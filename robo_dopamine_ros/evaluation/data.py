@@ -23,7 +23,8 @@ from PIL import Image
 
 from ..core.errors import ConfigError
 from ..core.names import CAMERAS
-from ..synthetic import EpisodeSpec, Outcome, render_episode
+from ..synthetic.episode import render_episode
+from ..synthetic.spec import EpisodeSpec, Outcome
 from .layout import FRONT, LEFT, RIGHT
 
 THREE_VIEW = 'synthetic_agibot_test'

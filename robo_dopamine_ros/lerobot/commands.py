@@ -106,7 +106,8 @@ def _cmd_relabel(args: argparse.Namespace) -> int:
 
 def _cmd_synth_lerobot(args: argparse.Namespace) -> int:
     from ..core.names import CAMERAS
-    from ..synthetic import EpisodeSpec, render_episode
+    from ..synthetic.episode import render_episode
+    from ..synthetic.spec import EpisodeSpec
     from .synthetic_dataset import LEROBOT_KEYS, write_lerobot_dataset
 
     episodes = [render_episode(EpisodeSpec(seed=args.seed, num_frames=args.frames,

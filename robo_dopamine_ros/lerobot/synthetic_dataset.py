@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..core.names import CAMERAS
-from ..synthetic import SyntheticEpisode
+from ..synthetic.spec import SyntheticEpisode
 from .writer import EpisodeFrames, write_dataset
 
 #: LeRobot video keys of the three cameras in :func:`write_lerobot_dataset`.

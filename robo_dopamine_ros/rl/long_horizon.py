@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..core.errors import ConfigError
-from ..synthetic import SceneRenderer
+from ..synthetic.interactive import SceneRenderer
 from .synthetic_env import SyntheticPickPlaceEnv
 
 #: Scene seeds the demo GRM never trained on are below this (scripts/train_demo_grm.py).

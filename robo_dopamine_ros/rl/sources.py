@@ -1,9 +1,12 @@
 """Reward sources for the learning benchmark, one episode loop and one training loop for all.
 
-Sources (issue 26; ``c``, the live reward node, is not in-process and not here):
+Sources (issue 26):
 
 * ``sparse`` (a): the env's task reward, 1 at success.
 * ``grm_pbrs`` (b): the GRM's shaped reward through :class:`.GrmRewardWrapper`.
+* ``node`` (c): ``grm_pbrs`` through the live reward node: the observations go out on camera
+  topics, the rewards come back on ``~/reward``, joined to the transitions by stamp. Given as a
+  :class:`RemoteRewards` (ros/live_rewards.py implements it; this layer imports no ROS).
 * ``true_pbrs`` (d): PBRS on the true progress with the package's shaping (:func:`.shape`, the
   one terminal rule): the upper bound the learner's hyperparameters are tuned on.
 * ``grm_progress`` (e): the GRM's fused progress used directly as the reward (no PBRS).
@@ -18,8 +21,9 @@ needed): an untrained policy is a random walk.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -42,6 +46,7 @@ class Source(str, enum.Enum):
 
     SPARSE = 'sparse'
     GRM_PBRS = 'grm_pbrs'
+    NODE = 'node'
     TRUE_PBRS = 'true_pbrs'
     GRM_PROGRESS = 'grm_progress'
     SHUFFLED = 'shuffled'
@@ -49,6 +54,22 @@ class Source(str, enum.Enum):
     @property
     def uses_grm(self) -> bool:
         return self in (Source.GRM_PBRS, Source.GRM_PROGRESS, Source.SHUFFLED)
+
+
+class RemoteRewards(Protocol):
+    """Rewards computed outside this process from the observations' cameras (source c)."""
+
+    def open(self, task: str, goal: np.ndarray) -> None:
+        """The scene's task and REF END."""
+
+    def begin(self, views: Mapping[str, np.ndarray]) -> None:
+        """An episode starts at this observation."""
+
+    def step(self, views: Mapping[str, np.ndarray]) -> None:
+        """The next observation."""
+
+    def rewards(self, count: int) -> list[float]:
+        """The rewards of the episode's first ``count`` transitions (waits for them)."""
 
 
 @dataclass(frozen=True)
@@ -79,23 +100,39 @@ def make_env(source: Source, scene_seed: int, run: RunConfig,
         return env
     if backend is None:
         raise ValueError(f'source {source.value} needs a GRM backend')
-    config = GrmRewardConfig(env.task, env.goal, cameras=CAMERAS, engine=run.engine,
-                             profile=run.profile, score_every_n_steps=run.score_every_n_steps,
-                             read_start=run.read_start)
-    return GrmRewardWrapper(env, backend, config)
+    return GrmRewardWrapper(env, backend, reward_config(env, run))
+
+
+def reward_config(env: LongHorizonPickPlaceEnv, run: RunConfig) -> GrmRewardConfig:
+    """The GRM reward settings of ``run`` on ``env``'s current scene (sources b, c, e, f)."""
+    return GrmRewardConfig(env.task, env.goal, cameras=CAMERAS, engine=run.engine,
+                           profile=run.profile, score_every_n_steps=run.score_every_n_steps,
+                           read_start=run.read_start)
+
+
+def _views(obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {view: obs[key] for view, key in CAMERAS.items()}
 
 
 def run_episode(env: gym.Env, source: Source, policy: Policy, run: RunConfig,
-                rng: np.random.Generator) -> tuple[list[Transition], bool, float]:
+                rng: np.random.Generator, remote: RemoteRewards | None = None,
+                ) -> tuple[list[Transition], bool, float]:
     """One episode under ``policy``: its transitions with the source's rewards, success, and
-    the last progress (the GRM's fused progress for GRM sources, else the true one)."""
+    the last progress (the GRM's fused progress for in-process GRM sources, else the true one).
+    ``remote``: the rewards of source ``node``, asked once the episode ended."""
+    if (source is Source.NODE) != (remote is not None):
+        raise ValueError('remote rewards are for source node, and it needs them')
     obs, info = env.reset()
+    if remote is not None:
+        remote.begin(_views(obs))
     gamma, delta = run.q.gamma, run.engine.shaping.delta
     transitions: list[Transition] = []
     state, true_before, succeeded = int(obs['position']), float(info['true_progress']), False
     for t in range(10 ** 6):
         action = policy(state, t)
         obs, env_reward, terminated, truncated, info = env.step(action)
+        if remote is not None:
+            remote.step(_views(obs))
         true_after = float(info['true_progress'])
         if source is Source.TRUE_PBRS:
             shaped = shape(true_before, true_after, gamma, delta=delta,
@@ -103,12 +140,16 @@ def run_episode(env: gym.Env, source: Source, policy: Policy, run: RunConfig,
             reward, succeeded = shaped.reward, succeeded or shaped.success
         elif source is Source.GRM_PROGRESS:
             reward = float(info['progress']) if info['valid'] else 0.0
-        else:                                   # sparse: env reward; GRM PBRS, shuffled: GRM's
+        else:           # sparse: env reward; GRM PBRS, shuffled: GRM's; node: replaced below
             reward = float(env_reward)
         transitions.append(Transition(state, action, reward, int(obs['position']), terminated))
         state, true_before = int(obs['position']), true_after
         if terminated or truncated:
             break
+    if remote is not None:
+        transitions = [Transition(t.state, t.action, r, t.next_state, t.terminal)
+                       for t, r in zip(transitions, remote.rewards(len(transitions)),
+                                       strict=True)]
     if source is Source.SHUFFLED:
         rewards = rng.permutation([t.reward for t in transitions])
         transitions = [Transition(t.state, t.action, float(r), t.next_state, t.terminal)
@@ -139,17 +180,21 @@ class LearningCurve:
 
 
 def train(source: Source, scene_seed: int, seed: int, run: RunConfig,
-          backend: GrmBackend | None = None) -> LearningCurve:
+          backend: GrmBackend | None = None, remote: RemoteRewards | None = None,
+          ) -> LearningCurve:
     """Train a fresh learner for ``run.episodes`` episodes with one reward source."""
     rng = np.random.default_rng(seed)
     env = make_env(source, scene_seed, run, backend)
+    if remote is not None:
+        remote.open(env.task, env.goal)
     probe = LongHorizonPickPlaceEnv((scene_seed,), run.num_moves, run.max_steps)
     probe.reset(seed=seed)
     learner = QLearner(run.num_moves + 1, 3, run.q, rng)
     env.reset(seed=seed)
     success, returns = [], []
     for _ in range(run.episodes):
-        transitions, *_ = run_episode(env, source, lambda s, _t: learner.act(s), run, rng)
+        transitions, *_ = run_episode(env, source, lambda s, _t: learner.act(s), run, rng,
+                                      remote)
         learner.learn_episode(transitions)
         returns.append(sum(t.reward for t in transitions))
         success.append(greedy_success(probe, learner))

@@ -1,6 +1,6 @@
 """A small gymnasium env on the project's synthetic renderer: move the block onto the target.
 
-The agent moves the task state ``s`` of a seeded pick-and-place scene (synthetic.py): action 0
+The agent moves the task state ``s`` of a seeded pick-and-place scene (synthetic/): action 0
 goes back one ``step_size``, 1 stays, 2 goes forward. Observations are the three cameras
 (``front``, ``left``, ``right``, RGB uint8); ``render()`` gives the front camera. The episode
 terminates at ``s = 1`` (env reward 1, the task's sparse reward) and is truncated after
@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..core.names import CAMERAS
-from ..synthetic import SceneRenderer
+from ..synthetic.interactive import SceneRenderer
 
 
 class SyntheticPickPlaceEnv(gym.Env):

@@ -75,7 +75,8 @@ def _synthetic_episode(out: Path, options: RosDemoOptions) -> _DemoEpisode:
     from PIL import Image
 
     from ..bags.writer import write_episode_bag
-    from ..synthetic import EpisodeSpec, render_episode
+    from ..synthetic.episode import render_episode
+    from ..synthetic.spec import EpisodeSpec
 
     episode = render_episode(EpisodeSpec(seed=options.seed, outcome=options.outcome))
     bag = write_episode_bag(episode, out / 'demo_bag')
