@@ -5,12 +5,16 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup venv build test lint demo clean
+.PHONY: setup venv build vllm test lint demo clean
 
-setup: venv build
+# The vLLM environment (.venv-vllm, ~2.5 GB) is part of setup; RDR_VLLM=0 opts out (docs/setup.md).
+setup: venv build vllm
 
 venv:
 	scripts/setup.sh
+
+vllm: venv
+	scripts/setup_vllm.sh
 
 build: venv
 	scripts/build.sh
@@ -29,4 +33,4 @@ demo: setup
 
 clean:
 	rm -rf build install log .pytest_cache
-	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	find . \( -path ./.venv -o -path ./.venv-vllm \) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -47,7 +47,8 @@ FILES: dict[str, str] = {
 }
 #: Top-level files, listed on one line.
 TOP_FILES = ('Makefile', 'package.xml', 'CMakeLists.txt', 'setup.py', 'requirements-dev.txt',
-             'requirements-robot.txt', 'requirements-ros-wheels.txt', 'ruff.toml', 'pytest.ini',
+             'requirements-robot.txt', 'requirements-ros-wheels.txt',
+             'requirements-vllm.txt', 'ruff.toml', 'pytest.ini',
              '.gitignore', 'README.md')
 #: Top-level folders in the order the tree shows them.
 ORDER = ('robo_dopamine_ros/', 'launch/', 'msg/', 'srv/', 'config/', 'bench/', 'scripts/',

@@ -133,6 +133,12 @@ def test_node_config_builds_every_backend_from_one_registry() -> None:
     assert unnamed.backend_options['deadline_s'] is None      # 0: the backend's 2 x timeout_s
     vllm = NodeConfig.from_values({'model.backend': 'vllm', 'model.path': '/models/grm'})
     assert (vllm.backend, vllm.backend_options['model']) == ('vllm', '/models/grm')
+    capped = NodeConfig.from_values({'model.backend': 'vllm', 'model.device': 'cpu',
+                                     'model.max_gpu_memory_gib': 0.5}).backend_options
+    assert (capped['device'], capped['max_memory_gib']) == ('cpu', 0.5)
+    assert vllm.backend_options['max_memory_gib'] is None         # 0: no cap
+    with pytest.raises(ConfigError, match=r'model\.device.*device must be'):
+        NodeConfig.from_values({'model.backend': 'vllm', 'model.device': 'gpu0'})
     with pytest.raises(ConfigError, match=r'model\.openai\.base_url.*base_url must be an http'):
         NodeConfig.from_values({'model.backend': 'openai', 'model.openai.base_url': 'gpu:8000'})
 

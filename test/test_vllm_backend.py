@@ -4,6 +4,7 @@ and the backend factory."""
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,9 +17,14 @@ from robo_dopamine_ros.backends.vllm_backend import (
     VllmConfig,
     build_requests,
 )
+from robo_dopamine_ros.backends.vllm_engine import (
+    check_device,
+    engine_shutdown,
+    memory_kwargs,
+    pixel_kwargs,
+)
 from robo_dopamine_ros.core.errors import ConfigError, ModelLoadError
 from robo_dopamine_ros.core.images import PixelLimits
-from robo_dopamine_ros.core.profiles import geometry
 from robo_dopamine_ros.core.prompt import render_prompt
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
 
@@ -58,28 +64,75 @@ def test_vllm_prompt_is_the_chat_template_with_8_image_placeholders(
 
 def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
     cfg = VllmConfig(model='/models/grm', pixel_limits=PixelLimits(12544, 50176))
-    llm = cfg.llm_kwargs()
+    llm = cfg.llm_kwargs(platform='cuda', processor_kwargs={'min_pixels': 12544})   # no cap
     assert (llm['enable_prefix_caching'], llm['limit_mm_per_prompt']) == (True, {'image': 8})
-    assert llm['mm_processor_kwargs'] == {'min_pixels': 12544, 'max_pixels': 50176}
-    assert (llm['max_model_len'], llm['gpu_memory_utilization']) == (8192, 0.9)
+    assert (llm['max_model_len'], llm['mm_processor_kwargs']) == (8192, {'min_pixels': 12544})
+    assert 'gpu_memory_utilization' not in llm and 'kv_cache_memory_bytes' not in llm
     assert cfg.sampling_kwargs() == {'max_tokens': 16, 'stop': ['</score>'],
                                      'include_stop_str_in_output': True, 'temperature': 0.0}
     upstream = VllmConfig(upstream_sampling=True).sampling_kwargs()
     assert {k: upstream[k] for k in ('temperature', 'top_p', 'top_k')} == {
         'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}
-    with pytest.raises(ConfigError, match='gpu_memory_utilization'):
-        VllmConfig(gpu_memory_utilization=1.5)
 
 
-def test_vllm_processor_arguments_follow_the_architecture() -> None:
-    qwen3 = VllmConfig(model='/models/grm2', architecture='qwen3_vl',
-                       pixel_limits=geometry('qwen3_vl', 12544, 50176))
-    assert qwen3.llm_kwargs()['mm_processor_kwargs'] == {
+def test_vllm_memory_cap_maps_to_the_kv_cache_on_cpu_and_a_gpu_share_on_cuda() -> None:
+    assert memory_kwargs(0.5, 'cpu', environ={}) == {'kv_cache_memory_bytes': 1 << 29}
+    # vLLM's own CPU default (90 % of the RAM) is never taken; its environment variable is.
+    with pytest.raises(ConfigError, match='needs a KV-cache size'):
+        memory_kwargs(None, 'cpu', environ={})
+    assert memory_kwargs(None, 'cpu', environ={'VLLM_CPU_KVCACHE_SPACE': '1'}) == {}
+    with pytest.raises(ConfigError, match='VLLM_CPU_KVCACHE_SPACE=1 overrides it'):
+        memory_kwargs(0.5, 'cpu', environ={'VLLM_CPU_KVCACHE_SPACE': '1'})
+    assert memory_kwargs(None, 'cuda') == {}
+    # CUDA: unverified here (no GPU in CI); the cap as a share of the device's total memory.
+    assert memory_kwargs(6.0, 'cuda', device_total_gib=24.0) == {'gpu_memory_utilization': 0.25}
+    with pytest.raises(ConfigError, match='exceeds the GPU'):
+        memory_kwargs(30.0, 'cuda', device_total_gib=24.0)
+    with pytest.raises(ConfigError, match='GPU size'):
+        memory_kwargs(6.0, 'cuda')
+    with pytest.raises(ConfigError, match='not mapped'):
+        memory_kwargs(6.0, 'tpu')
+    with pytest.raises(ConfigError, match='max_memory_gib must be > 0'):
+        VllmConfig(max_memory_gib=0.0)
+
+
+def test_vllm_device_is_checked_against_the_vllm_build() -> None:
+    for device in ('auto', 'cpu'):
+        check_device(device, 'cpu')
+    for device in ('auto', 'cuda', 'cuda:0'):
+        check_device(device, 'cuda')
+    with pytest.raises(ConfigError, match="'cuda:0' cannot be honoured: this vLLM is a cpu"):
+        VllmConfig(device='cuda:0').llm_kwargs(platform='cpu', processor_kwargs={})
+    with pytest.raises(ConfigError, match="'cpu' cannot be honoured: this vLLM is a cuda"):
+        check_device('cpu', 'cuda')
+    with pytest.raises(ConfigError, match='CUDA_VISIBLE_DEVICES=1'):
+        check_device('cuda:1', 'cuda')
+    with pytest.raises(ConfigError, match='device must be'):
+        VllmConfig(device='gpu')
+
+
+def test_vllm_pixel_bounds_take_the_form_the_processor_reads(tiny_arch_synthetic_dir) -> None:
+    current = load_processor(tiny_arch_synthetic_dir).image_processor
+    assert pixel_kwargs(current, 12544, 50176) == {
         'size': {'shortest_edge': 12544, 'longest_edge': 50176}}
+    older = SimpleNamespace(size={'height': 1}, min_pixels=1, max_pixels=2)
+    assert pixel_kwargs(older, 12544, 50176) == {'min_pixels': 12544, 'max_pixels': 50176}
+    with pytest.raises(ConfigError, match='takes no pixel bounds'):
+        pixel_kwargs(SimpleNamespace(size={'height': 1}), 1, 2)
     with pytest.raises(ConfigError, match="factor 28 is not the 'qwen3_vl' factor"):
         VllmConfig(architecture='qwen3_vl')
     with pytest.raises(ConfigError, match=r"'llava'.*supported: \['qwen2_5_vl', 'qwen3_vl'\]"):
         VllmConfig(architecture='llava')
+
+
+def test_vllm_engine_shutdown_is_found_per_version() -> None:
+    def stop() -> None:
+        pass
+
+    assert engine_shutdown(SimpleNamespace(shutdown=stop)) is stop            # LLM.shutdown
+    v032 = SimpleNamespace(llm_engine=SimpleNamespace(engine_core=SimpleNamespace(shutdown=stop)))
+    assert engine_shutdown(v032) is stop
+    assert engine_shutdown(SimpleNamespace(llm_engine=None)) is None
 
 
 def test_vllm_missing_is_a_clear_model_load_error(no_vllm: None) -> None:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 #: Which command-line values each backend's config takes (None values are left at defaults).
 _BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
     'transformers': ('model', 'device', 'upstream_sampling', 'pixel_limits'),
-    'vllm': ('model', 'upstream_sampling', 'pixel_limits', 'architecture', 'max_model_len',
-             'gpu_memory_utilization'),
+    'vllm': ('model', 'device', 'upstream_sampling', 'pixel_limits', 'architecture',
+             'max_model_len', 'max_memory_gib'),
     'openai': ('model', 'upstream_sampling', 'base_url', 'api_key_env', 'max_workers',
                'timeout_s', 'deadline_s', 'max_retries', 'retry_delay_s', 'image_format'),
 }
@@ -52,10 +52,13 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, required: bool = F
                         help='resize frames to at most this many pixels (default: the '
                              "checkpoint profile's, 76800)")
     local = parser.add_argument_group('transformers / vllm')
-    local.add_argument('--device', default=None, help="transformers: 'cuda:0' (default), 'cpu'")
+    local.add_argument('--device', default=None,
+                       help="transformers: 'cuda:0' (default), 'cpu'; vllm: 'auto' (default), "
+                            "checked against the vLLM build")
     local.add_argument('--max-model-len', type=int, default=None, help='vllm (default 8192)')
-    local.add_argument('--gpu-memory-utilization', type=float, default=None,
-                       help='vllm (default 0.9)')
+    local.add_argument('--max-memory-gib', type=float, default=None,
+                       help="vllm: on CPU the KV cache's size, on CUDA the engine's share of "
+                            "the GPU (default: vLLM's, 90 %% of a GPU)")
     api = parser.add_argument_group('openai (any OpenAI-compatible server)')
     api.add_argument('--base-url', default=None, help='API root incl. /v1')
     api.add_argument('--api-key-env', default=None,

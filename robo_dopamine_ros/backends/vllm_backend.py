@@ -1,7 +1,7 @@
 """The GRM on vLLM (GPU), the runtime upstream's inference and benchmark scripts use
 (docs/upstream.md §2.2).
 
-vLLM is a GPU-only, optional dependency with its own torch pin, so it is imported only when a
+vLLM is an optional dependency with its own torch pin, so it is imported only when a
 backend is built; without it the error says how to install it. As upstream, the prompt is the
 processor's chat template rendered as text (:func:`processor.render_query_text`, the same text
 the transformers backend feeds) and the 8 images travel as ``multi_modal_data`` in slot order.
@@ -16,16 +16,21 @@ Settings, and where they differ from upstream on purpose:
   query differs from its first BEFORE image on, and the long closing instructions follow the
   AFTER images (``test_vision_cache.py`` pins this arrangement);
 * ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default) in the form
-  the architecture's released processor file uses: ``min_pixels``/``max_pixels`` for Qwen2.5-VL,
-  ``size={'shortest_edge', 'longest_edge'}`` for Qwen3-VL (whose stock bounds are 65536..16.7M,
-  which would not bound anything). Upstream set them on a local processor object vLLM never used
-  (docs/upstream.md §2.2 caveat). The engine already resizes every image to these limits at the
-  architecture's factor, so vLLM's processor leaves them as they are;
+  the checkpoint's image processor takes, read from the processor itself
+  (:func:`vllm_engine.pixel_kwargs`): ``size={'shortest_edge', 'longest_edge'}`` or
+  ``min_pixels``/``max_pixels`` (Qwen3-VL's stock bounds, 65536..16.7M, would bound nothing).
+  Upstream set them on a local processor object vLLM never used (docs/upstream.md §2.2
+  caveat). The engine already resizes every image to these limits at the architecture's
+  factor, so vLLM's processor leaves them as they are;
 * greedy decoding by default (``upstream_sampling=True``: temperature 0.1, top-p 0.9, top-k 50),
   ``stop=['</score>']`` kept in the output and ``max_tokens`` 16 instead of 1024, which bounds
   the known runaway ``<score>-25.0.0.5.6…`` answers (issue #3).
 
-Usage (a GPU machine with vLLM installed, e.g. ``pip install vllm`` in its own venv)::
+* ``model.device`` and ``model.max_gpu_memory_gib`` are checked against the installed vLLM build
+  and mapped onto it (:mod:`vllm_engine`); ``close()`` shuts the engine processes down.
+
+Usage (vLLM installed in its own venv: ``.venv-vllm`` from ``make setup`` on CPU, docs/setup.md;
+``pip install vllm`` on a CUDA machine)::
 
     from robo_dopamine_ros.backends.factory import make_backend
     backend = make_backend('vllm', model='/models/Robo-Dopamine-GRM-3B')
@@ -56,6 +61,7 @@ from ..core.types import Answer, Query
 from .architectures import DEFAULT_MODEL, read_checkpoint
 from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 from .processor import load_processor, render_query_text
+from .vllm_engine import GIB, check_device, engine_shutdown, memory_kwargs, pixel_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +74,13 @@ class VllmConfig:
     Attributes:
         model: Local checkpoint directory (or a hub id already in the HF cache).
         max_model_len: Context length vLLM plans memory for.
-        gpu_memory_utilization: Fraction of the GPU vLLM may take (upstream 0.9).
+        device: ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:0'``; checked against the platform
+            of the installed vLLM build (:func:`vllm_engine.check_device`).
+        max_memory_gib: The node's ``model.max_gpu_memory_gib``: on CPU the KV cache's size,
+            on CUDA a fraction of the GPU (:func:`vllm_engine.memory_kwargs`); None: vLLM's
+            defaults.
         pixel_limits: Passed to vLLM's processor as ``mm_processor_kwargs``.
-        architecture: The checkpoint's ``model_type`` (it must agree with ``config.json``);
-            it chooses the form of ``mm_processor_kwargs``.
+        architecture: The checkpoint's ``model_type`` (it must agree with ``config.json``).
         max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
         upstream_sampling: Sample like upstream instead of greedy decoding.
         dtype: vLLM ``dtype`` (``'auto'`` is the checkpoint's bf16).
@@ -82,7 +91,8 @@ class VllmConfig:
 
     model: str = DEFAULT_MODEL
     max_model_len: int = 8192
-    gpu_memory_utilization: float = 0.9
+    device: str = 'auto'
+    max_memory_gib: float | None = None
     pixel_limits: PixelLimits = field(default_factory=PixelLimits)
     architecture: str = 'qwen2_5_vl'
     max_tokens: int = 16
@@ -96,9 +106,9 @@ class VllmConfig:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f'model must be a checkpoint directory or hub id, got '
                               f'{self.model!r}')
-        if not 0.0 < self.gpu_memory_utilization <= 1.0:
-            raise ConfigError(f'gpu_memory_utilization must be in (0, 1], got '
-                              f'{self.gpu_memory_utilization!r}')
+        check_device(self.device)
+        if self.max_memory_gib is not None and not self.max_memory_gib > 0:
+            raise ConfigError(f'max_memory_gib must be > 0, got {self.max_memory_gib!r}')
         check_architecture(self.architecture, 'vllm config')
         if geometry(self.architecture).factor != self.pixel_limits.factor:
             raise ConfigError(f'pixel_limits factor {self.pixel_limits.factor!r} is not the '
@@ -108,23 +118,23 @@ class VllmConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f'{name} must be an integer >= 1, got {value!r}')
 
-    def llm_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``vllm.LLM``."""
+    def llm_kwargs(self, *, platform: str, processor_kwargs: dict[str, Any],
+                   device_total_gib: float | None = None) -> dict[str, Any]:
+        """Keyword arguments of ``vllm.LLM`` on ``platform`` (``'cpu'``/``'cuda'``), with the
+        pixel bounds in the processor's form (:func:`vllm_engine.pixel_kwargs`).
+
+        Raises:
+            ConfigError: ``device`` or ``max_memory_gib`` cannot be honoured there.
+        """
+        check_device(self.device, platform)
         return {
             'model': self.model, 'max_model_len': self.max_model_len,
-            'gpu_memory_utilization': self.gpu_memory_utilization,
             'limit_mm_per_prompt': {'image': NUM_IMAGES}, 'enable_prefix_caching': True,
-            'mm_processor_kwargs': self.mm_processor_kwargs(),
+            'mm_processor_kwargs': processor_kwargs,
             'dtype': self.dtype, 'tensor_parallel_size': self.tensor_parallel_size,
             'trust_remote_code': self.trust_remote_code, 'seed': self.seed,
+            **memory_kwargs(self.max_memory_gib, platform, device_total_gib),
         }
-
-    def mm_processor_kwargs(self) -> dict[str, Any]:
-        """The pixel bounds as the architecture's processor reads them."""
-        lo, hi = self.pixel_limits.min_pixels, self.pixel_limits.max_pixels
-        if self.architecture == 'qwen3_vl':
-            return {'size': {'shortest_edge': lo, 'longest_edge': hi}}
-        return {'min_pixels': lo, 'max_pixels': hi}
 
     def sampling_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``vllm.SamplingParams``: every decoding setting, explicitly."""
@@ -150,6 +160,15 @@ def build_requests(queries: Sequence[Query],
             for q in queries]
 
 
+def _device_total_gib(platform: str) -> float | None:
+    """The first visible GPU's memory in GiB (the base of a CUDA memory cap), None on CPU."""
+    if platform != 'cuda':
+        return None
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory / GIB
+
+
 class VllmBackend:
     """A ``GrmBackend`` on vLLM; a batch is one ``LLM.generate`` call.
 
@@ -169,11 +188,14 @@ class VllmBackend:
         self._lock = threading.Lock()
         try:
             import vllm
+            from vllm.platforms import current_platform
         except ImportError as exc:
             raise ModelLoadError(
-                f'the vllm backend needs vLLM ({exc}); it runs on a CUDA GPU only: install it '
-                'in its own environment (pip install vllm), or use the transformers backend, '
-                'or serve the model with `vllm serve` and use the openai backend') from exc
+                f'the vllm backend needs vLLM ({exc}): install it in its own environment '
+                '(pip install vllm on a CUDA machine; on CPU the .venv-vllm of `make setup`, '
+                'docs/setup.md), or use the transformers backend, or serve the model with '
+                '`vllm serve` and use the openai backend') from exc
+        platform = str(current_platform.device_type)
         t0 = time.perf_counter()
         found = read_checkpoint(self.config.model,
                                 trust_remote_code=self.config.trust_remote_code).model_type
@@ -186,13 +208,25 @@ class VllmBackend:
                                             pixel_limits=self.config.pixel_limits,
                                             trust_remote_code=self.config.trust_remote_code,
                                             architecture=found)
-            self.llm = vllm.LLM(**self.config.llm_kwargs())
+        except Exception as exc:   # a broken checkpoint: many types
+            raise ModelLoadError(f'cannot load the processor of {self.model_id!r} '
+                                 f'({type(exc).__name__}: {exc})') from exc
+        kwargs = self.config.llm_kwargs(
+            platform=platform, device_total_gib=_device_total_gib(platform),
+            processor_kwargs=pixel_kwargs(self.processor.image_processor,
+                                          self.config.pixel_limits.min_pixels,
+                                          self.config.pixel_limits.max_pixels))
+        try:
+            self.llm = vllm.LLM(**kwargs)
         except Exception as exc:   # vLLM raises many types; all mean "could not load"
             raise ModelLoadError(f'cannot load {self.model_id!r} with vLLM '
                                  f'({type(exc).__name__}: {exc})') from exc
+        if engine_shutdown(self.llm) is None:
+            logger.warning('vLLM %s has no engine shutdown this backend knows: close() will '
+                           'not free the engine until the process exits', vllm.__version__)
         self.sampling_params = vllm.SamplingParams(**self.config.sampling_kwargs())
-        logger.info('loaded %r with vLLM %s in %.1f s', self.model_id, vllm.__version__,
-                    time.perf_counter() - t0)
+        logger.info('loaded %r with vLLM %s (%s) in %.1f s', self.model_id, vllm.__version__,
+                    platform, time.perf_counter() - t0)
 
     def render_text(self, query: Query) -> str:
         """The query's prompt text (:func:`render_query_text`)."""
@@ -245,11 +279,17 @@ class VllmBackend:
         batch of ``max_tokens`` (``model.max_new_tokens``) tokens per answer."""
 
     def close(self) -> None:
-        """Drop the engine and return cached GPU memory to the driver."""
+        """Shut the engine down: its processes end and free their memory (dropping the ``LLM``
+        object frees nothing: the engine core is another process)."""
         self._stop.set()
         with self._lock:
-            self.llm = None
-            self.processor = None
+            llm, self.llm, self.processor = getattr(self, 'llm', None), None, None
+            if llm is None:
+                return
+            shutdown = engine_shutdown(llm)
+            if shutdown is not None:
+                shutdown()
+            del llm
             gc.collect()
             try:
                 import torch

@@ -146,7 +146,7 @@ class NodeConfig:
 #: The parameters an error of each backend's config is most likely about (for its message).
 _BACKEND_PARAMS = {
     'transformers': ('model.path', 'model.device'),
-    'vllm': ('model.path', 'model.dtype'),
+    'vllm': ('model.path', 'model.dtype', 'model.device', 'model.max_gpu_memory_gib'),
     'openai': ('model.path', 'model.openai.served_model', 'model.openai.base_url',
                'model.openai.api_key_env'),
 }
@@ -163,6 +163,8 @@ def _backend_options(backend: str, v: Mapping[str, Any],
                 'max_gpu_memory_gib': v['model.max_gpu_memory_gib'] or None}
     if backend == 'vllm':
         return {**common, 'model': v['model.path'], 'dtype': v['model.dtype'],
+                'device': v['model.device'],
+                'max_memory_gib': v['model.max_gpu_memory_gib'] or None,
                 'max_tokens': v['model.max_new_tokens'], 'architecture': profile.architecture}
     if backend == 'openai':
         return {'upstream_sampling': v['model.upstream_sampling'],
