@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.srv import GetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 
 class CallTimeoutError(AssertionError):
@@ -25,6 +26,7 @@ class LifecycleClient:
         self._change = node.create_client(ChangeState, f'{target}/change_state')
         self._get = node.create_client(GetState, f'{target}/get_state')
         self._params = node.create_client(GetParameters, f'{target}/get_parameters')
+        self._set = node.create_client(SetParameters, f'{target}/set_parameters')
 
     def _call(self, client: Any, request: Any, timeout_s: float) -> Any:
         if not client.wait_for_service(timeout_sec=timeout_s):
@@ -60,6 +62,13 @@ class LifecycleClient:
         """The parameter's value message (``ParameterValue``)."""
         return self._call(self._params, GetParameters.Request(names=[name]), timeout_s).values[0]
 
+    def set_parameter(self, name: str, value: Any, timeout_s: float = 5.0) -> str:
+        """Set one parameter as ``ros2 param set`` does; '' when accepted, else the reason."""
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()])
+        [result] = self._call(self._set, request, timeout_s).results
+        return '' if result.successful else result.reason
+
     def destroy(self) -> None:
-        for client in (self._change, self._get, self._params):
+        for client in (self._change, self._get, self._params, self._set):
             self._node.destroy_client(client)

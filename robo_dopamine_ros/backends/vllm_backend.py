@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -64,6 +65,8 @@ from .processor import load_processor, render_query_text
 from .vllm_engine import GIB, check_device, engine_shutdown, memory_kwargs, pixel_kwargs
 
 logger = logging.getLogger(__name__)
+#: How long close() waits for each engine process to end after its shutdown (a hang guard).
+_ENGINE_EXIT_S = 30.0
 
 
 
@@ -186,6 +189,7 @@ class VllmBackend:
         self.model_id = self.config.model
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._engine_procs: set[Any] = set()
         try:
             import vllm
             from vllm.platforms import current_platform
@@ -217,7 +221,10 @@ class VllmBackend:
                                           self.config.pixel_limits.min_pixels,
                                           self.config.pixel_limits.max_pixels))
         try:
+            before = set(multiprocessing.active_children())
             self.llm = vllm.LLM(**kwargs)
+            # The engine's processes (the engine core; its workers are its own), for close().
+            self._engine_procs = set(multiprocessing.active_children()) - before
         except Exception as exc:   # vLLM raises many types; all mean "could not load"
             raise ModelLoadError(f'cannot load {self.model_id!r} with vLLM '
                                  f'({type(exc).__name__}: {exc})') from exc
@@ -289,6 +296,15 @@ class VllmBackend:
             shutdown = engine_shutdown(llm)
             if shutdown is not None:
                 shutdown()
+            # vLLM 0.32 kills an engine core that outlives its grace period without waiting
+            # for it: wait (bounded) so that close() returns with its memory freed and no
+            # zombie left in the node's process tree.
+            for proc in self._engine_procs:
+                proc.join(timeout=_ENGINE_EXIT_S)
+                if proc.is_alive():
+                    logger.warning('vLLM engine process %s (pid %s) still runs %.0f s after '
+                                   'its shutdown', proc.name, proc.pid, _ENGINE_EXIT_S)
+            self._engine_procs = set()
             del llm
             gc.collect()
             try:
