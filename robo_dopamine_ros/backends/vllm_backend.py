@@ -1,5 +1,5 @@
-"""The GRM on vLLM (GPU), the runtime upstream's inference and benchmark scripts use
-(docs/upstream.md §2.2).
+"""The GRM on vLLM (a CUDA GPU, or vLLM's CPU build), the runtime upstream's inference and
+benchmark scripts use (docs/upstream.md §2.2).
 
 vLLM is an optional dependency with its own torch pin, so it is imported only when a
 backend is built; without it the error says how to install it. As upstream, the prompt is the
