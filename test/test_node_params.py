@@ -122,12 +122,12 @@ def test_node_config_builds_every_backend_from_one_registry() -> None:
         'model.backend': 'openai', 'model.openai.served_model': 'grm-3b',
         'model.openai.base_url': 'http://10.0.0.7:8000/v1', 'model.openai.image_format': 'png',
         'model.openai.max_in_flight': 3, 'model.openai.timeout_s': 2.0,
-        'model.openai.deadline_s': 5.0})
+        'model.openai.deadline_s': 5.0, 'model.openai.vllm_sampling': False})
     assert served.backend_options == {
         'model': 'grm-3b', 'base_url': 'http://10.0.0.7:8000/v1', 'api_key_env': 'OPENAI_API_KEY',
         'timeout_s': 2.0, 'connect_timeout_s': 2.0, 'deadline_s': 5.0, 'max_retries': 2,
         'retry_delay_s': 0.5, 'max_workers': 3, 'image_format': 'png', 'max_tokens': 16,
-        'upstream_sampling': False}
+        'upstream_sampling': False, 'vllm_sampling': False}
     unnamed = NodeConfig.from_values({'model.backend': 'openai'})
     assert unnamed.backend_options['model'] == 'tanhuajie2001/Robo-Dopamine-GRM-3B'
     assert unnamed.backend_options['deadline_s'] is None      # 0: the backend's 2 x timeout_s

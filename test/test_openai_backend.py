@@ -74,8 +74,11 @@ def test_openai_request_interleaves_prompt_and_images_in_slot_order() -> None:
     assert req.path == '/v1/chat/completions'
     assert req.headers['Authorization'] == f'Bearer {KEY}'
     body = req.body
-    assert {k: body[k] for k in ('model', 'temperature', 'max_tokens', 'stop')} == {
-        'model': 'grm-3b', 'temperature': 0.0, 'max_tokens': 24, 'stop': ['</score>']}
+    # Greedy decoding set in full: a vLLM server fills what a request leaves out from the
+    # checkpoint's generation_config.json (Qwen's repetition penalty 1.05, top-k 1, ...).
+    assert {k: v for k, v in body.items() if k != 'messages'} == {
+        'model': 'grm-3b', 'temperature': 0.0, 'top_p': 1.0, 'top_k': -1, 'min_p': 0.0,
+        'repetition_penalty': 1.0, 'max_tokens': 24, 'stop': ['</score>']}
     [message] = body['messages']                        # one user turn, no system message
     assert message['role'] == 'user'
     content = message['content']
@@ -93,10 +96,20 @@ def test_openai_jpeg_like_upstream_and_upstream_temperature() -> None:
         [answer] = b.generate([query()])
     assert answer.text == '<score>-5%</score>'          # already closed: nothing appended
     body = server.requests[0].body
-    assert body['temperature'] == 0.1
+    assert {k: body[k] for k in ('temperature', 'top_p', 'top_k', 'repetition_penalty')} == {
+        'temperature': 0.1, 'top_p': 0.9, 'top_k': 50, 'repetition_penalty': 1.0}
     url = body['messages'][0]['content'][1]['image_url']['url']
     assert url.startswith('data:image/jpeg;base64,')
     assert abs(int(decode(url)[10, 10, 2]) - 200) <= 3   # lossy, but the same picture
+
+
+def test_openai_sends_only_openai_sampling_fields_without_vllm_sampling() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%</score>')),
+                 vllm_sampling=False) as (server, b):
+        b.generate([query()])
+    body = server.requests[0].body
+    assert {'temperature': 0.0, 'top_p': 1.0}.items() <= body.items()
+    assert not {'top_k', 'min_p', 'repetition_penalty'} & body.keys()
 
 
 def test_openai_vllm_stop_reason_reappends_the_stop_string() -> None:

@@ -48,14 +48,13 @@ from .openai_wire import (
     image_data_url,
     image_part,
     request_payload,
+    sampling_fields,
 )
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = 'https://api.openai.com/v1'
 DEFAULT_KEY_ENV = 'OPENAI_API_KEY'
-#: Upstream's API evaluation samples at 0.1; greedy (0.0) makes a reward a function of images.
-UPSTREAM_TEMPERATURE = 0.1
 IMAGE_FORMATS = ('jpeg', 'png')
 #: Encoded images kept per backend: one episode uses 11 at a time (like the vision cache).
 PART_CACHE_ENTRIES = 64
@@ -87,7 +86,11 @@ class OpenAIConfig:
         retry_delay_s: Wait before the second attempt; doubles after each, jittered by up to
             half (upstream: 2 s, no jitter).
         max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
-        upstream_sampling: Temperature 0.1 as upstream instead of 0.0.
+        upstream_sampling: Upstream's sampling (temperature 0.1, top-p 0.9) instead of greedy
+            decoding, which makes a reward a function of the images.
+        vllm_sampling: Also send vLLM's sampling fields (top-k, min-p, repetition penalty), so
+            the served checkpoint's ``generation_config.json`` cannot change decoding; off for
+            APIs that refuse unknown fields.
     """
 
     model: str
@@ -103,6 +106,7 @@ class OpenAIConfig:
     retry_delay_s: float = 2.0
     max_tokens: int = 32
     upstream_sampling: bool = False
+    vllm_sampling: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -128,8 +132,8 @@ class OpenAIConfig:
             raise ConfigError(f'retry_delay_s must be >= 0, got {self.retry_delay_s!r}')
 
     @property
-    def temperature(self) -> float:
-        return UPSTREAM_TEMPERATURE if self.upstream_sampling else 0.0
+    def sampling(self) -> dict[str, float | int]:
+        return sampling_fields(upstream=self.upstream_sampling, vllm=self.vllm_sampling)
 
     @property
     def deadline(self) -> float:
@@ -280,7 +284,7 @@ class OpenAIBackend:
         t0 = time.perf_counter()
         try:
             payload = request_payload(
-                query, model=self.config.model, temperature=self.config.temperature,
+                query, model=self.config.model, sampling=self.config.sampling,
                 max_tokens=self.config.max_tokens, part=self._image_part)
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')

@@ -3,7 +3,10 @@
 The prompt is split around the 8 images exactly as :func:`core.prompt.user_content` builds it,
 images as base64 data URLs (JPEG like upstream's ``eval/evaluation_api.py``, or lossless PNG),
 one user turn and no system message (the server's chat template adds its default one), and
-``stop: ['</score>']`` with a small ``max_tokens`` so runaway answers end early.
+``stop: ['</score>']`` with a small ``max_tokens`` so runaway answers end early. Every decoding
+setting is in the request (:func:`sampling_fields`): a vLLM server otherwise takes the ones it
+leaves out from the checkpoint's ``generation_config.json`` (Qwen's: repetition penalty 1.05,
+top-k 1, ...), and the served answers would no longer be the in-process backends' greedy ones.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from PIL import Image
 
 from ..core.prompt import user_content
 from ..core.types import KeyedImage, Query
-from .decoding import STOP_STRING
+from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 
 
 class MalformedResponseError(ValueError):
@@ -40,8 +43,23 @@ def image_part(url: str) -> bytes:
     return json.dumps({'type': 'image_url', 'image_url': {'url': url}}).encode()
 
 
-def request_payload(query: Query, *, model: str, temperature: float, max_tokens: int,
-                    part: Callable[[KeyedImage], bytes]) -> bytes:
+def sampling_fields(*, upstream: bool, vllm: bool) -> dict[str, float | int]:
+    """The decoding settings of every request: greedy, or upstream's sampling (``upstream``).
+
+    ``temperature`` and ``top_p`` are OpenAI's fields; with ``vllm`` also vLLM's own ``top_k``,
+    ``min_p`` and ``repetition_penalty`` (APIs that refuse unknown fields take ``vllm=False``).
+    """
+    fields: dict[str, float | int] = {'temperature': 0.0, 'top_p': 1.0, 'top_k': -1,
+                                      'min_p': 0.0, 'repetition_penalty': 1.0}
+    if upstream:
+        fields.update(UPSTREAM_SAMPLING)
+    if not vllm:
+        fields = {k: fields[k] for k in ('temperature', 'top_p')}
+    return fields
+
+
+def request_payload(query: Query, *, model: str, sampling: dict[str, float | int],
+                    max_tokens: int, part: Callable[[KeyedImage], bytes]) -> bytes:
     """The JSON body of one chat-completions request for ``query``.
 
     ``part`` gives an image's content item already serialised (:func:`image_part` of its data
@@ -53,7 +71,7 @@ def request_payload(query: Query, *, model: str, temperature: float, max_tokens:
     """
     content = [json.dumps(item).encode() if item['type'] == 'text' else part(item['image'])
                for item in user_content(query.task, query.images, query.variant)]
-    head = json.dumps({'model': model, 'temperature': temperature, 'max_tokens': max_tokens,
+    head = json.dumps({'model': model, **sampling, 'max_tokens': max_tokens,
                        'stop': [STOP_STRING]}).encode()
     return b'%s, "messages": [{"role": "user", "content": [%s]}]}' % (head[:-1],
                                                                       b', '.join(content))

@@ -263,6 +263,10 @@ PARAMS: tuple[Param, ...] = (
     Param('model.openai.image_format', 'jpeg',
           'openai: data-URL image encoding, jpeg (as upstream) or png (lossless)',
           choices=('jpeg', 'png')),
+    Param('model.openai.vllm_sampling', True,
+          "openai: send vLLM's sampling fields too (top_k, min_p, repetition_penalty), so the "
+          "served checkpoint's generation_config.json cannot change decoding; false for APIs "
+          'that refuse unknown fields'),
     Param('lifecycle.transition_timeout_s', 300.0,
           'bound on configure and activate (model loading and warm-up): past it the transition '
           'fails and the load in flight is cancelled and freed, seconds', minimum=0.0,

@@ -178,6 +178,7 @@ def _backend_options(backend: str, v: Mapping[str, Any],
                 'retry_delay_s': v['model.openai.retry_delay_s'],
                 'max_workers': v['model.openai.max_in_flight'],
                 'image_format': v['model.openai.image_format'],
+                'vllm_sampling': v['model.openai.vllm_sampling'],
                 'max_tokens': v['model.max_new_tokens']}
     return {}
 
