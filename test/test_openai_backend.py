@@ -79,7 +79,10 @@ def test_openai_request_interleaves_prompt_and_images_in_slot_order() -> None:
     assert {k: v for k, v in body.items() if k != 'messages'} == {
         'model': 'grm-3b', 'temperature': 0.0, 'top_p': 1.0, 'top_k': -1, 'min_p': 0.0,
         'repetition_penalty': 1.0, 'max_tokens': 24, 'stop': ['</score>']}
-    [message] = body['messages']                        # one user turn, no system message
+    # The in-process runtimes' system line (a Qwen3-VL template adds none), one user turn.
+    system, message = body['messages']
+    assert system == {'role': 'system',
+                      'content': [{'type': 'text', 'text': 'You are a helpful assistant.'}]}
     assert message['role'] == 'user'
     content = message['content']
     assert [c['type'] for c in content] == ['text', 'image_url'] * 8 + ['text']
@@ -98,7 +101,7 @@ def test_openai_jpeg_like_upstream_and_upstream_temperature() -> None:
     body = server.requests[0].body
     assert {k: body[k] for k in ('temperature', 'top_p', 'top_k', 'repetition_penalty')} == {
         'temperature': 0.1, 'top_p': 0.9, 'top_k': 50, 'repetition_penalty': 1.0}
-    url = body['messages'][0]['content'][1]['image_url']['url']
+    url = body['messages'][-1]['content'][1]['image_url']['url']
     assert url.startswith('data:image/jpeg;base64,')
     assert abs(int(decode(url)[10, 10, 2]) - 200) <= 3   # lossy, but the same picture
 
@@ -234,7 +237,7 @@ def test_openai_concurrency_is_bounded_across_callers() -> None:
 
 def test_openai_answers_keep_query_order() -> None:
     def respond(n: int, body: dict) -> Reply:
-        red = decode(body['messages'][0]['content'][1]['image_url']['url'])[0, 0, 0]
+        red = decode(body['messages'][-1]['content'][1]['image_url']['url'])[0, 0, 0]
         return Reply(body=completion(f'<score>+{int(red) // 20}%'),
                      delay_s=0.05 * (3 - int(red) // 20))
     with serving(respond, max_workers=4) as (_, b):
@@ -355,7 +358,7 @@ def test_openai_backend_encodes_each_keyed_image_once(monkeypatch: pytest.Monkey
         b.generate([second])
         bodies = [r.body for r in server.requests]
     assert len(encoded) == 8 + 7            # the repeated query and slot 0 came from the cache
-    urls = [[c['image_url']['url'] for c in body['messages'][0]['content']
+    urls = [[c['image_url']['url'] for c in body['messages'][-1]['content']
              if c['type'] == 'image_url'] for body in bodies]
     assert urls[0] == urls[1] and urls[2][0] == urls[0][0]
     np.testing.assert_array_equal(decode(urls[2][1]), query(base=1).images[1].pixels)

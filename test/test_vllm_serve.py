@@ -44,6 +44,7 @@ def test_served_engine_spends_the_profiles_image_tokens_per_view(served_grm: Ser
     backend = OpenAIBackend(OpenAIConfig(model=served_grm.server.served_name,
                                          base_url=served_grm.server.url, image_format='png',
                                          timeout_s=300.0, max_retries=1))
+    rows = []
     try:
         for k in range(len(FRAMES)):
             sizes = [FRAMES[(k + i) % len(FRAMES)] for i in range(8)]
@@ -51,9 +52,10 @@ def test_served_engine_spends_the_profiles_image_tokens_per_view(served_grm: Ser
             [answer] = backend.generate([query])
             assert answer.error is None, (answer.error, served_grm.server.tail())
             text = len(processor.tokenizer(render_query_text(processor, query))['input_ids'])
-            image = [visual_tokens(*hw, limits) for hw in sizes]
-            print('geometry', {'sizes': sizes, 'image_tokens': image, 'text_tokens': text - 8,
-                               'prompt_tokens': answer.meta.get('prompt_tokens')})
-            assert answer.meta['prompt_tokens'] == text - 8 + sum(image), (sizes, image)
+            rows.append({'views': [im.pixels.shape[:2] for im in query.images],
+                         'image_tokens': [visual_tokens(*hw, limits) for hw in sizes],
+                         'text_tokens': text - 8, 'prompt_tokens': answer.meta['prompt_tokens']})
     finally:
         backend.close()
+    print('geometry', served_grm.profile.architecture, rows)
+    assert all(r['prompt_tokens'] == r['text_tokens'] + sum(r['image_tokens']) for r in rows), rows

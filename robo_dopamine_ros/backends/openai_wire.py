@@ -2,7 +2,8 @@
 
 The prompt is split around the 8 images exactly as :func:`core.prompt.user_content` builds it,
 images as base64 data URLs (JPEG like upstream's ``eval/evaluation_api.py``, or lossless PNG),
-one user turn and no system message (the server's chat template adds its default one), and
+the system line the in-process runtimes send (:data:`core.prompt.DEFAULT_SYSTEM_PROMPT`; a
+Qwen2.5-VL template adds it by itself, a Qwen3-VL one does not) and one user turn, and
 ``stop: ['</score>']`` with a small ``max_tokens`` so runaway answers end early. Every decoding
 setting is in the request (:func:`sampling_fields`): a vLLM server otherwise takes the ones it
 leaves out from the checkpoint's ``generation_config.json`` (Qwen's: repetition penalty 1.05,
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from ..core.prompt import user_content
+from ..core.prompt import DEFAULT_SYSTEM_PROMPT, user_content
 from ..core.types import KeyedImage, Query
 from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 
@@ -73,8 +74,10 @@ def request_payload(query: Query, *, model: str, sampling: dict[str, float | int
                for item in user_content(query.task, query.images, query.variant)]
     head = json.dumps({'model': model, **sampling, 'max_tokens': max_tokens,
                        'stop': [STOP_STRING]}).encode()
-    return b'%s, "messages": [{"role": "user", "content": [%s]}]}' % (head[:-1],
-                                                                      b', '.join(content))
+    system = json.dumps({'role': 'system',
+                         'content': [{'type': 'text', 'text': DEFAULT_SYSTEM_PROMPT}]}).encode()
+    return b'%s, "messages": [%s, {"role": "user", "content": [%s]}]}' % (
+        head[:-1], system, b', '.join(content))
 
 
 def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
