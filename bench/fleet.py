@@ -218,7 +218,7 @@ def run(robots: int, server: Server, args: argparse.Namespace,
 
 def report(args: argparse.Namespace, rows: list[dict[str, Any]], server: Server) -> str:
     real = args.server == 'vllm'
-    beyond = 'the whole step (server included)' if real else 'beyond the server'
+    beyond = '(server included)' if real else 'beyond the server'
     described = (f'the real vllm serve (.venv-vllm, test/vllm_serve.py) of {args.model}, '
                  f'ready {server.start_s:.0f} s after its start' if real else
                  f"the tests' scripted OpenAI-compatible server (TEST DOUBLE of vllm serve), "
@@ -226,7 +226,7 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], server: Server)
     lines = [
         '# Fleet benchmark: N robots, one served GRM', '',
         f'`python bench/fleet.py --robots {" ".join(map(str, args.robots))} --seconds '
-        f'{args.seconds:g} --server-latency {args.server_latency:g}'
+        f'{args.seconds:g}{"" if real else f" --server-latency {args.server_latency:g}"}'
         f'{" --record" if args.record else ""}'
         f'{f" --server vllm --model {args.model}" if real else ""}` on {platform.node()} '
         f'({os.cpu_count()} cores, Python {platform.python_version()}, load average '
