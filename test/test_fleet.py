@@ -24,6 +24,7 @@ from node_harness import Probe, start_node, wait_until
 from openai_server import FakeOpenAI, Reply, completion
 from PIL import Image as PILImage
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from robo_dopamine_ros.msg import Progress
 from sensor_msgs.msg import Image
 from vllm_serve import ServedGrm, free_port
 
@@ -153,7 +154,10 @@ def test_fleet_of_three_robots_shares_one_real_vllm_server(served_grm: ServedGrm
                 stamp = time_to_ns(p.header.stamp)
                 expected = engine.step(Sample(stamp, **robot.sent[stamp]))
                 local = [r.score.text for r in expected.readings]
-                for mode, served, here in zip(p.modes, p.raw_answers, local, strict=True):
+                for mode, served, here, status in zip(p.modes, p.raw_answers, local,
+                                                      p.parse_status, strict=True):
+                    if status == Progress.PARSE_SKIPPED:     # the episode start: nothing asked
+                        continue
                     compared += 1
                     answers.add(served)
                     if served != here:
@@ -165,7 +169,7 @@ def test_fleet_of_three_robots_shares_one_real_vllm_server(served_grm: ServedGrm
         'model': str(served_grm.model), 'server_start_s': round(served_grm.server.start_s, 1),
         'compared': compared, 'distinct_answers': len(answers), 'examples': sorted(answers)[:3],
         'differences': differences}))
-    assert compared >= ROBOTS * 8 * 3
+    assert compared >= ROBOTS * 7 * 3
     assert len(differences) <= (1 - AGREEMENT) * compared, differences
 
 
