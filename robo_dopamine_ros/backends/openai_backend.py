@@ -86,8 +86,7 @@ class OpenAIConfig:
         retry_delay_s: Wait before the second attempt; doubles after each, jittered by up to
             half (upstream: 2 s, no jitter).
         max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
-        upstream_sampling: Upstream's sampling (temperature 0.1, top-p 0.9) instead of greedy
-            decoding, which makes a reward a function of the images.
+        upstream_sampling: Upstream's sampling (temperature 0.1, top-p 0.9), not greedy decoding.
         vllm_sampling: Also send vLLM's sampling fields (top-k, min-p, repetition penalty), so
             the served checkpoint's ``generation_config.json`` cannot change decoding; off for
             APIs that refuse unknown fields.
@@ -130,10 +129,6 @@ class OpenAIConfig:
                 raise ConfigError(f'{name} must be > 0, got {value!r}')
         if not self.retry_delay_s >= 0:
             raise ConfigError(f'retry_delay_s must be >= 0, got {self.retry_delay_s!r}')
-
-    @property
-    def sampling(self) -> dict[str, float | int]:
-        return sampling_fields(upstream=self.upstream_sampling, vllm=self.vllm_sampling)
 
     @property
     def deadline(self) -> float:
@@ -284,7 +279,8 @@ class OpenAIBackend:
         t0 = time.perf_counter()
         try:
             payload = request_payload(
-                query, model=self.config.model, sampling=self.config.sampling,
+                query, model=self.config.model, sampling=sampling_fields(
+                    upstream=self.config.upstream_sampling, vllm=self.config.vllm_sampling),
                 max_tokens=self.config.max_tokens, part=self._image_part)
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')
