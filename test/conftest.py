@@ -212,6 +212,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items[:] = rest[:first] + users + rest[first:]
 
 
+@pytest.hookimpl(trylast=True)      # after the test's own fixtures are torn down
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     if _SERVED and 'served_grm' not in getattr(nextitem, 'fixturenames', ()):
         _SERVED.pop().server.stop()

@@ -118,7 +118,7 @@ def fleet(request: pytest.FixtureRequest, reward_node: Path,
             robot.close()
 
 
-def served_backend(served: ServedGrm) -> Any:
+def in_process_backend(served: ServedGrm) -> Any:
     from robo_dopamine_ros.backends.transformers_backend import (
         TransformersBackend,
         TransformersConfig,
@@ -140,7 +140,7 @@ def test_fleet_of_three_robots_shares_one_real_vllm_server(served_grm: ServedGrm
     for robot in robots:
         assert robot.proc.poll() is None, robot.log()
 
-    backend = served_backend(served_grm)
+    backend = in_process_backend(served_grm)
     try:
         compared, differences, answers = 0, [], set()
         for robot in robots:
