@@ -121,6 +121,9 @@ def test_served_model_computes_the_in_process_models_distribution(served_grm: Se
     print('first-token logprobs', rows)
     assert all(abs(v - row['in_process'][i]) <= LOGPROB_TOL
                for row in rows for i, v in row['served'].items()), rows
-    # The views reach the model: other images, another distribution (by more than the bound).
-    top = [max(row['served'].values()) for row in rows]
-    assert max(top) - min(top) > LOGPROB_TOL, rows
+    # The views reach the model: other images, another distribution (by more than the bound;
+    # other top-5 tokens, or a token whose log-probability moved).
+    common = set.intersection(*(set(row['served']) for row in rows))
+    assert len(common) < 5 or any(
+        max(r['served'][i] for r in rows) - min(r['served'][i] for r in rows) > LOGPROB_TOL
+        for i in common), rows
