@@ -19,12 +19,10 @@ torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
 
 from robo_dopamine_ros.backends.processor import load_processor  # noqa: E402
-from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
-    TransformersBackend,
-    TransformersConfig,
-    resolve_dtype,
-    weights_bytes,
-)
+from robo_dopamine_ros.backends.torch_device import resolve_dtype  # noqa: E402
+from robo_dopamine_ros.backends.transformers_backend import TransformersBackend  # noqa: E402
+from robo_dopamine_ros.backends.transformers_config import TransformersConfig  # noqa: E402
+from robo_dopamine_ros.backends.weights_size import weights_bytes  # noqa: E402
 from robo_dopamine_ros.core.errors import (  # noqa: E402
     BackendError,
     BackendStoppedError,

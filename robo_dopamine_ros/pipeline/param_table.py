@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..backends.factory import NODE_BACKEND_NAMES
-from ..backends.transformers_backend import DTYPES
+from ..backends.transformers_config import DTYPES
 from ..core.engine import MissingGoal
 from ..core.errors import ConfigError
 from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
