@@ -105,6 +105,32 @@ def test_openai_vllm_stop_reason_reappends_the_stop_string() -> None:
         assert b.generate([query()])[0].text == '<score>+40</score>'
 
 
+def test_openai_prefill_sends_a_partial_assistant_turn_and_reads_the_whole_answer() -> None:
+    """vLLM's server continues the head and stops at '%' (kept in the text): the answer is
+    whole again; a server that ignored the partial turn answers whole and is read as is."""
+    replies = [completion('>+37.0%', stop_reason='%'), completion('<score>-5%</score>')]
+    with serving(lambda n, body: Reply(body=replies[n])) as (server, b):
+        b.set_prefill(True)
+        first = b.generate([query()])[0]
+        second = b.generate([query()])[0]
+    assert (first.text, first.meta['early_stop']) == ('<score>+37.0%</score>', 1.0)
+    assert (second.text, second.meta['early_stop']) == ('<score>-5%</score>', 0.0)
+    body = server.requests[0].body
+    assert body['messages'][-1] == {'role': 'assistant', 'content': '<score'}
+    assert (body['continue_final_message'], body['add_generation_prompt'],
+            body['include_stop_str_in_output']) == (True, False, True)
+    assert body['stop'] == ['</score>', '%', '</']
+
+
+def test_openai_prefill_off_sends_no_partial_turn() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%</score>')),
+                 answer_prefill=False) as (server, b):
+        b.generate([query()])
+    body = server.requests[0].body
+    assert [m['role'] for m in body['messages']] == ['user']
+    assert 'continue_final_message' not in body and body['stop'] == ['</score>']
+
+
 def test_openai_overload_is_retried_with_jittered_backoff_then_succeeds(
         caplog: pytest.LogCaptureFixture) -> None:
     replies = [Reply(503, b'{"error": "loading"}', headers={'Retry-After': '0.3'}),

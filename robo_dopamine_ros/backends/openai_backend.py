@@ -49,6 +49,7 @@ from .openai_wire import (
     image_part,
     request_payload,
 )
+from .prefill import ANSWER_HEAD
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class OpenAIConfig:
             half (upstream: 2 s, no jitter).
         max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
         upstream_sampling: Temperature 0.1 as upstream instead of 0.0.
+        answer_prefill: Send the answer head as a partial assistant turn and stop early
+            (:mod:`.openai_wire`); vLLM's server continues it, others may answer whole.
     """
 
     model: str
@@ -103,6 +106,7 @@ class OpenAIConfig:
     retry_delay_s: float = 2.0
     max_tokens: int = 32
     upstream_sampling: bool = False
+    answer_prefill: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -217,6 +221,7 @@ class OpenAIBackend:
     def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
         self.model_id = config.model
+        self._head = ANSWER_HEAD if config.answer_prefill else ''
         self._url = config.base_url.rstrip('/') + '/chat/completions'
         self._key = _Secret(os.environ.get(config.api_key_env, ''))
         if not self._key.reveal():
@@ -241,6 +246,10 @@ class OpenAIBackend:
     def __repr__(self) -> str:
         return (f'OpenAIBackend(model={self.config.model!r}, base_url={self.config.base_url!r}, '
                 f'api_key_env={self.config.api_key_env!r})')
+
+    def set_prefill(self, on: bool, head: str | None = None) -> None:
+        """Switch answer prefill for later calls (``head``: another head than ``<score``)."""
+        self._head = (ANSWER_HEAD if head is None else head) if on else ''
 
     def generate(self, queries: Sequence[Query]) -> list[Answer]:
         """Answer each query by its deadline; at most ``max_workers`` requests are in flight.
@@ -281,7 +290,7 @@ class OpenAIBackend:
         try:
             payload = request_payload(
                 query, model=self.config.model, temperature=self.config.temperature,
-                max_tokens=self.config.max_tokens, part=self._image_part)
+                max_tokens=self.config.max_tokens, part=self._image_part, head=self._head)
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')
         delay = self.config.retry_delay_s
@@ -295,7 +304,7 @@ class OpenAIBackend:
                                     attempt, t0)
             attempt += 1
             try:
-                text, meta = answer_text(self._post(payload, call.remaining()))
+                text, meta = answer_text(self._post(payload, call.remaining()), self._head)
             except (MalformedResponseError, _FinalError) as exc:
                 return self._failed(exc, attempt, t0)
             except _RetryableError as exc:

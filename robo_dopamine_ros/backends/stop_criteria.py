@@ -33,10 +33,11 @@ class Interrupt:
                           device=input_ids.device)
 
 
-def stop_at_score(tokenizer: Any) -> Any:
-    """transformers' criterion for ``generate(stop_strings=['</score>'])``, built once per
-    backend: ``generate`` would rebuild it from the whole vocabulary at every call (0.25-0.8 s
-    with the 152k-token Qwen vocabulary)."""
+def stop_at_score(tokenizer: Any, strings: Sequence[str] = (STOP_STRING,)) -> Any:
+    """transformers' criterion for ``generate(stop_strings=strings)`` (``</score>``, plus the
+    early stop's strings with answer prefill), built once per backend: ``generate`` would
+    rebuild it from the whole vocabulary at every call (0.25-0.8 s with the 152k-token Qwen
+    vocabulary)."""
     from transformers import StopStringCriteria
 
-    return StopStringCriteria(tokenizer, [STOP_STRING])
+    return StopStringCriteria(tokenizer, list(strings))

@@ -37,6 +37,7 @@ from ..core.types import Answer, Query
 from .architectures import model_class, read_checkpoint
 from .decoding import STOP_STRING
 from .distinct_images import DistinctImages
+from .prefill import finish_answer, head_ids, stop_strings
 from .processor import load_processor, render_query_text
 from .stop_criteria import Interrupt, stop_at_score
 from .torch_device import resolve_device, resolve_dtype
@@ -101,6 +102,8 @@ class TransformersBackend:
             raise ModelLoadError(f'cannot load the processor of {self.model_id!r}: {exc}') from exc
         self.processor.image_processor = DistinctImages(self.processor.image_processor)
         self._stop_at_score = stop_at_score(self.processor.tokenizer)
+        self._early_stop: Any = None         # built on first use: most backends never prefill
+        self.set_prefill(self.config.answer_prefill)
         self.model = self._load_model(source)
         self.vision_cache: VisionCache | None = None
         if self.config.vision_cache:
@@ -167,6 +170,21 @@ class TransformersBackend:
         if im_end is not None and im_end not in ids:
             ids.append(im_end)
         return ids
+
+    def set_prefill(self, on: bool, head: str | None = None) -> None:
+        """Switch answer prefill and early stop (:mod:`.prefill`).
+
+        Args:
+            on: Prefill the head and stop at the first token after the number.
+            head: Another head as text (``prefill-check``'s negative control); ``None`` is the
+                ids every answer starts with (:func:`.prefill.head_ids`).
+        """
+        tokenizer = self.processor.tokenizer
+        ids = head_ids(tokenizer) if head is None else tokenizer.encode(
+            head, add_special_tokens=False)
+        with self._lock:
+            self.answer_prefill = on
+            self._head_ids, self._head_text = ids, tokenizer.decode(ids)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -244,6 +262,9 @@ class TransformersBackend:
         except Exception as exc:
             raise BackendError(f'cannot build the inputs of a batch of {len(queries)}: '
                                f'{exc}') from exc
+        prefill = self.answer_prefill
+        if prefill:
+            enc = self._append_head(enc)
         prompt_len = enc['input_ids'].shape[1]
         interrupt = Interrupt((self._stop, self._cancel))
         try:
@@ -252,7 +273,7 @@ class TransformersBackend:
                     **enc.to(self.device), **self.config.generation_kwargs(),
                     eos_token_id=self._eos_ids,
                     pad_token_id=self.processor.tokenizer.pad_token_id,
-                    stopping_criteria=StoppingCriteriaList([self._stop_at_score, interrupt]))
+                    stopping_criteria=StoppingCriteriaList([self._stops(prefill), interrupt]))
         except Exception as exc:
             if self.device.startswith('cuda'):
                 torch.cuda.empty_cache()
@@ -267,14 +288,39 @@ class TransformersBackend:
         prompt_tokens = enc['attention_mask'].sum(dim=1).tolist()
         answers = []
         for row, text in enumerate(texts_out):
-            answers.append(Answer(text=text, meta={
-                'latency_s': latency,
-                'batch_size': float(len(queries)),
-                'prompt_tokens': float(prompt_tokens[row]),
-                'new_tokens': float(self._count_new(new[row].tolist())),
-                'stop_string': float(STOP_STRING in text),
-            }))
+            meta = {'latency_s': latency, 'batch_size': float(len(queries)),
+                    'prompt_tokens': float(prompt_tokens[row]),
+                    'new_tokens': float(self._count_new(new[row].tolist())),
+                    'stop_string': float(STOP_STRING in text)}
+            if prefill:
+                text, completed = finish_answer(self._head_text, text)
+                meta.update(prefill_tokens=float(len(self._head_ids)),
+                            early_stop=float(completed), stop_string=float(completed))
+            answers.append(Answer(text=text, meta=meta))
         return answers
+
+    def _stops(self, prefill: bool) -> Any:
+        """The stop-string criterion: ``</score>``, or with the early stop's strings too."""
+        if not prefill:
+            return self._stop_at_score
+        if self._early_stop is None:
+            self._early_stop = stop_at_score(self.processor.tokenizer, stop_strings(True))
+        return self._early_stop
+
+    def _append_head(self, enc: BatchFeature) -> BatchFeature:
+        """The batch with the answer head's ids after every (left-padded) prompt: as ids, so
+        the boundaries are the tokenizer's own (:func:`.prefill.head_ids`)."""
+        import torch
+
+        ids = enc['input_ids']
+        head = torch.tensor(self._head_ids, dtype=ids.dtype).expand(ids.shape[0], -1)
+        for key, value in list(enc.items()):
+            if isinstance(value, torch.Tensor) and value.shape == ids.shape:
+                tail = head if key == 'input_ids' else (
+                    torch.ones_like(head) if key == 'attention_mask'
+                    else torch.zeros_like(head))
+                enc[key] = torch.cat([value, tail.to(value.dtype)], dim=1)
+        return enc
 
     def _vision_hints(self, queries: Sequence[Query]) -> contextlib.AbstractContextManager[None]:
         """The batch's image hints for the vision cache (a no-op context without one)."""

@@ -44,6 +44,9 @@ class TransformersConfig:
             or to rule the cache out; the answers are the same either way.
         vision_cache_entries: LRU cap on cached images; one episode uses 11 at a time, so the
             default holds the concurrent episodes a benchmark batches together.
+        answer_prefill: Put the answer's common head (``<score``) into the prompt as token ids
+            and stop at the first token after the number (:mod:`.prefill`); lossless exactly
+            when the model would have written that head, so off unless measured.
     """
 
     model: str = DEFAULT_MODEL
@@ -58,6 +61,7 @@ class TransformersConfig:
     max_gpu_memory_gib: float | None = None
     vision_cache: bool = True
     vision_cache_entries: int = 256
+    answer_prefill: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():

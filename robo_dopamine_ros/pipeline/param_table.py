@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..backends.factory import NODE_BACKEND_NAMES
+from ..backends.prefill import PREFILL_MODES
 from ..backends.transformers_config import DTYPES
 from ..core.engine import MissingGoal
 from ..core.errors import ConfigError
@@ -235,6 +236,10 @@ PARAMS: tuple[Param, ...] = (
           minimum=1, maximum=4096),
     Param('model.upstream_sampling', False,
           "upstream's temperature 0.1 / top-p 0.9 sampling instead of greedy decoding"),
+    Param('model.answer_prefill', 'auto',
+          "prefill the answer head '<score' and stop after the number; auto = the checkpoint "
+          "profile's (off for released ones); check with robo-dopamine prefill-check first; "
+          "openai: needs a vLLM server (continue_final_message)", choices=PREFILL_MODES),
     Param('model.openai.base_url', 'http://127.0.0.1:8000/v1',
           'openai: API root of the OpenAI-compatible server, up to and including /v1'),
     Param('model.openai.served_model', '',
