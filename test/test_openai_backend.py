@@ -17,7 +17,8 @@ import pytest
 from openai_server import FakeOpenAI, Reply, completion
 from PIL import Image
 
-from robo_dopamine_ros.backends.openai_backend import OpenAIBackend, OpenAIConfig
+from robo_dopamine_ros.backends.openai_backend import OpenAIBackend
+from robo_dopamine_ros.backends.openai_config import OpenAIConfig
 from robo_dopamine_ros.core.errors import BackendError, BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.prompt import prompt_segments
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
