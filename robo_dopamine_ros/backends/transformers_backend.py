@@ -32,9 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.confidence import ScoreDistribution
 from ..core.errors import BackendError, BackendStoppedError, GrmError, ModelLoadError
 from ..core.types import Answer, Query
 from .architectures import model_class, read_checkpoint
+from .candidate_scoring import candidate_ids, distributions, score_candidates
 from .decoding import STOP_STRING
 from .distinct_images import DistinctImages
 from .prefill import finish_answer, head_ids, stop_strings
@@ -103,6 +105,9 @@ class TransformersBackend:
         self.processor.image_processor = DistinctImages(self.processor.image_processor)
         self._stop_at_score = stop_at_score(self.processor.tokenizer)
         self._early_stop: Any = None         # built on first use: most backends never prefill
+        self._common_head = head_ids(self.processor.tokenizer)
+        self._candidates = (candidate_ids(self.processor.tokenizer, self._common_head)
+                            if self.config.confidence else None)
         self.set_prefill(self.config.answer_prefill)
         self.model = self._load_model(source)
         self.vision_cache: VisionCache | None = None
@@ -180,7 +185,7 @@ class TransformersBackend:
                 ids every answer starts with (:func:`.prefill.head_ids`).
         """
         tokenizer = self.processor.tokenizer
-        ids = head_ids(tokenizer) if head is None else tokenizer.encode(
+        ids = self._common_head if head is None else tokenizer.encode(
             head, add_special_tokens=False)
         with self._lock:
             self.answer_prefill = on
@@ -263,12 +268,14 @@ class TransformersBackend:
             raise BackendError(f'cannot build the inputs of a batch of {len(queries)}: '
                                f'{exc}') from exc
         prefill = self.answer_prefill
-        if prefill:
-            enc = self._append_head(enc)
+        plain, enc = enc, self._append_head(enc, self._head_ids) if prefill else enc
         prompt_len = enc['input_ids'].shape[1]
         interrupt = Interrupt((self._stop, self._cancel))
+        confidence: list[ScoreDistribution | None] = [None] * len(queries)
         try:
             with torch.inference_mode(), self._vision_hints(queries):
+                if self._candidates is not None:
+                    confidence = self._confidence(plain)
                 out = self.model.generate(
                     **enc.to(self.device), **self.config.generation_kwargs(),
                     eos_token_id=self._eos_ids,
@@ -296,8 +303,14 @@ class TransformersBackend:
                 text, completed = finish_answer(self._head_text, text)
                 meta.update(prefill_tokens=float(len(self._head_ids)),
                             early_stop=float(completed), stop_string=float(completed))
-            answers.append(Answer(text=text, meta=meta))
+            answers.append(Answer(text=text, meta=meta, distribution=confidence[row]))
         return answers
+
+    def _confidence(self, enc: BatchFeature) -> list[ScoreDistribution | None]:
+        """The distribution over the score of every query (:mod:`.candidate_scoring`)."""
+        common = self._append_head(enc, self._common_head).to(self.device)
+        return list(distributions(score_candidates(
+            self.model, common, self._candidates, self.processor.tokenizer.pad_token_id)))
 
     def _stops(self, prefill: bool) -> Any:
         """The stop-string criterion: ``</score>``, or with the early stop's strings too."""
@@ -307,20 +320,23 @@ class TransformersBackend:
             self._early_stop = stop_at_score(self.processor.tokenizer, stop_strings(True))
         return self._early_stop
 
-    def _append_head(self, enc: BatchFeature) -> BatchFeature:
-        """The batch with the answer head's ids after every (left-padded) prompt: as ids, so
+    @staticmethod
+    def _append_head(enc: BatchFeature, head_ids: list[int]) -> BatchFeature:
+        """A copy of the batch with ``head_ids`` after every (left-padded) prompt: as ids, so
         the boundaries are the tokenizer's own (:func:`.prefill.head_ids`)."""
         import torch
+        from transformers import BatchFeature
 
         ids = enc['input_ids']
-        head = torch.tensor(self._head_ids, dtype=ids.dtype).expand(ids.shape[0], -1)
-        for key, value in list(enc.items()):
+        head = torch.tensor(head_ids, dtype=ids.dtype).expand(ids.shape[0], -1)
+        out = dict(enc)
+        for key, value in enc.items():
             if isinstance(value, torch.Tensor) and value.shape == ids.shape:
                 tail = head if key == 'input_ids' else (
                     torch.ones_like(head) if key == 'attention_mask'
                     else torch.zeros_like(head))
-                enc[key] = torch.cat([value, tail.to(value.dtype)], dim=1)
-        return enc
+                out[key] = torch.cat([value, tail.to(value.dtype)], dim=1)
+        return BatchFeature(out)
 
     def _vision_hints(self, queries: Sequence[Query]) -> contextlib.AbstractContextManager[None]:
         """The batch's image hints for the vision cache (a no-op context without one)."""

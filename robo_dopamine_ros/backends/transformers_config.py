@@ -47,6 +47,9 @@ class TransformersConfig:
         answer_prefill: Put the answer's common head (``<score``) into the prompt as token ids
             and stop at the first token after the number (:mod:`.prefill`); lossless exactly
             when the model would have written that head, so off unless measured.
+        confidence: Also score every candidate hop by teacher forcing
+            (:mod:`.candidate_scoring`): one more prompt forward and one over the candidates
+            per query, so off unless wanted.
     """
 
     model: str = DEFAULT_MODEL
@@ -62,6 +65,7 @@ class TransformersConfig:
     vision_cache: bool = True
     vision_cache_entries: int = 256
     answer_prefill: bool = False
+    confidence: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():

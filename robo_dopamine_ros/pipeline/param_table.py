@@ -240,6 +240,10 @@ PARAMS: tuple[Param, ...] = (
           "prefill the answer head '<score' and stop after the number; auto = the checkpoint "
           "profile's (off for released ones); check with robo-dopamine prefill-check first; "
           "openai: needs a vLLM server (continue_final_message)", choices=PREFILL_MODES),
+    Param('model.confidence', False,
+          "transformers: also score the model's distribution over the score of every reading "
+          '(one more prompt forward and one over 21 candidate answers per query), published on '
+          '~/confidence'),
     Param('model.openai.base_url', 'http://127.0.0.1:8000/v1',
           'openai: API root of the OpenAI-compatible server, up to and including /v1'),
     Param('model.openai.served_model', '',

@@ -159,8 +159,11 @@ def _backend_options(backend: str, v: Mapping[str, Any],
     prefill = resolve_prefill(v['model.answer_prefill'], profile.answer_prefill)
     common = {'upstream_sampling': v['model.upstream_sampling'],
               'pixel_limits': profile.pixel_limits, 'answer_prefill': prefill}
+    if v['model.confidence'] and backend != 'transformers':
+        raise ConfigError(f"model.confidence needs the transformers backend, not {backend!r}")
     if backend == 'transformers':
         return {**common, 'model': v['model.path'], 'device': v['model.device'],
+                'confidence': v['model.confidence'],
                 'dtype': v['model.dtype'], 'max_new_tokens': v['model.max_new_tokens'],
                 'max_gpu_memory_gib': v['model.max_gpu_memory_gib'] or None}
     if backend == 'vllm':
