@@ -16,6 +16,9 @@ Differences from upstream (vLLM, docs/upstream.md §2.2) that are deliberate:
   known degenerate ``<score>-25.0.0.5.6.6…`` outputs (docs/upstream.md §3.4);
 * the checkpoint's ``generation_config.json`` sampling values (e.g. Qwen's repetition penalty
   1.05) never apply: every decoding parameter is passed explicitly, as vLLM did upstream.
+
+Optional, off by default: answer prefill and early stop (:mod:`.prefill`, ``answer_prefill``),
+and the model's distribution over the score (:mod:`.candidate_scoring`, ``confidence``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """``prefill-check``: is answer prefill lossless on these weights? Measured, answer by answer.
 
 Scores held-out frames of an episode through the product path (the engine builds the queries),
-recording every batch; then answers the same batches with prefill and early stop
-(:mod:`..backends.prefill`) and compares the parsed hops one by one. Both passes start from an
-empty vision cache and run the same batches in the same order, so the time saved is decode.
+recording every batch; then answers each batch without and with prefill and early stop
+(:mod:`..backends.prefill`) and compares the parsed hops one by one. The two calls of a batch
+alternate in order and each starts from an empty vision cache, so the time saved is decode.
 A negative control (``wrong_head``) prefills ``<score>`` with the sign the reference answers use
 least: the check must then fail, or it could not tell a wrong head from a right one.
 """
@@ -73,19 +73,16 @@ class PrefillReport:
 
 
 class _Recorder:
-    """The backend as the engine sees it, keeping every batch and its answers (and the time
-    the model took), so the prefilled pass can answer exactly the same batches."""
+    """The backend as the engine sees it, keeping every batch and its answers, so the timed
+    passes answer exactly the engine's batches."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.model_id = backend.model_id
         self.batches: list[tuple[list[Query], list[Answer]]] = []
-        self.seconds = 0.0
 
     def generate(self, queries: Sequence[Query]) -> list[Answer]:
-        t0 = time.perf_counter()
         answers = self.backend.generate(queries)
-        self.seconds += time.perf_counter() - t0
         self.batches.append((list(queries), answers))
         return answers
 
@@ -100,7 +97,6 @@ def record_reference(backend: Any, profile: CheckpointProfile, inputs: EpisodeIn
                      frame_interval: int, samples: int) -> _Recorder:
     """Score up to ``samples`` samples of the episode without prefill, recording the batches."""
     backend.set_prefill(False)
-    _reset_cache(backend)
     recorder = _Recorder(backend)
     engine = EpisodeEngine(recorder, engine_config(EpisodeOptions(frame_interval=frame_interval)),
                            profile)
@@ -127,23 +123,26 @@ def check_prefill(backend: Any, profile: CheckpointProfile, inputs: EpisodeInput
                   wrong_head: bool = False) -> PrefillReport:
     """Compare the parsed hops of the episode's answers without and with prefill.
 
-    ``backend`` must offer ``set_prefill`` (every product backend does). It is left with
-    prefill off.
+    The engine's pass only collects the batches. Each batch is then answered both ways, in
+    alternating order (without first on even batches) and each call from an empty vision cache,
+    so neither side gains from the other's encoded images or from a load change on the machine.
+    ``backend`` must offer ``set_prefill`` (every product backend does); it is left off.
     """
     reference = record_reference(backend, profile, inputs, frame_interval, samples)
     answers = [a for _, batch in reference.batches for a in batch]
     head = minority_sign_head(answers) if wrong_head else None
-    backend.set_prefill(True, head)
-    _reset_cache(backend)
     report = PrefillReport(head='<common head>' if head is None else head)
-    report.seconds[False] = reference.seconds
     index = 0
     try:
-        for queries, without in reference.batches:
-            t0 = time.perf_counter()
-            prefilled = backend.generate(queries)
-            report.seconds[True] += time.perf_counter() - t0
-            for query, a, b in zip(queries, without, prefilled, strict=True):
+        for number, (queries, _) in enumerate(reference.batches):
+            got: dict[bool, list[Answer]] = {}
+            for on in (False, True) if number % 2 == 0 else (True, False):
+                backend.set_prefill(on, head)
+                _reset_cache(backend)
+                t0 = time.perf_counter()
+                got[on] = backend.generate(queries)
+                report.seconds[on] += time.perf_counter() - t0
+            for query, a, b in zip(queries, got[False], got[True], strict=True):
                 report.answers += 1
                 report.new_tokens[False] += a.meta.get('new_tokens', 0.0)
                 report.new_tokens[True] += b.meta.get('new_tokens', 0.0)
@@ -159,7 +158,7 @@ def check_prefill(backend: Any, profile: CheckpointProfile, inputs: EpisodeInput
 
 
 def _reset_cache(backend: Any) -> None:
-    """Both passes start from an empty vision cache (transformers), so neither is favoured."""
+    """Each timed call starts from an empty vision cache (transformers): neither is favoured."""
     reset = getattr(backend, 'reset_cache', None)
     if reset is not None:
         reset()
