@@ -78,8 +78,8 @@ def main() -> None:
         mean_e = metrics.mean([r[col] for r in errors])
         mean_r = metrics.mean([r[col] for r in right])
         print(f'  AUROC of {name} for sign errors: '
-              f'{"n/a" if auc is None else f"{auc:.3f}"} (mean {mean_e} on errors, '
-              f'{mean_r} on correct)')
+              f'{"n/a" if auc is None else f"{auc:.3f}"} (mean {mean_e:.3f} on errors, '
+              f'{mean_r:.3f} on correct)')
 
 
 if __name__ == '__main__':
