@@ -1,7 +1,8 @@
 """The GRM's confidence: a distribution over the score by teacher-forced scoring of candidate
-answers. The arithmetic of the distribution, and the transformers backend's KV-shared scoring
-against a plain full forward of prompt + head + candidate, on both committed demo GRMs, for a
-left-padded batch (the padded row's rotary positions are where this goes wrong)."""
+answers. The arithmetic of the distribution; the transformers backend's KV-shared scoring against
+a plain full forward of prompt + head + candidate, on both committed demo GRMs, for a left-padded
+batch (the padded row's rotary positions are where this goes wrong), with the answers unchanged;
+and its way out: engine result, records, RL info, the Confidence message."""
 
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ def test_confidence_kv_shared_scoring_equals_a_full_forward(name: str, profile) 
         queries = [Query(q.task + ' now' * (3 * i), q.images, q.mode, profile.prompt_variant)
                    for i, q in enumerate(base)]           # row 0 is left padded
         answers = backend.generate(queries)
+        plain = TransformersBackend(TransformersConfig(
+            model=str(ROOT / name), device='cpu', pixel_limits=profile.pixel_limits))
+        try:       # the scoring forward shares the vision cache's batch: answers unchanged
+            assert [a.text for a in plain.generate(queries)] == [a.text for a in answers]
+        finally:
+            plain.close()
         tok = backend.processor.tokenizer
         head = head_ids(tok)
         candidates = candidate_ids(tok, head)
