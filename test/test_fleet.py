@@ -49,10 +49,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope='module')
 def demo_backend(repo_root: Path) -> Iterator[Any]:
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
     from robo_dopamine_ros.core.profiles import DEMO_GRM
 
     model = repo_root / 'robo_dopamine_ros' / 'models' / 'demo_grm'

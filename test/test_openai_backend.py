@@ -17,7 +17,8 @@ import pytest
 from openai_server import FakeOpenAI, Reply, completion
 from PIL import Image
 
-from robo_dopamine_ros.backends.openai_backend import OpenAIBackend, OpenAIConfig
+from robo_dopamine_ros.backends.openai_backend import OpenAIBackend
+from robo_dopamine_ros.backends.openai_config import OpenAIConfig
 from robo_dopamine_ros.core.errors import BackendError, BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.prompt import prompt_segments
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
@@ -103,6 +104,32 @@ def test_openai_vllm_stop_reason_reappends_the_stop_string() -> None:
     body = completion('<score>+40', finish_reason='stop', stop_reason='</score>')
     with serving(lambda n, b: Reply(body=body)) as (_, b):
         assert b.generate([query()])[0].text == '<score>+40</score>'
+
+
+def test_openai_prefill_sends_a_partial_assistant_turn_and_reads_the_whole_answer() -> None:
+    """vLLM's server continues the head and stops at '%' (kept in the text): the answer is
+    whole again; a server that ignored the partial turn answers whole and is read as is."""
+    replies = [completion('>+37.0%', stop_reason='%'), completion('<score>-5%</score>')]
+    with serving(lambda n, body: Reply(body=replies[n])) as (server, b):
+        b.set_prefill(True)
+        first = b.generate([query()])[0]
+        second = b.generate([query()])[0]
+    assert (first.text, first.meta['early_stop']) == ('<score>+37.0%</score>', 1.0)
+    assert (second.text, second.meta['early_stop']) == ('<score>-5%</score>', 0.0)
+    body = server.requests[0].body
+    assert body['messages'][-1] == {'role': 'assistant', 'content': '<score'}
+    assert (body['continue_final_message'], body['add_generation_prompt'],
+            body['include_stop_str_in_output']) == (True, False, True)
+    assert body['stop'] == ['</score>', '%', '</']
+
+
+def test_openai_prefill_off_sends_no_partial_turn() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%</score>')),
+                 answer_prefill=False) as (server, b):
+        b.generate([query()])
+    body = server.requests[0].body
+    assert [m['role'] for m in body['messages']] == ['user']
+    assert 'continue_final_message' not in body and body['stop'] == ['</score>']
 
 
 def test_openai_overload_is_retried_with_jittered_backoff_then_succeeds(

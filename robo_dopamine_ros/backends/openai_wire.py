@@ -4,6 +4,11 @@ The prompt is split around the 8 images exactly as :func:`core.prompt.user_conte
 images as base64 data URLs (JPEG like upstream's ``eval/evaluation_api.py``, or lossless PNG),
 one user turn and no system message (the server's chat template adds its default one), and
 ``stop: ['</score>']`` with a small ``max_tokens`` so runaway answers end early.
+
+With answer prefill (:mod:`.prefill`) the request ends with a partial assistant turn holding the
+head, continued as vLLM's server does (``continue_final_message``, no generation prompt), and
+the early stop's strings kept in the text; a server that ignores those fields answers whole,
+which :func:`.prefill.finish_answer` recognises.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from PIL import Image
 from ..core.prompt import user_content
 from ..core.types import KeyedImage, Query
 from .decoding import STOP_STRING
+from .prefill import finish_answer, stop_strings
 
 
 class MalformedResponseError(ValueError):
@@ -41,30 +47,38 @@ def image_part(url: str) -> bytes:
 
 
 def request_payload(query: Query, *, model: str, temperature: float, max_tokens: int,
-                    part: Callable[[KeyedImage], bytes]) -> bytes:
+                    part: Callable[[KeyedImage], bytes], head: str = '') -> bytes:
     """The JSON body of one chat-completions request for ``query``.
 
     ``part`` gives an image's content item already serialised (:func:`image_part` of its data
     URL): the backend keeps them, since serialising a step's ~1 MB of data URLs again for each
     of its three requests took 2.6 ms per request, more than the rest of the client together.
+    ``head``: the prefilled answer head (``''``: none).
 
     Raises:
         ConfigError: The task is empty or holds a reserved marker.
     """
     content = [json.dumps(item).encode() if item['type'] == 'text' else part(item['image'])
                for item in user_content(query.task, query.images, query.variant)]
-    head = json.dumps({'model': model, 'temperature': temperature, 'max_tokens': max_tokens,
-                       'stop': [STOP_STRING]}).encode()
-    return b'%s, "messages": [{"role": "user", "content": [%s]}]}' % (head[:-1],
-                                                                      b', '.join(content))
+    fields = {'model': model, 'temperature': temperature, 'max_tokens': max_tokens,
+              'stop': stop_strings(bool(head))}
+    turns = b''
+    if head:
+        fields.update(continue_final_message=True, add_generation_prompt=False,
+                      include_stop_str_in_output=True)
+        turns = b', ' + json.dumps({'role': 'assistant', 'content': head}).encode()
+    start = json.dumps(fields).encode()
+    return b'%s, "messages": [{"role": "user", "content": [%s]}%s]}' % (
+        start[:-1], b', '.join(content), turns)
 
 
-def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
+def answer_text(body: bytes, head: str = '') -> tuple[str, dict[str, float]]:
     """The answer text (``</score>`` re-appended when the server stopped on it) and usage.
 
     OpenAI servers drop the stop string from the text; vLLM says which one matched in
     ``stop_reason``, others only report ``finish_reason == 'stop'``, so an open ``<score>`` tag
-    at a ``stop`` finish is taken as a stop on ``</score>``.
+    at a ``stop`` finish is taken as a stop on ``</score>``. With a prefilled ``head`` the text
+    is the whole answer (:func:`.prefill.finish_answer`).
 
     Raises:
         MalformedResponseError: The body is not a chat completion with a text answer.
@@ -78,12 +92,15 @@ def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise MalformedResponseError(f'malformed response ({type(exc).__name__}: {exc}): '
                                 f'{body[:120]!r}') from exc
+    usage = data.get('usage') or {}
+    meta = {k: float(usage[k]) for k in ('prompt_tokens', 'completion_tokens')
+            if isinstance(usage.get(k), (int, float))}
+    if head:
+        text, completed = finish_answer(head, text)
+        return text, {**meta, 'early_stop': float(completed)}
     open_tag = text.rfind('<score>') > text.rfind(STOP_STRING)
     stopped = choice.get('stop_reason') == STOP_STRING or (choice.get('finish_reason') == 'stop'
                                                             and open_tag)
     if stopped and not text.endswith(STOP_STRING):
         text += STOP_STRING
-    usage = data.get('usage') or {}
-    meta = {k: float(usage[k]) for k in ('prompt_tokens', 'completion_tokens')
-            if isinstance(usage.get(k), (int, float))}
     return text, meta
