@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from robo_dopamine_ros.backends.transformers_backend import TransformersBackend, TransformersConfig
+from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 from robo_dopamine_ros.core.images import prepare
 from robo_dopamine_ros.core.names import UPSTREAM_CAMERAS
 from robo_dopamine_ros.core.parsing import parse_score

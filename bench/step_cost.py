@@ -50,7 +50,8 @@ import numpy as np
 import torch
 
 from robo_dopamine_ros.backends.architectures import backend_profile
-from robo_dopamine_ros.backends.transformers_backend import TransformersBackend, TransformersConfig
+from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 from robo_dopamine_ros.core.images import PixelLimits, prepare, resize_to, visual_tokens
 from robo_dopamine_ros.core.profiles import SUPPORTED_ARCHITECTURES
 from robo_dopamine_ros.core.types import ALL_MODES, ImageKey, KeyedImage, Mode, Query

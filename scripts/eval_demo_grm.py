@@ -192,10 +192,8 @@ def main() -> None:
     if args.constant is not None:
         backend = ConstantBackend(f'<score>{args.constant}%</score>')
     else:
-        from robo_dopamine_ros.backends.transformers_backend import (
-            TransformersBackend,
-            TransformersConfig,
-        )
+        from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+        from robo_dopamine_ros.backends.transformers_config import TransformersConfig
         backend = TransformersBackend(TransformersConfig(model=args.model, device='cpu',
                                                          pixel_limits=profile.pixel_limits))
     t0 = time.time()

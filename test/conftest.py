@@ -118,10 +118,8 @@ def tiny_arch_synthetic_dir(request: pytest.FixtureRequest, tiny_arch: str) -> P
 
 def _tiny_transformers_backend(model_dir: Path) -> Any:
     from robo_dopamine_ros.backends.architectures import backend_profile
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 
     limits = backend_profile('transformers', str(model_dir)).pixel_limits
     return TransformersBackend(TransformersConfig(model=str(model_dir), device='cpu',
@@ -156,10 +154,8 @@ def demo_grm_backend(repo_root: Path) -> Iterator[Any]:
     pytest.importorskip('torch')
     pytest.importorskip('transformers')
     pytest.importorskip('cv2')
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
     from robo_dopamine_ros.core.profiles import DEMO_GRM
 
     backend = TransformersBackend(TransformersConfig(model=str(model), device='cpu',

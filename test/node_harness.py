@@ -23,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from robo_dopamine_ros.msg import EpisodeEvent, Progress, Reward
+from robo_dopamine_ros.msg import Confidence, EpisodeEvent, Progress, Reward
 from sensor_msgs.msg import CompressedImage, Image
 
 from robo_dopamine_ros.core.errors import ConfigError
@@ -137,6 +137,7 @@ def differences(a: Any, b: Any, ignore: Iterable[str] = ()) -> list[str]:
 OUTPUTS: dict[str, tuple[Any, str, bool]] = {
     'progress': (Progress, 'robo_dopamine/progress', False),
     'reward': (Reward, 'robo_dopamine/reward', False),
+    'confidence': (Confidence, 'robo_dopamine/confidence', False),
     'episode': (EpisodeEvent, 'robo_dopamine/episode', True),
     'diagnostics': (DiagnosticArray, '/diagnostics', False),
 }

@@ -93,10 +93,8 @@ def backend(demo):
     pytest.importorskip('torch')
     pytest.importorskip('transformers')
     pytest.importorskip('cv2')
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
     _, model, profile = demo
     b = TransformersBackend(TransformersConfig(model=str(model), device='cpu',
                                                pixel_limits=profile.pixel_limits))

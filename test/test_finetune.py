@@ -129,10 +129,8 @@ def test_lora_finetune_lowers_the_loss_and_the_checkpoint_scores_an_episode(
         demo_dataset: Path, tiny_grm_synthetic_dir: Path, tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
     from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
     from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames
 
@@ -179,10 +177,8 @@ def test_full_finetune_from_config_with_upstream_part_learning_rates(
         demo_dataset: Path, tiny_grm_synthetic_dir: Path, tmp_path: Path) -> None:
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 
     assert [model_part(n) for n in (
         'model.visual.blocks.0.attn.qkv.weight', 'model.visual.merger.mlp.0.weight',
@@ -243,10 +239,8 @@ def test_lora_finetune_from_config_on_qwen3_vl(demo_dataset: Path,
                                                tmp_path: Path) -> None:
     """The Qwen3-VL path: LoRA on random weights from a Qwen3-VL config, images resized at
     factor 32 (the configured bounds keep their pixel counts), the result loads and answers."""
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
     from robo_dopamine_ros.core.profiles import geometry
 
     assert model_part('model.visual.deepstack_merger_list.0.linear_fc1.weight') == 'merger'

@@ -119,10 +119,8 @@ def fleet(request: pytest.FixtureRequest, reward_node: Path,
 
 
 def in_process_backend(served: ServedGrm) -> Any:
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 
     return TransformersBackend(TransformersConfig(model=str(served.model), device='cpu',
                                                   pixel_limits=served.profile.pixel_limits))

@@ -204,10 +204,8 @@ def test_the_served_demo_grm_relabels_as_the_in_process_one(dataset, episodes, t
     pytest.importorskip('torch')
     from grm_server import GrmServer
 
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 
     backend = TransformersBackend(TransformersConfig(model=str(MODEL), device='cpu',
                                                      pixel_limits=DEMO_GRM.pixel_limits))

@@ -127,7 +127,7 @@ def test_node_config_builds_every_backend_from_one_registry() -> None:
         'model': 'grm-3b', 'base_url': 'http://10.0.0.7:8000/v1', 'api_key_env': 'OPENAI_API_KEY',
         'timeout_s': 2.0, 'connect_timeout_s': 2.0, 'deadline_s': 5.0, 'max_retries': 2,
         'retry_delay_s': 0.5, 'max_workers': 3, 'image_format': 'png', 'max_tokens': 16,
-        'upstream_sampling': False, 'vllm_sampling': False}
+        'upstream_sampling': False, 'answer_prefill': False, 'vllm_sampling': False}
     unnamed = NodeConfig.from_values({'model.backend': 'openai'})
     assert unnamed.backend_options['model'] == 'tanhuajie2001/Robo-Dopamine-GRM-3B'
     assert unnamed.backend_options['deadline_s'] is None      # 0: the backend's 2 x timeout_s
@@ -139,6 +139,12 @@ def test_node_config_builds_every_backend_from_one_registry() -> None:
     assert vllm.backend_options['max_memory_gib'] is None         # 0: no cap
     with pytest.raises(ConfigError, match=r'model\.device.*device must be'):
         NodeConfig.from_values({'model.backend': 'vllm', 'model.device': 'gpu0'})
+    # answer prefill: auto follows the profile (off for every released checkpoint), on forces it
+    assert vllm.backend_options['answer_prefill'] is False
+    forced = NodeConfig.from_values({'model.backend': 'vllm', 'model.answer_prefill': 'on'})
+    assert forced.backend_options['answer_prefill'] is True
+    with pytest.raises(ConfigError, match='answer_prefill'):
+        NodeConfig.from_values({'model.answer_prefill': 'maybe'})
     with pytest.raises(ConfigError, match=r'model\.openai\.base_url.*base_url must be an http'):
         NodeConfig.from_values({'model.backend': 'openai', 'model.openai.base_url': 'gpu:8000'})
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from node_harness import (
     wait_until,
 )
 from PIL import Image as PILImage
+from robo_dopamine_ros.msg import Progress
 from sensor_msgs.msg import CompressedImage
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend
+from robo_dopamine_ros.core.confidence import CANDIDATE_HOPS, ScoreDistribution
 from robo_dopamine_ros.core.engine import EpisodeEngine, Sample
 from robo_dopamine_ros.core.types import Answer, Query
 from robo_dopamine_ros.files.frames import read_image
@@ -88,8 +91,45 @@ def test_node_publishes_what_the_engine_computes_offline(tmp_path: Path) -> None
                            ignore={'latency_s'}) == [], result.step
     assert {p.episode_id for p in progress} == {'episode-0001'}
     assert [p.valid for p in progress] == [r.valid for r in expected]
+    assert h.snapshot('confidence') == []        # the double scores no distribution
     for got, result in zip(rewards, expected[1:], strict=True):
         assert differences(got, reward_msg(result, 'cam_front')) == []
+
+
+class ConfidentDouble(ScriptedBackend):
+    """A TEST DOUBLE: the scripted answers plus a fixed distribution over the score, as the
+    transformers backend gives them with ``model.confidence`` on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        probs = [0.0] * len(CANDIDATE_HOPS)
+        probs[11], probs[9] = 0.6, 0.4                       # +10 % and -10 %
+        self.dist = ScoreDistribution(CANDIDATE_HOPS, tuple(probs), 0.8)
+
+    def generate(self, queries: Sequence[Query]) -> list[Answer]:
+        return [replace(a, distribution=self.dist) for a in super().generate(queries)]
+
+
+def test_node_publishes_confidence_on_its_own_topic_beside_progress() -> None:
+    params = {'task': TASK, 'engine.missing_goal': 'blank', 'sampling.interval_s': 0.2}
+    with NodeHarness(params, backend_factory=lambda cfg: ConfidentDouble()) as h:
+        h.wait_events(EventKind.READY, EventKind.START)
+        t0 = now_stamp()
+        for i in range(4):
+            h.publish_set(t0 + i * 200 * MS, i)
+        progress = h.wait_progress(4)
+        confidence = wait_until(lambda: len(h.snapshot('confidence')) == 3
+                                and h.snapshot('confidence'), 'three Confidence messages')
+    scored = {(p.step, time_to_ns(p.header.stamp)) for p in progress if p.step > 0}
+    assert {(c.step, time_to_ns(c.header.stamp)) for c in confidence} == scored
+    asked = {p.step: [m for m, s in zip(p.modes, p.parse_status, strict=True)
+                      if s != Progress.PARSE_SKIPPED] for p in progress}
+    for c in confidence:
+        n = len(c.modes)
+        assert list(c.modes) == asked[c.step] and n >= 2      # the modes the step asked
+        assert list(c.p_positive) == pytest.approx([0.6] * n)
+        assert list(c.mass) == pytest.approx([0.8] * n)
+        assert len(c.probabilities) == n * len(CANDIDATE_HOPS)
 
 
 def test_node_stale_camera_is_not_scored_until_it_resumes() -> None:

@@ -178,6 +178,30 @@ def test_worker_reset_during_a_step_never_mixes_episodes(gated: GatedBackend) ->
         assert worker.stop(5.0)
 
 
+def test_worker_start_is_sent_once_samples_are_offered_again() -> None:
+    """A client that answers START (or READY) with frames at once never finds the worker still
+    paused by the command that sent it: each event's handler sees a due sample accepted."""
+    due_at_event: list[tuple[EventKind, bool]] = []
+    worker: InferenceWorker | None = None
+
+    def on_event(event: WorkerEvent) -> None:
+        rec.event(event)
+        if worker is not None and event.kind in (EventKind.READY, EventKind.START):
+            stamp = (1000 + 100 * len(due_at_event)) * SEC  # offering a stamp accepts it
+            due_at_event.append((event.kind, worker.offer(stamp) is not None))
+
+    worker, rec = make_worker(ScriptedBackend, activate=False)
+    worker._on_event = on_event     # the handler needs the worker it reports on
+    try:
+        worker.loaded.result(timeout=30)
+        assert worker.activate().result(timeout=30).success
+        assert worker.reset().result(timeout=30).success
+        assert due_at_event == [(EventKind.READY, True), (EventKind.START, True),
+                                (EventKind.START, True)]
+    finally:
+        assert worker.stop(5.0)
+
+
 def test_worker_task_and_goal_commands_open_episodes_only_when_complete() -> None:
     worker, rec = make_worker(ScriptedBackend, task='', goal=None)
     try:

@@ -17,7 +17,8 @@ import pytest
 from openai_server import FakeOpenAI, Reply, completion
 from PIL import Image
 
-from robo_dopamine_ros.backends.openai_backend import OpenAIBackend, OpenAIConfig
+from robo_dopamine_ros.backends.openai_backend import OpenAIBackend
+from robo_dopamine_ros.backends.openai_config import OpenAIConfig
 from robo_dopamine_ros.core.errors import BackendError, BackendStoppedError, ConfigError
 from robo_dopamine_ros.core.prompt import prompt_segments
 from robo_dopamine_ros.core.types import ImageKey, KeyedImage, Mode, Query
@@ -101,7 +102,7 @@ def test_openai_jpeg_like_upstream_and_upstream_temperature() -> None:
     body = server.requests[0].body
     assert {k: body[k] for k in ('temperature', 'top_p', 'top_k', 'repetition_penalty')} == {
         'temperature': 0.1, 'top_p': 0.9, 'top_k': 50, 'repetition_penalty': 1.0}
-    url = body['messages'][-1]['content'][1]['image_url']['url']
+    url = body['messages'][1]['content'][1]['image_url']['url']
     assert url.startswith('data:image/jpeg;base64,')
     assert abs(int(decode(url)[10, 10, 2]) - 200) <= 3   # lossy, but the same picture
 
@@ -119,6 +120,32 @@ def test_openai_vllm_stop_reason_reappends_the_stop_string() -> None:
     body = completion('<score>+40', finish_reason='stop', stop_reason='</score>')
     with serving(lambda n, b: Reply(body=body)) as (_, b):
         assert b.generate([query()])[0].text == '<score>+40</score>'
+
+
+def test_openai_prefill_sends_a_partial_assistant_turn_and_reads_the_whole_answer() -> None:
+    """vLLM's server continues the head and stops at '%' (kept in the text): the answer is
+    whole again; a server that ignored the partial turn answers whole and is read as is."""
+    replies = [completion('>+37.0%', stop_reason='%'), completion('<score>-5%</score>')]
+    with serving(lambda n, body: Reply(body=replies[n])) as (server, b):
+        b.set_prefill(True)
+        first = b.generate([query()])[0]
+        second = b.generate([query()])[0]
+    assert (first.text, first.meta['early_stop']) == ('<score>+37.0%</score>', 1.0)
+    assert (second.text, second.meta['early_stop']) == ('<score>-5%</score>', 0.0)
+    body = server.requests[0].body
+    assert body['messages'][-1] == {'role': 'assistant', 'content': '<score'}
+    assert (body['continue_final_message'], body['add_generation_prompt'],
+            body['include_stop_str_in_output']) == (True, False, True)
+    assert body['stop'] == ['</score>', '%', '</']
+
+
+def test_openai_prefill_off_sends_no_partial_turn() -> None:
+    with serving(lambda n, body: Reply(body=completion('<score>+1%</score>')),
+                 answer_prefill=False) as (server, b):
+        b.generate([query()])
+    body = server.requests[0].body
+    assert [m['role'] for m in body['messages']] == ['system', 'user']
+    assert 'continue_final_message' not in body and body['stop'] == ['</score>']
 
 
 def test_openai_overload_is_retried_with_jittered_backoff_then_succeeds(
@@ -237,7 +264,7 @@ def test_openai_concurrency_is_bounded_across_callers() -> None:
 
 def test_openai_answers_keep_query_order() -> None:
     def respond(n: int, body: dict) -> Reply:
-        red = decode(body['messages'][-1]['content'][1]['image_url']['url'])[0, 0, 0]
+        red = decode(body['messages'][1]['content'][1]['image_url']['url'])[0, 0, 0]
         return Reply(body=completion(f'<score>+{int(red) // 20}%'),
                      delay_s=0.05 * (3 - int(red) // 20))
     with serving(respond, max_workers=4) as (_, b):
@@ -358,7 +385,7 @@ def test_openai_backend_encodes_each_keyed_image_once(monkeypatch: pytest.Monkey
         b.generate([second])
         bodies = [r.body for r in server.requests]
     assert len(encoded) == 8 + 7            # the repeated query and slot 0 came from the cache
-    urls = [[c['image_url']['url'] for c in body['messages'][-1]['content']
+    urls = [[c['image_url']['url'] for c in body['messages'][1]['content']
              if c['type'] == 'image_url'] for body in bodies]
     assert urls[0] == urls[1] and urls[2][0] == urls[0][0]
     np.testing.assert_array_equal(decode(urls[2][1]), query(base=1).images[1].pixels)

@@ -19,12 +19,10 @@ torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
 
 from robo_dopamine_ros.backends.processor import load_processor  # noqa: E402
-from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
-    TransformersBackend,
-    TransformersConfig,
-    resolve_dtype,
-    weights_bytes,
-)
+from robo_dopamine_ros.backends.torch_device import resolve_dtype  # noqa: E402
+from robo_dopamine_ros.backends.transformers_backend import TransformersBackend  # noqa: E402
+from robo_dopamine_ros.backends.transformers_config import TransformersConfig  # noqa: E402
+from robo_dopamine_ros.backends.weights_size import weights_bytes  # noqa: E402
 from robo_dopamine_ros.core.errors import (  # noqa: E402
     BackendError,
     BackendStoppedError,
@@ -337,6 +335,38 @@ def test_transformers_backend_stops_each_row_at_score_tag(
 
     assert parse_score(answers[0].text).status is ParseStatus.OK
     assert parse_score(answers[0].text).hop == pytest.approx(0.37)
+
+
+def test_transformers_backend_prefill_stops_after_the_number(
+        backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With answer prefill the head's ids end every prompt, the model writes from the sign on,
+    the early stop ends a row at ``%</`` and the answer is whole again; switched off, the same
+    backend answers as before (both architectures: Qwen3-VL's inputs carry more per-token rows)."""
+    tok = backend.processor.tokenizer
+    full = ['<score>+37.0%</score> trailing text', '<score>-5%</score>' + ' more' * 20]
+    forced = ForcedTokens([tok.encode(t)[2:] for t in full])      # after '<', 'score'
+    original = backend.model.generate
+    seen: dict = {}
+
+    def generate(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs, logits_processor=[forced])
+
+    monkeypatch.setattr(backend.model, 'generate', generate)
+    queries = [make_query('open the drawer'), make_query('fold', seed=1)]
+    plain = backend.build_inputs(queries)
+    backend.set_prefill(True)
+    try:
+        answers = backend.generate(queries)
+    finally:
+        backend.set_prefill(False)
+    assert [a.text for a in answers] == ['<score>+37.0%</score>', '<score>-5%</score>']
+    assert [a.meta['early_stop'] for a in answers] == [1.0, 1.0]
+    assert [a.meta['new_tokens'] for a in answers] == [6.0, 3.0]   # 10 and 7 without
+    ids = seen['input_ids']
+    assert ids.shape[1] == plain['input_ids'].shape[1] + 2
+    assert [tok.decode(row[-2:]) for row in ids] == ['<score', '<score']
+    assert bool(seen['attention_mask'][:, -2:].all())
 
 
 def test_transformers_backend_bad_query_is_a_per_query_error(

@@ -17,12 +17,10 @@ import pytest
 torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
 
+from robo_dopamine_ros.backends.distinct_images import DistinctImages  # noqa: E402
 from robo_dopamine_ros.backends.processor import load_processor  # noqa: E402
-from robo_dopamine_ros.backends.transformers_backend import (  # noqa: E402
-    DistinctImages,
-    TransformersBackend,
-    TransformersConfig,
-)
+from robo_dopamine_ros.backends.transformers_backend import TransformersBackend  # noqa: E402
+from robo_dopamine_ros.backends.transformers_config import TransformersConfig  # noqa: E402
 from robo_dopamine_ros.backends.vllm_backend import build_requests  # noqa: E402
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample  # noqa: E402
 from robo_dopamine_ros.core.errors import ConfigError  # noqa: E402

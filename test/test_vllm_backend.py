@@ -11,10 +11,12 @@ import pytest
 
 from robo_dopamine_ros.backends.factory import BACKEND_NAMES, config_class, make_backend
 from robo_dopamine_ros.backends.openai_backend import OpenAIBackend
+from robo_dopamine_ros.backends.prefill import ANSWER_HEAD
 from robo_dopamine_ros.backends.processor import load_processor, render_query_text
 from robo_dopamine_ros.backends.vllm_backend import (
     VllmBackend,
     VllmConfig,
+    answer_of,
     build_requests,
 )
 from robo_dopamine_ros.backends.vllm_engine import (
@@ -62,6 +64,17 @@ def test_vllm_prompt_is_the_chat_template_with_8_image_placeholders(
                     + '<|im_end|>\n<|im_start|>assistant\n')
 
 
+def test_vllm_prefill_appends_the_head_and_reads_the_whole_answer() -> None:
+    """The head goes after the prompt text (test_prefill: it tokenises to the ids the model
+    writes); a completion cut at '%' (kept, include_stop_str_in_output) is whole again."""
+    [request] = build_requests([query()], lambda q: 'PROMPT\n', ANSWER_HEAD)
+    assert request['prompt'] == 'PROMPT\n<score'
+    meta = {'stop_string': 0.0, 'new_tokens': 6.0}
+    answer = answer_of('>+37.0%', meta, ANSWER_HEAD)
+    assert answer.text == '<score>+37.0%</score>' and answer.meta['early_stop'] == 1.0
+    assert answer_of('>+37.0%', meta, '').text == '>+37.0%'      # prefill off: untouched
+
+
 def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
     cfg = VllmConfig(model='/models/grm', pixel_limits=PixelLimits(12544, 50176))
     llm = cfg.llm_kwargs(platform='cuda', processor_kwargs={'min_pixels': 12544})   # no cap
@@ -70,6 +83,7 @@ def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
     assert 'gpu_memory_utilization' not in llm and 'kv_cache_memory_bytes' not in llm
     assert cfg.sampling_kwargs() == {'max_tokens': 16, 'stop': ['</score>'],
                                      'include_stop_str_in_output': True, 'temperature': 0.0}
+    assert cfg.sampling_kwargs(prefill=True)['stop'] == ['</score>', '%', '</']
     upstream = VllmConfig(upstream_sampling=True).sampling_kwargs()
     assert {k: upstream[k] for k in ('temperature', 'top_p', 'top_k')} == {
         'temperature': 0.1, 'top_p': 0.9, 'top_k': 50}

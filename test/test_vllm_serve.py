@@ -41,7 +41,8 @@ def views(sizes: list[tuple[int, int]], limits: Any, seed: int = 0) -> tuple[Key
 
 
 def test_served_engine_spends_the_profiles_image_tokens_per_view(served_grm: ServedGrm) -> None:
-    from robo_dopamine_ros.backends.openai_backend import OpenAIBackend, OpenAIConfig
+    from robo_dopamine_ros.backends.openai_backend import OpenAIBackend
+    from robo_dopamine_ros.backends.openai_config import OpenAIConfig
     from robo_dopamine_ros.backends.processor import load_processor, render_query_text
 
     limits = served_grm.profile.pixel_limits
@@ -96,10 +97,8 @@ def test_served_model_computes_the_in_process_models_distribution(served_grm: Se
     compares what its texts cannot)."""
     import torch
 
-    from robo_dopamine_ros.backends.transformers_backend import (
-        TransformersBackend,
-        TransformersConfig,
-    )
+    from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
+    from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 
     limits = served_grm.profile.pixel_limits
     backend = TransformersBackend(TransformersConfig(model=str(served_grm.model), device='cpu',

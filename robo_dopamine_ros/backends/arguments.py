@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 #: Which command-line values each backend's config takes (None values are left at defaults).
 _BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    'transformers': ('model', 'device', 'upstream_sampling', 'pixel_limits'),
+    'transformers': ('model', 'device', 'upstream_sampling', 'pixel_limits', 'confidence'),
     'vllm': ('model', 'device', 'upstream_sampling', 'pixel_limits', 'architecture',
              'max_model_len', 'max_memory_gib'),
     'openai': ('model', 'upstream_sampling', 'base_url', 'api_key_env', 'max_workers',
@@ -55,6 +55,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, required: bool = F
     local.add_argument('--device', default=None,
                        help="transformers: 'cuda:0' (default), 'cpu'; vllm: 'auto' (default), "
                             "checked against the vLLM build")
+    local.add_argument('--confidence', action='store_true',
+                       help="transformers: also score the model's distribution over the score "
+                            '(<mode>_confidence_* result columns; costs model time)')
     local.add_argument('--max-model-len', type=int, default=None, help='vllm (default 8192)')
     local.add_argument('--max-memory-gib', type=float, default=None,
                        help="vllm: on CPU the KV cache's size, on CUDA the engine's share of "

@@ -36,26 +36,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import httpx
 
-from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError
+from ..core.errors import BackendError, BackendStoppedError, GrmError
 from ..core.types import Answer, ImageKey, KeyedImage, Query
+from .openai_config import OpenAIConfig
 from .openai_wire import (
     MalformedResponseError,
     answer_text,
     image_data_url,
     image_part,
     request_payload,
-    sampling_fields,
 )
+from .prefill import ANSWER_HEAD
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = 'https://api.openai.com/v1'
-DEFAULT_KEY_ENV = 'OPENAI_API_KEY'
-IMAGE_FORMATS = ('jpeg', 'png')
 #: Encoded images kept per backend: one episode uses 11 at a time (like the vision cache).
 PART_CACHE_ENTRIES = 64
 #: The server refused before computing anything and asks to come back: worth another attempt.
@@ -64,76 +61,6 @@ RETRY_STATUSES = frozenset({429, 503})
 KEEPALIVE_EXPIRY_S = 30.0
 #: How long a caller waits past the deadline for the attempts in flight to report themselves.
 DEADLINE_GRACE_S = 0.25
-
-
-@dataclass(frozen=True, kw_only=True)
-class OpenAIConfig:
-    """Where the server is and how to talk to it.
-
-    Attributes:
-        model: The model name the server serves (``--served-model-name`` of a vLLM server).
-        base_url: The API root, up to and including ``/v1``.
-        api_key_env: Name of the environment variable holding the key; unset means no
-            ``Authorization`` header (local servers often need none).
-        image_format: ``'jpeg'`` (upstream's data-URL type) or ``'png'`` (lossless).
-        jpeg_quality: JPEG quality, 1..95.
-        max_workers: Requests in flight (and connections kept) at most, across all callers.
-        timeout_s: Read and write timeout of one attempt: how long the server may compute.
-        connect_timeout_s: Timeout of opening a connection (cut to ``timeout_s`` if longer).
-        deadline_s: Time from a ``generate`` call to each of its answers, attempts, backoff and
-            a wait for a free slot included; ``None`` is twice ``timeout_s``.
-        max_retries: Attempts per query in all, retryable failures only (upstream: 5).
-        retry_delay_s: Wait before the second attempt; doubles after each, jittered by up to
-            half (upstream: 2 s, no jitter).
-        max_tokens: Answer budget; ``<score>+37.0%</score>`` is about 10 tokens.
-        upstream_sampling: Upstream's sampling (temperature 0.1, top-p 0.9), not greedy decoding.
-        vllm_sampling: Also send vLLM's sampling fields (top-k, min-p, repetition penalty), so
-            the served checkpoint's ``generation_config.json`` cannot change decoding; off for
-            APIs that refuse unknown fields.
-    """
-
-    model: str
-    base_url: str = DEFAULT_BASE_URL
-    api_key_env: str = DEFAULT_KEY_ENV
-    image_format: str = 'jpeg'
-    jpeg_quality: int = 95
-    max_workers: int = 8
-    timeout_s: float = 60.0
-    connect_timeout_s: float = 5.0
-    deadline_s: float | None = None
-    max_retries: int = 5
-    retry_delay_s: float = 2.0
-    max_tokens: int = 32
-    upstream_sampling: bool = False
-    vllm_sampling: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError(f'model must name the served model, got {self.model!r}')
-        if not self.base_url.startswith(('http://', 'https://')):
-            raise ConfigError(f'base_url must be an http(s) URL, got {self.base_url!r}')
-        if not self.api_key_env.strip():
-            raise ConfigError('api_key_env must name an environment variable')
-        if self.image_format not in IMAGE_FORMATS:
-            raise ConfigError(f'image_format must be one of {IMAGE_FORMATS}, got '
-                              f'{self.image_format!r}')
-        if not 1 <= self.jpeg_quality <= 95:
-            raise ConfigError(f'jpeg_quality must be in 1..95, got {self.jpeg_quality!r}')
-        for name in ('max_workers', 'max_retries', 'max_tokens'):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f'{name} must be an integer >= 1, got {value!r}')
-        for name in ('timeout_s', 'connect_timeout_s', 'deadline_s'):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f'{name} must be > 0, got {value!r}')
-        if not self.retry_delay_s >= 0:
-            raise ConfigError(f'retry_delay_s must be >= 0, got {self.retry_delay_s!r}')
-
-    @property
-    def deadline(self) -> float:
-        """The deadline per reading in seconds: ``deadline_s`` or twice ``timeout_s``."""
-        return 2 * self.timeout_s if self.deadline_s is None else self.deadline_s
 
 
 class _Secret:
@@ -216,6 +143,7 @@ class OpenAIBackend:
     def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
         self.model_id = config.model
+        self._head = ANSWER_HEAD if config.answer_prefill else ''
         self._url = config.base_url.rstrip('/') + '/chat/completions'
         self._key = _Secret(os.environ.get(config.api_key_env, ''))
         if not self._key.reveal():
@@ -240,6 +168,10 @@ class OpenAIBackend:
     def __repr__(self) -> str:
         return (f'OpenAIBackend(model={self.config.model!r}, base_url={self.config.base_url!r}, '
                 f'api_key_env={self.config.api_key_env!r})')
+
+    def set_prefill(self, on: bool, head: str | None = None) -> None:
+        """Switch answer prefill for later calls (``head``: another head than ``<score``)."""
+        self._head = (ANSWER_HEAD if head is None else head) if on else ''
 
     def generate(self, queries: Sequence[Query]) -> list[Answer]:
         """Answer each query by its deadline; at most ``max_workers`` requests are in flight.
@@ -279,9 +211,8 @@ class OpenAIBackend:
         t0 = time.perf_counter()
         try:
             payload = request_payload(
-                query, model=self.config.model, sampling=sampling_fields(
-                    upstream=self.config.upstream_sampling, vllm=self.config.vllm_sampling),
-                max_tokens=self.config.max_tokens, part=self._image_part)
+                query, model=self.config.model, sampling=self.config.sampling,
+                max_tokens=self.config.max_tokens, part=self._image_part, head=self._head)
         except GrmError as exc:
             return Answer('', error=f'{type(exc).__name__}: {exc}')
         delay = self.config.retry_delay_s
@@ -295,7 +226,7 @@ class OpenAIBackend:
                                     attempt, t0)
             attempt += 1
             try:
-                text, meta = answer_text(self._post(payload, call.remaining()))
+                text, meta = answer_text(self._post(payload, call.remaining()), self._head)
             except (MalformedResponseError, _FinalError) as exc:
                 return self._failed(exc, attempt, t0)
             except _RetryableError as exc:

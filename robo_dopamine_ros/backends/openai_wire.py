@@ -8,6 +8,11 @@ Qwen2.5-VL template adds it by itself, a Qwen3-VL one does not) and one user tur
 setting is in the request (:func:`sampling_fields`): a vLLM server otherwise takes the ones it
 leaves out from the checkpoint's ``generation_config.json`` (Qwen's: repetition penalty 1.05,
 top-k 1, ...), and the served answers would no longer be the in-process backends' greedy ones.
+
+With answer prefill (:mod:`.prefill`) the request ends with a partial assistant turn holding the
+head, continued as vLLM's server does (``continue_final_message``, no generation prompt), and
+the early stop's strings kept in the text; a server that ignores those fields answers whole,
+which :func:`.prefill.finish_answer` recognises.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from PIL import Image
 from ..core.prompt import DEFAULT_SYSTEM_PROMPT, user_content
 from ..core.types import KeyedImage, Query
 from .decoding import STOP_STRING, UPSTREAM_SAMPLING
+from .prefill import finish_answer, stop_strings
 
 
 class MalformedResponseError(ValueError):
@@ -60,32 +66,41 @@ def sampling_fields(*, upstream: bool, vllm: bool) -> dict[str, float | int]:
 
 
 def request_payload(query: Query, *, model: str, sampling: dict[str, float | int],
-                    max_tokens: int, part: Callable[[KeyedImage], bytes]) -> bytes:
+                    max_tokens: int, part: Callable[[KeyedImage], bytes],
+                    head: str = '') -> bytes:
     """The JSON body of one chat-completions request for ``query``.
 
     ``part`` gives an image's content item already serialised (:func:`image_part` of its data
     URL): the backend keeps them, since serialising a step's ~1 MB of data URLs again for each
     of its three requests took 2.6 ms per request, more than the rest of the client together.
+    ``head``: the prefilled answer head (``''``: none).
 
     Raises:
         ConfigError: The task is empty or holds a reserved marker.
     """
     content = [json.dumps(item).encode() if item['type'] == 'text' else part(item['image'])
                for item in user_content(query.task, query.images, query.variant)]
-    head = json.dumps({'model': model, **sampling, 'max_tokens': max_tokens,
-                       'stop': [STOP_STRING]}).encode()
+    fields = {'model': model, **sampling, 'max_tokens': max_tokens,
+              'stop': stop_strings(bool(head))}
     system = json.dumps({'role': 'system',
                          'content': [{'type': 'text', 'text': DEFAULT_SYSTEM_PROMPT}]}).encode()
-    return b'%s, "messages": [%s, {"role": "user", "content": [%s]}]}' % (
-        head[:-1], system, b', '.join(content))
+    turns = b''
+    if head:
+        fields.update(continue_final_message=True, add_generation_prompt=False,
+                      include_stop_str_in_output=True)
+        turns = b', ' + json.dumps({'role': 'assistant', 'content': head}).encode()
+    start = json.dumps(fields).encode()
+    return b'%s, "messages": [%s, {"role": "user", "content": [%s]}%s]}' % (
+        start[:-1], system, b', '.join(content), turns)
 
 
-def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
+def answer_text(body: bytes, head: str = '') -> tuple[str, dict[str, float]]:
     """The answer text (``</score>`` re-appended when the server stopped on it) and usage.
 
     OpenAI servers drop the stop string from the text; vLLM says which one matched in
     ``stop_reason``, others only report ``finish_reason == 'stop'``, so an open ``<score>`` tag
-    at a ``stop`` finish is taken as a stop on ``</score>``.
+    at a ``stop`` finish is taken as a stop on ``</score>``. With a prefilled ``head`` the text
+    is the whole answer (:func:`.prefill.finish_answer`).
 
     Raises:
         MalformedResponseError: The body is not a chat completion with a text answer.
@@ -99,12 +114,15 @@ def answer_text(body: bytes) -> tuple[str, dict[str, float]]:
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise MalformedResponseError(f'malformed response ({type(exc).__name__}: {exc}): '
                                 f'{body[:120]!r}') from exc
+    usage = data.get('usage') or {}
+    meta = {k: float(usage[k]) for k in ('prompt_tokens', 'completion_tokens')
+            if isinstance(usage.get(k), (int, float))}
+    if head:
+        text, completed = finish_answer(head, text)
+        return text, {**meta, 'early_stop': float(completed)}
     open_tag = text.rfind('<score>') > text.rfind(STOP_STRING)
     stopped = choice.get('stop_reason') == STOP_STRING or (choice.get('finish_reason') == 'stop'
                                                             and open_tag)
     if stopped and not text.endswith(STOP_STRING):
         text += STOP_STRING
-    usage = data.get('usage') or {}
-    meta = {k: float(usage[k]) for k in ('prompt_tokens', 'completion_tokens')
-            if isinstance(usage.get(k), (int, float))}
     return text, meta

@@ -16,6 +16,9 @@ Differences from upstream (vLLM, docs/upstream.md §2.2) that are deliberate:
   known degenerate ``<score>-25.0.0.5.6.6…`` outputs (docs/upstream.md §3.4);
 * the checkpoint's ``generation_config.json`` sampling values (e.g. Qwen's repetition penalty
   1.05) never apply: every decoding parameter is passed explicitly, as vLLM did upstream.
+
+Optional, off by default: answer prefill and early stop (:mod:`.prefill`, ``answer_prefill``),
+and the model's distribution over the score (:mod:`.candidate_scoring`, ``confidence``).
 """
 
 from __future__ import annotations
@@ -24,238 +27,33 @@ import contextlib
 import gc
 import importlib.util
 import logging
-import math
-import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.errors import BackendError, BackendStoppedError, ConfigError, GrmError, ModelLoadError
-from ..core.images import PixelLimits
+from ..core.confidence import ScoreDistribution
+from ..core.errors import BackendError, BackendStoppedError, GrmError, ModelLoadError
 from ..core.types import Answer, Query
-from .architectures import DEFAULT_MODEL, model_class, read_checkpoint
-from .decoding import STOP_STRING, UPSTREAM_SAMPLING
+from .architectures import model_class, read_checkpoint
+from .candidate_scoring import candidate_ids, distributions, score_candidates
+from .decoding import STOP_STRING
+from .distinct_images import DistinctImages
+from .prefill import finish_answer, head_ids, stop_strings
 from .processor import load_processor, render_query_text
+from .stop_criteria import Interrupt, stop_at_score
+from .torch_device import resolve_device, resolve_dtype
+from .transformers_config import TransformersConfig
 from .vision_cache import VisionCache
+from .weights_size import weights_bytes
 
 if TYPE_CHECKING:
-    import torch
     from transformers import BatchFeature
 
 logger = logging.getLogger(__name__)
-
-
-DTYPES = ('auto', 'bfloat16', 'float16', 'float32')
-_DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
-
-
-@dataclass(frozen=True, kw_only=True)
-class TransformersConfig:
-    """How to load and run the GRM with transformers.
-
-    Attributes:
-        model: Hub id or local checkpoint directory.
-        device: ``'cuda:N'``, ``'cuda'``, ``'cpu'`` or ``'auto'`` (first GPU if there is one).
-        dtype: ``'auto'`` is bfloat16 on a GPU that supports it (else float16) and float32 on
-            CPU, where half precision is slow or unsupported on many hosts.
-        upstream_sampling: Sample like upstream instead of greedy decoding.
-        max_new_tokens: Token budget per answer; ``<score>+37.0%</score>`` is ~10 tokens.
-        pixel_limits: Enforced on the processor, matching the engine's pre-resizing; the
-            factor must be the checkpoint's (28 for Qwen2.5-VL, 32 for Qwen3-VL).
-        trust_remote_code: Only for checkpoints that ship code; the GRM does not.
-        local_files_only: Never download; a hub id must already be in the HF cache. A robot
-            should not pull 7.5 GB at startup, so this is the default.
-        attn_implementation: e.g. ``'sdpa'``, ``'eager'``, ``'flash_attention_2'``; ``None`` lets
-            transformers choose.
-        max_gpu_memory_gib: Cap on this process's memory on the GPU (shared-GPU robots); ``None``
-            is no cap.
-        vision_cache: Encode each distinct image once (:mod:`.vision_cache`): a fused step then
-            runs the vision tower on its 3 new views instead of 24 images. Off only to measure
-            or to rule the cache out; the answers are the same either way.
-        vision_cache_entries: LRU cap on cached images; one episode uses 11 at a time, so the
-            default holds the concurrent episodes a benchmark batches together.
-    """
-
-    model: str = DEFAULT_MODEL
-    device: str = 'cuda:0'
-    dtype: str = 'auto'
-    upstream_sampling: bool = False
-    max_new_tokens: int = 16
-    pixel_limits: PixelLimits = field(default_factory=PixelLimits)
-    trust_remote_code: bool = False
-    local_files_only: bool = True
-    attn_implementation: str | None = None
-    max_gpu_memory_gib: float | None = None
-    vision_cache: bool = True
-    vision_cache_entries: int = 256
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError(f'model must be a hub id or a directory, got {self.model!r}')
-        if not _DEVICE_RE.match(self.device):
-            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
-                              f'{self.device!r}')
-        if self.dtype not in DTYPES:
-            raise ConfigError(f'dtype must be one of {DTYPES}, got {self.dtype!r}')
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ConfigError(f'max_new_tokens must be a positive int, got '
-                              f'{self.max_new_tokens!r}')
-        if not isinstance(self.pixel_limits, PixelLimits):
-            raise ConfigError(f'pixel_limits must be a PixelLimits, got {self.pixel_limits!r}')
-        if self.max_gpu_memory_gib is not None and not self.max_gpu_memory_gib > 0:
-            raise ConfigError(f'max_gpu_memory_gib must be > 0, got {self.max_gpu_memory_gib!r}')
-        if not isinstance(self.vision_cache_entries, int) or self.vision_cache_entries < 1:
-            raise ConfigError(f'vision_cache_entries must be a positive int, got '
-                              f'{self.vision_cache_entries!r}')
-
-    def generation_kwargs(self) -> dict[str, Any]:
-        """Every decoding parameter ``generate`` needs, so no checkpoint default leaks in."""
-        kwargs: dict[str, Any] = {'max_new_tokens': self.max_new_tokens,
-                                  'repetition_penalty': 1.0}
-        if self.upstream_sampling:
-            kwargs.update(do_sample=True, **UPSTREAM_SAMPLING)
-        else:
-            kwargs.update(do_sample=False, temperature=1.0, top_p=1.0, top_k=50)
-        return kwargs
-
-
-def resolve_device(device: str) -> str:
-    """``'auto'`` -> ``'cuda:0'`` if CUDA is usable, else ``'cpu'``; ``'cuda'`` -> ``'cuda:0'``."""
-    import torch
-
-    if device == 'auto':
-        return 'cuda:0' if torch.cuda.is_available() else 'cpu'
-    if device == 'cuda':
-        device = 'cuda:0'
-    if device.startswith('cuda'):
-        if not torch.cuda.is_available():
-            raise ModelLoadError(f'device {device!r} asked for, but torch sees no CUDA GPU '
-                                 f'(torch {torch.__version__}); use device=cpu or auto')
-        index = int(device.split(':')[1])
-        if index >= torch.cuda.device_count():
-            raise ModelLoadError(f'device {device!r} asked for, but only '
-                                 f'{torch.cuda.device_count()} CUDA device(s) exist')
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """The torch dtype for ``dtype`` on a resolved ``device`` (``TransformersConfig.dtype``)."""
-    import torch
-
-    if dtype == 'auto':
-        if not device.startswith('cuda'):
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}[dtype]
-
-
-#: safetensors dtypes of floating-point tensors: loaded as the model dtype, whatever they are.
-_FLOAT_DTYPES = frozenset({'F16', 'BF16', 'F32', 'F64', 'F8_E4M3', 'F8_E5M2'})
-_DTYPE_BYTES = {'BOOL': 1, 'U8': 1, 'I8': 1, 'I16': 2, 'U16': 2, 'I32': 4, 'U32': 4,
-                'I64': 8, 'U64': 8}
-
-
-def weights_bytes(directory: Path, float_bytes: int) -> int:
-    """Bytes the checkpoint's tensors take once loaded, from the ``*.safetensors`` headers only.
-
-    Floating-point tensors count ``float_bytes`` per element (the dtype they are loaded as);
-    other tensors keep their own size. No tensor data is read (``safe_open`` maps the file and
-    a slice reads nothing until indexed).
-
-    Raises:
-        ModelLoadError: No safetensors file, or a header that cannot be read.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    files = sorted(directory.glob('*.safetensors'))
-    if not files:
-        raise ModelLoadError(f'no *.safetensors weights in {str(directory)!r}')
-    total = 0
-    for file in files:
-        try:
-            with safe_open(file, 'np') as f:
-                tensors = [(t.get_dtype(), t.get_shape()) for t in map(f.get_slice, f.keys())]
-        except (OSError, SafetensorError) as exc:
-            raise ModelLoadError(f'cannot read the safetensors header of {str(file)!r}: '
-                                 f'{exc}') from exc
-        for dtype, shape in tensors:
-            size = float_bytes if dtype in _FLOAT_DTYPES else _DTYPE_BYTES.get(dtype, 8)
-            total += math.prod(shape) * size
-    return total
-
-
-class _Interrupt:
-    """Ends every row once the backend is asked to stop or cancel.
-
-    Called by ``generate`` after each decode step, so a request takes effect within one step;
-    it reads two flags and never the ids (no device sync). ``</score>`` ends a row through
-    transformers' stop-string criterion instead (:func:`_stop_at_score`).
-    """
-
-    def __init__(self, stop_events: Sequence[threading.Event]) -> None:
-        self.stop_events = stop_events
-        self.stopped = False
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any,
-                 **kwargs: Any) -> torch.BoolTensor:
-        import torch
-
-        self.stopped = self.stopped or any(event.is_set() for event in self.stop_events)
-        return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool,
-                          device=input_ids.device)
-
-
-def _stop_at_score(tokenizer: Any) -> Any:
-    """transformers' criterion for ``generate(stop_strings=['</score>'])``, built once per
-    backend: ``generate`` would rebuild it from the whole vocabulary at every call (0.25-0.8 s
-    with the 152k-token Qwen vocabulary)."""
-    from transformers import StopStringCriteria
-
-    return StopStringCriteria(tokenizer, [STOP_STRING])
-
-
-class DistinctImages:
-    """The processor's image processor, run once per distinct image object of a call.
-
-    A fused step's 24 images are about 10 distinct ones (REF START and the goal are in all three
-    queries, the AFTER views too), and preprocessing (rescale, normalise, patchify) runs per
-    image on the host, on the robot's CPU whatever the GPU. The output is what the wrapped
-    processor gives for the full list, rows repeated in order, so the model's inputs are the
-    same.
-    Attribute reads and writes go to the wrapped processor (``apply_pixel_limits`` still works).
-    """
-
-    def __init__(self, inner: Any) -> None:
-        object.__setattr__(self, 'inner', inner)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.inner, name, value)
-
-    def __call__(self, images: Any, **kwargs: Any) -> Any:
-        import torch
-
-        if not isinstance(images, list) or kwargs.get('return_tensors') != 'pt':
-            return self.inner(images, **kwargs)
-        first: dict[int, int] = {}
-        order = [first.setdefault(id(im), len(first)) for im in images]
-        if len(first) == len(images):
-            return self.inner(images, **kwargs)
-        distinct = list({id(im): im for im in images}.values())
-        out = self.inner(distinct, **kwargs)
-        grid, pixels = out['image_grid_thw'], out['pixel_values']
-        rows = grid.prod(-1).tolist()
-        starts = [sum(rows[:j]) for j in range(len(rows))]
-        out['pixel_values'] = torch.cat([pixels[starts[j]:starts[j] + rows[j]] for j in order])
-        out['image_grid_thw'] = grid[order]
-        return out
 
 
 class TransformersBackend:
@@ -308,7 +106,12 @@ class TransformersBackend:
         except Exception as exc:
             raise ModelLoadError(f'cannot load the processor of {self.model_id!r}: {exc}') from exc
         self.processor.image_processor = DistinctImages(self.processor.image_processor)
-        self._stop_at_score = _stop_at_score(self.processor.tokenizer)
+        self._stop_at_score = stop_at_score(self.processor.tokenizer)
+        self._early_stop: Any = None         # built on first use: most backends never prefill
+        self._common_head = head_ids(self.processor.tokenizer)
+        self._candidates = (candidate_ids(self.processor.tokenizer, self._common_head)
+                            if self.config.confidence else None)
+        self.set_prefill(self.config.answer_prefill)
         self.model = self._load_model(source)
         self.vision_cache: VisionCache | None = None
         if self.config.vision_cache:
@@ -375,6 +178,21 @@ class TransformersBackend:
         if im_end is not None and im_end not in ids:
             ids.append(im_end)
         return ids
+
+    def set_prefill(self, on: bool, head: str | None = None) -> None:
+        """Switch answer prefill and early stop (:mod:`.prefill`).
+
+        Args:
+            on: Prefill the head and stop at the first token after the number.
+            head: Another head as text (``prefill-check``'s negative control); ``None`` is the
+                ids every answer starts with (:func:`.prefill.head_ids`).
+        """
+        tokenizer = self.processor.tokenizer
+        ids = self._common_head if head is None else tokenizer.encode(
+            head, add_special_tokens=False)
+        with self._lock:
+            self.answer_prefill = on
+            self._head_ids, self._head_text = ids, tokenizer.decode(ids)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -452,15 +270,20 @@ class TransformersBackend:
         except Exception as exc:
             raise BackendError(f'cannot build the inputs of a batch of {len(queries)}: '
                                f'{exc}') from exc
+        prefill = self.answer_prefill
+        plain, enc = enc, self._append_head(enc, self._head_ids) if prefill else enc
         prompt_len = enc['input_ids'].shape[1]
-        interrupt = _Interrupt((self._stop, self._cancel))
+        interrupt = Interrupt((self._stop, self._cancel))
+        confidence: list[ScoreDistribution | None] = [None] * len(queries)
         try:
             with torch.inference_mode(), self._vision_hints(queries):
+                if self._candidates is not None:
+                    confidence = self._confidence(plain)
                 out = self.model.generate(
                     **enc.to(self.device), **self.config.generation_kwargs(),
                     eos_token_id=self._eos_ids,
                     pad_token_id=self.processor.tokenizer.pad_token_id,
-                    stopping_criteria=StoppingCriteriaList([self._stop_at_score, interrupt]))
+                    stopping_criteria=StoppingCriteriaList([self._stops(prefill), interrupt]))
         except Exception as exc:
             if self.device.startswith('cuda'):
                 torch.cuda.empty_cache()
@@ -475,14 +298,48 @@ class TransformersBackend:
         prompt_tokens = enc['attention_mask'].sum(dim=1).tolist()
         answers = []
         for row, text in enumerate(texts_out):
-            answers.append(Answer(text=text, meta={
-                'latency_s': latency,
-                'batch_size': float(len(queries)),
-                'prompt_tokens': float(prompt_tokens[row]),
-                'new_tokens': float(self._count_new(new[row].tolist())),
-                'stop_string': float(STOP_STRING in text),
-            }))
+            meta = {'latency_s': latency, 'batch_size': float(len(queries)),
+                    'prompt_tokens': float(prompt_tokens[row]),
+                    'new_tokens': float(self._count_new(new[row].tolist())),
+                    'stop_string': float(STOP_STRING in text)}
+            if prefill:
+                text, completed = finish_answer(self._head_text, text)
+                meta.update(prefill_tokens=float(len(self._head_ids)),
+                            early_stop=float(completed), stop_string=float(completed))
+            answers.append(Answer(text=text, meta=meta, distribution=confidence[row]))
         return answers
+
+    def _confidence(self, enc: BatchFeature) -> list[ScoreDistribution | None]:
+        """The distribution over the score of every query (:mod:`.candidate_scoring`)."""
+        common = self._append_head(enc, self._common_head).to(self.device)
+        return list(distributions(score_candidates(
+            self.model, common, self._candidates, self.processor.tokenizer.pad_token_id)))
+
+    def _stops(self, prefill: bool) -> Any:
+        """The stop-string criterion: ``</score>``, or with the early stop's strings too."""
+        if not prefill:
+            return self._stop_at_score
+        if self._early_stop is None:
+            self._early_stop = stop_at_score(self.processor.tokenizer, stop_strings(True))
+        return self._early_stop
+
+    @staticmethod
+    def _append_head(enc: BatchFeature, head_ids: list[int]) -> BatchFeature:
+        """A copy of the batch with ``head_ids`` after every (left-padded) prompt: as ids, so
+        the boundaries are the tokenizer's own (:func:`.prefill.head_ids`)."""
+        import torch
+        from transformers import BatchFeature
+
+        ids = enc['input_ids']
+        head = torch.tensor(head_ids, dtype=ids.dtype).expand(ids.shape[0], -1)
+        out = dict(enc)
+        for key, value in enc.items():
+            if isinstance(value, torch.Tensor) and value.shape == ids.shape:
+                tail = head if key == 'input_ids' else (
+                    torch.ones_like(head) if key == 'attention_mask'
+                    else torch.zeros_like(head))
+                out[key] = torch.cat([value, tail.to(value.dtype)], dim=1)
+        return BatchFeature(out)
 
     def _vision_hints(self, queries: Sequence[Query]) -> contextlib.AbstractContextManager[None]:
         """The batch's image hints for the vision cache (a no-op context without one)."""

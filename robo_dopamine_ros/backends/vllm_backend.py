@@ -61,6 +61,7 @@ from ..core.prompt import NUM_IMAGES, check_task
 from ..core.types import Answer, Query
 from .architectures import DEFAULT_MODEL, read_checkpoint
 from .decoding import STOP_STRING, UPSTREAM_SAMPLING
+from .prefill import ANSWER_HEAD, finish_answer, stop_strings
 from .processor import load_processor, render_query_text
 from .vllm_engine import GIB, check_device, engine_shutdown, memory_kwargs, pixel_kwargs
 
@@ -90,6 +91,9 @@ class VllmConfig:
         tensor_parallel_size: GPUs to shard over.
         trust_remote_code: Only for checkpoints that ship code; the GRM does not.
         seed: vLLM's sampling seed (matters only with ``upstream_sampling``).
+        answer_prefill: Append the answer head (``<score``) to the prompt and stop at the first
+            token after the number (:mod:`.prefill`); as text, which the tokenizer splits as
+            the model writes it (test_prefill checks the boundary).
     """
 
     model: str = DEFAULT_MODEL
@@ -104,6 +108,7 @@ class VllmConfig:
     tensor_parallel_size: int = 1
     trust_remote_code: bool = False
     seed: int = 0
+    answer_prefill: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -139,9 +144,10 @@ class VllmConfig:
             **memory_kwargs(self.max_memory_gib, platform, device_total_gib),
         }
 
-    def sampling_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``vllm.SamplingParams``: every decoding setting, explicitly."""
-        kwargs: dict[str, Any] = {'max_tokens': self.max_tokens, 'stop': [STOP_STRING],
+    def sampling_kwargs(self, prefill: bool = False) -> dict[str, Any]:
+        """Keyword arguments of ``vllm.SamplingParams``: every decoding setting, explicitly;
+        ``prefill`` adds the early stop's strings."""
+        kwargs: dict[str, Any] = {'max_tokens': self.max_tokens, 'stop': stop_strings(prefill),
                                   'include_stop_str_in_output': True}
         if self.upstream_sampling:
             kwargs.update(UPSTREAM_SAMPLING)
@@ -150,14 +156,15 @@ class VllmConfig:
         return kwargs
 
 
-def build_requests(queries: Sequence[Query],
-                   render_text: Callable[[Query], str]) -> list[dict[str, Any]]:
-    """vLLM prompts for ``queries``: chat-template text plus the 8 PIL images in slot order.
+def build_requests(queries: Sequence[Query], render_text: Callable[[Query], str],
+                   head: str = '') -> list[dict[str, Any]]:
+    """vLLM prompts for ``queries``: chat-template text (plus the prefilled answer ``head``)
+    and the 8 PIL images in slot order.
 
     Pure (no vLLM needed), so tests check the exact request; ``render_text`` is the processor's
     template (:func:`processor.render_query_text`) or a stand-in.
     """
-    return [{'prompt': render_text(q),
+    return [{'prompt': render_text(q) + head,
              'multi_modal_data': {'image': [Image.fromarray(np.ascontiguousarray(im.pixels))
                                             for im in q.images]}}
             for q in queries]
@@ -170,6 +177,16 @@ def _device_total_gib(platform: str) -> float | None:
     import torch
 
     return torch.cuda.get_device_properties(0).total_memory / GIB
+
+
+def answer_of(generated: str, meta: dict[str, float], head: str) -> Answer:
+    """The answer of one completion: with a prefilled ``head``, the whole answer
+    (:func:`.prefill.finish_answer`) and whether the early stop closed it."""
+    if not head:
+        return Answer(generated, meta=meta)
+    text, completed = finish_answer(head, generated)
+    return Answer(text, meta={**meta, 'early_stop': float(completed),
+                              'stop_string': float(completed or meta['stop_string'])})
 
 
 class VllmBackend:
@@ -231,13 +248,22 @@ class VllmBackend:
         if engine_shutdown(self.llm) is None:
             logger.warning('vLLM %s has no engine shutdown this backend knows: close() will '
                            'not free the engine until the process exits', vllm.__version__)
-        self.sampling_params = vllm.SamplingParams(**self.config.sampling_kwargs())
+        self.sampling_params = {on: vllm.SamplingParams(**self.config.sampling_kwargs(on))
+                                for on in (False, True)}
+        self.answer_prefill = self.config.answer_prefill
+        self.answer_head = ANSWER_HEAD
         logger.info('loaded %r with vLLM %s (%s) in %.1f s', self.model_id, vllm.__version__,
                     platform, time.perf_counter() - t0)
 
     def render_text(self, query: Query) -> str:
         """The query's prompt text (:func:`render_query_text`)."""
         return render_query_text(self.processor, query)
+
+    def set_prefill(self, on: bool, head: str | None = None) -> None:
+        """Switch answer prefill (``head``: another head, e.g. ``prefill-check``'s negative
+        control; ``None``: the common head)."""
+        with self._lock:
+            self.answer_prefill, self.answer_head = on, ANSWER_HEAD if head is None else head
 
     def generate(self, queries: Sequence[Query]) -> list[Answer]:
         """Answer all queries with one ``LLM.generate``; an invalid task fails only its query.
@@ -260,20 +286,23 @@ class VllmBackend:
                 except GrmError as exc:
                     answers[i] = Answer('', error=f'{type(exc).__name__}: {exc}')
             if runnable:
-                requests = build_requests([queries[i] for i in runnable], self.render_text)
+                prefill = self.answer_prefill
+                head = self.answer_head if prefill else ''
+                requests = build_requests([queries[i] for i in runnable], self.render_text, head)
                 try:
-                    outputs = self.llm.generate(requests, self.sampling_params, use_tqdm=False)
+                    outputs = self.llm.generate(requests, self.sampling_params[prefill],
+                                                use_tqdm=False)
                 except Exception as exc:   # CUDA OOM, engine death: the batch as a whole
                     raise BackendError(f'vLLM failed for a batch of {len(requests)} '
                                        f'({type(exc).__name__}: {exc})') from exc
                 latency = time.perf_counter() - t0
                 for i, out in zip(runnable, outputs, strict=True):
                     completion = out.outputs[0]
-                    answers[i] = Answer(completion.text, meta={
-                        'latency_s': latency, 'batch_size': float(len(requests)),
-                        'prompt_tokens': float(len(out.prompt_token_ids or ())),
-                        'new_tokens': float(len(completion.token_ids)),
-                        'stop_string': float(completion.stop_reason == STOP_STRING)})
+                    meta = {'latency_s': latency, 'batch_size': float(len(requests)),
+                            'prompt_tokens': float(len(out.prompt_token_ids or ())),
+                            'new_tokens': float(len(completion.token_ids)),
+                            'stop_string': float(completion.stop_reason == STOP_STRING)}
+                    answers[i] = answer_of(completion.text, meta, head)
             return [a for a in answers if a is not None]
 
     def request_stop(self) -> None:

@@ -1,7 +1,7 @@
 """Our message types in a rosbags typestore, and rosbags messages built from plain values.
 
-Our messages (Progress, Reward, EpisodeEvent) are registered in the typestore from the same
-``.msg`` files rosidl builds, so bags of node output decode without the colcon build.
+Our messages (Progress, Reward, EpisodeEvent, Confidence) are registered in the typestore from
+the same ``.msg`` files rosidl builds, so bags of node output decode without the colcon build.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE = 'robo_dopamine_ros'
 #: Our message types, registered in :func:`typestore` from ``msg/<Name>.msg``.
-CUSTOM_MSGS: tuple[str, ...] = ('Progress', 'Reward', 'EpisodeEvent')
+CUSTOM_MSGS: tuple[str, ...] = ('Progress', 'Reward', 'EpisodeEvent', 'Confidence')
 IMAGE = 'sensor_msgs/msg/Image'
 HEADER = 'std_msgs/msg/Header'
 TIME = 'builtin_interfaces/msg/Time'

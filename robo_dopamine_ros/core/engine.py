@@ -389,8 +389,10 @@ class EpisodeEngine:
                 scores[mode] = ScoreReading(answer.text, ParseStatus.FAILED,
                                             reason=f'backend error: {answer.error}')
             else:
-                scores[mode] = parse_score(answer.text, lenient=self.config.lenient_parse,
-                                           upstream_zero=self.config.upstream_zero)
+                scores[mode] = replace(
+                    parse_score(answer.text, lenient=self.config.lenient_parse,
+                                upstream_zero=self.config.upstream_zero),
+                    distribution=answer.distribution)
         return scores, latency, None
 
     def _start_result(self, ep: _Episode, stamp: int, layout: str,

@@ -11,6 +11,10 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .confidence import ScoreDistribution
 
 _NUMBER = r'[+-]?\d+(?:\.\d+)?'
 #: A well-formed answer: ``<score>+37.0%</score>``, ``<score>-12%</score>``, ``<score>0%</score>``.
@@ -33,13 +37,15 @@ class ParseStatus(enum.IntEnum):
 
 @dataclass(frozen=True)
 class ScoreReading:
-    """The parsed answer: ``hop`` clamped to [-1, 1], ``hop_raw`` as the model said it (/100)."""
+    """The parsed answer: ``hop`` clamped to [-1, 1], ``hop_raw`` as the model said it (/100);
+    ``distribution``: the model's confidence, where the backend scored it."""
 
     text: str
     status: ParseStatus
     hop: float | None = None
     hop_raw: float | None = None
     reason: str = ''
+    distribution: ScoreDistribution | None = None
 
     @property
     def usable(self) -> bool:

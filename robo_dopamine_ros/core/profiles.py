@@ -58,6 +58,9 @@ class CheckpointProfile:
         pixel_limits: Resize factor and pixel bounds every adapter resizes with.
         verified: What is known from a released file or upstream code.
         assumed: What is not (shown by ``robo-dopamine profiles``, so users know what to check).
+        answer_prefill: What ``model.answer_prefill: auto`` means: on only for a checkpoint
+            shown lossless with it (``robo-dopamine prefill-check``), so off for the released
+            ones, whose answers nobody has checked that way.
     """
 
     name: str
@@ -71,6 +74,7 @@ class CheckpointProfile:
     verified: tuple[str, ...] = ()
     assumed: tuple[str, ...] = ()
     notes: str = ''
+    answer_prefill: bool = False
 
     def __post_init__(self) -> None:
         check_architecture(self.architecture, f'profile {self.name!r}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .confidence import CONFIDENCE_FIELDS
 from .monitor import TaskStatus
 from .progress import ModeReading, StepStatus
 from .shaping import ShapedReward
@@ -86,4 +87,7 @@ class StepResult:
                         f'{key}_progress': m.progress, f'{key}_progress_raw': m.progress_raw,
                         f'{key}_parse': m.score.status.name.lower(),
                         f'{key}_answer': m.score.text})
+            dist = m.score.distribution
+            rec.update({f'{key}_confidence_{name}': value for name, value in (
+                dist.summary() if dist else dict.fromkeys(CONFIDENCE_FIELDS)).items()})
         return rec

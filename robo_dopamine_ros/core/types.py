@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .confidence import ScoreDistribution
 from .errors import BackendError
 from .prompt import NUM_IMAGES, PromptVariant
 
@@ -83,6 +84,8 @@ class Answer:
     text: str
     error: str | None = None
     meta: dict[str, float] = field(default_factory=dict)
+    #: The model's distribution over the score, where the backend was asked for it.
+    distribution: ScoreDistribution | None = None
 
 
 @runtime_checkable

@@ -1,4 +1,5 @@
-"""The ``episode``, ``replay`` and ``video-to-bag`` subcommands; ``cli.build_parser`` adds them.
+"""The ``episode``, ``replay``, ``prefill-check`` and ``video-to-bag`` subcommands;
+``cli.build_parser`` adds them.
 
 Module-level imports stay light (argparse) so ``robo-dopamine --help`` stays instant; each
 command imports what it runs. Every long run shows a progress bar (``--no-progress`` hides it)
@@ -19,7 +20,8 @@ _MODES = ('incremental', 'forward', 'backward', 'fused', 'all')
 
 
 def add_parsers(sub: Any) -> None:
-    """Add ``episode``, ``replay`` and ``video-to-bag`` to the CLI's subparsers."""
+    """Add ``episode``, ``replay``, ``prefill-check`` and ``video-to-bag`` to the CLI's
+    subparsers."""
     episode = sub.add_parser(
         'episode', help="score an episode's videos or frame folders (upstream run_pipeline): "
                         'upstream JSON, results CSV/JSONL, plot, optional reward_vis.mp4')
@@ -84,6 +86,25 @@ def add_parsers(sub: Any) -> None:
     replay.add_argument('--out-dir', type=Path, default=None,
                         help='results directory (default: out/replay/<bag name>)')
     _scoring(replay, _cmd_replay)
+
+    check = sub.add_parser(
+        'prefill-check', help='score held-out frames of an episode with and without answer '
+                              'prefill: agreement of the parsed hops (>= 99 %% recommends '
+                              'model.answer_prefill: on), every difference, the time saved')
+    check.add_argument('--front', type=Path, required=True, help='front video or folder')
+    check.add_argument('--left', type=Path, default=None)
+    check.add_argument('--right', type=Path, default=None)
+    check.add_argument('--task', required=True, help='task instruction')
+    check.add_argument('--goal', type=Path, default=None,
+                       help='goal image (default: the last front frame)')
+    check.add_argument('--fps', type=float, default=30.0, help='frame rate of frame folders')
+    check.add_argument('--frame-interval', type=int, default=30,
+                       help='frames between samples (default %(default)s)')
+    check.add_argument('--samples', type=int, default=20,
+                       help='samples to score, 3 answers each (default %(default)s)')
+    check.add_argument('--negative-control', action='store_true',
+                       help='prefill a deliberately wrong head (the minority sign): must fail')
+    _scoring(check, _cmd_prefill_check)
 
     convert = sub.add_parser(
         'video-to-bag', help="convert an episode's videos or frame folders to a rosbag2 bag "
@@ -175,6 +196,27 @@ def _cmd_episode(args: argparse.Namespace) -> int:
         backend.close()
     print(f'results in {run_dir}: ' + ', '.join(sorted(p.name for p in run_dir.iterdir())))
     return 0
+
+
+def _cmd_prefill_check(args: argparse.Namespace) -> int:
+    """Exit status 0 when prefill is recommended, 1 when not (the negative control's)."""
+    from ..backends.arguments import backend_from_args
+    from ..core.errors import ConfigError
+    from .episode import EpisodeInputs, EpisodeOptions, check_episode
+    from .prefill_check import check_prefill
+
+    if args.samples < 1:
+        raise ConfigError(f'--samples must be >= 1, got {args.samples}')
+    inputs = EpisodeInputs(args.front, args.task, args.left, args.right, args.goal, args.fps)
+    check_episode(inputs, EpisodeOptions(frame_interval=args.frame_interval))
+    backend, profile = backend_from_args(args)
+    try:
+        report = check_prefill(backend, profile, inputs, frame_interval=args.frame_interval,
+                               samples=args.samples, wrong_head=args.negative_control)
+    finally:
+        backend.close()
+    print('\n'.join(report.lines()))
+    return 0 if report.passed else 1
 
 
 def _node_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -61,6 +61,26 @@ def progress_fields(result: StepResult, frame_id: str) -> dict[str, Any]:
     }
 
 
+def confidence_fields(result: StepResult, frame_id: str) -> dict[str, Any] | None:
+    """The ``Confidence`` of one step; None where no reading carries a distribution (the
+    START sample, ``model.confidence`` off, a backend that does not score one)."""
+    scored = [(m, d) for m in ALL_MODES if (d := result.reading(m).score.distribution)]
+    if not scored:
+        return None
+    return {
+        'header': header(result.stamp_after_ns, frame_id),
+        'episode_id': result.episode_id,
+        'step': result.step,
+        'modes': [m.value for m, _ in scored],
+        'mean': [d.mean for _, d in scored],
+        'spread': [d.spread for _, d in scored],
+        'p_positive': [d.p_positive for _, d in scored],
+        'mass': [d.mass for _, d in scored],
+        'candidate_hops': list(scored[0][1].hops),
+        'probabilities': [p for _, d in scored for p in d.probabilities],
+    }
+
+
 def reward_fields(result: StepResult, frame_id: str) -> dict[str, Any] | None:
     """The ``Reward`` of one transition; None for an episode's START sample (no transition)."""
     shaped = result.reward

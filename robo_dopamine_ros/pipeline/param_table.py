@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..backends.factory import NODE_BACKEND_NAMES
-from ..backends.transformers_backend import DTYPES
+from ..backends.prefill import PREFILL_MODES
+from ..backends.transformers_config import DTYPES
 from ..core.engine import MissingGoal
 from ..core.errors import ConfigError
 from ..core.image_headers import DEFAULT_MAX_INPUT_PIXELS
@@ -237,6 +238,14 @@ PARAMS: tuple[Param, ...] = (
           minimum=1, maximum=4096),
     Param('model.upstream_sampling', False,
           "upstream's temperature 0.1 / top-p 0.9 sampling instead of greedy decoding"),
+    Param('model.answer_prefill', 'auto',
+          "prefill the answer head '<score' and stop after the number; auto = the checkpoint "
+          "profile's (off for released ones); check with robo-dopamine prefill-check first; "
+          "openai: needs a vLLM server (continue_final_message)", choices=PREFILL_MODES),
+    Param('model.confidence', False,
+          "transformers: also score the model's distribution over the score of every reading "
+          '(one more prompt forward and one over 21 candidate answers per query), published on '
+          '~/confidence'),
     Param('model.openai.base_url', 'http://127.0.0.1:8000/v1',
           'openai: API root of the OpenAI-compatible server, up to and including /v1'),
     Param('model.openai.served_model', '',

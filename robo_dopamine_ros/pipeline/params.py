@@ -18,6 +18,7 @@ from typing import Any
 
 from ..backends.architectures import backend_profile
 from ..backends.factory import TEST_DOUBLE, make_config
+from ..backends.prefill import resolve_prefill
 from ..core.engine import EngineConfig
 from ..core.errors import ConfigError
 from ..core.monitor import MonitorConfig
@@ -155,10 +156,14 @@ _BACKEND_PARAMS = {
 def _backend_options(backend: str, v: Mapping[str, Any],
                      profile: CheckpointProfile) -> dict[str, Any]:
     """The node parameters as the options of ``backend``'s config class."""
+    prefill = resolve_prefill(v['model.answer_prefill'], profile.answer_prefill)
     common = {'upstream_sampling': v['model.upstream_sampling'],
-              'pixel_limits': profile.pixel_limits}
+              'pixel_limits': profile.pixel_limits, 'answer_prefill': prefill}
+    if v['model.confidence'] and backend != 'transformers':
+        raise ConfigError(f"model.confidence needs the transformers backend, not {backend!r}")
     if backend == 'transformers':
         return {**common, 'model': v['model.path'], 'device': v['model.device'],
+                'confidence': v['model.confidence'],
                 'dtype': v['model.dtype'], 'max_new_tokens': v['model.max_new_tokens'],
                 'max_gpu_memory_gib': v['model.max_gpu_memory_gib'] or None}
     if backend == 'vllm':
@@ -167,7 +172,7 @@ def _backend_options(backend: str, v: Mapping[str, Any],
                 'max_memory_gib': v['model.max_gpu_memory_gib'] or None,
                 'max_tokens': v['model.max_new_tokens'], 'architecture': profile.architecture}
     if backend == 'openai':
-        return {'upstream_sampling': v['model.upstream_sampling'],
+        return {'upstream_sampling': v['model.upstream_sampling'], 'answer_prefill': prefill,
                 'model': v['model.openai.served_model'] or v['model.path'],
                 'base_url': v['model.openai.base_url'],
                 'api_key_env': v['model.openai.api_key_env'],

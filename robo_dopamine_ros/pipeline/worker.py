@@ -92,9 +92,12 @@ class InferenceWorker:
         self._publish_lock = threading.Lock()
         self._loaded: Future[str] = Future()
         self._engine = EpisodeEngine(self._model, config, profile)    # type: ignore[arg-type]
+        #: Events of the command being run (worker thread only), sent once it is over.
+        self._command_events: list[WorkerEvent] = []
         self._episodes = EpisodeCommands(self._engine, profile, task=task, goal=goal,
                                          lock=self._cond, is_active=lambda: self.ready,
-                                         score_one=self._score_one, on_event=on_event)
+                                         score_one=self._score_one,
+                                         on_event=self._command_events.append)
         self._dropped = 0
         self._superseded = 0
         self._rejected = 0
@@ -326,7 +329,15 @@ class InferenceWorker:
                 if item.supersedes:
                     with self._cond:
                         self._pending_changes -= 1
+                self._send_command_events()
             item.future.set_result(outcome)
+
+    def _send_command_events(self) -> None:
+        """Send the events of the command just run, now that samples are offered again: a
+        client that answers START with frames never finds the worker still paused."""
+        events, self._command_events[:] = list(self._command_events), []
+        for event in events:
+            self._on_event(event)
 
     def _score_one(self, item: QueuedSample) -> StepResult:
         result = self._engine.step(item.load())
@@ -366,8 +377,9 @@ class InferenceWorker:
                 return Reply(False, 'deactivated before the activation completed')
             self._model.activate()
         model = self._model.model_id
-        self._on_event(WorkerEvent(EventKind.READY, task=self._episodes.task,
-                                   detail=f'model {model!r} loaded and warmed up'))
+        self._command_events.append(WorkerEvent(
+            EventKind.READY, task=self._episodes.task,
+            detail=f'model {model!r} loaded and warmed up'))
         if not self._episodes.task:
             self._log.info('no task yet: waiting for ~/set_task')
             return Reply(True, 'active; no task yet')

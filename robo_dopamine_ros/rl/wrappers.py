@@ -187,7 +187,9 @@ class _Scorer:
                 'valid': result.valid or not scored, 'reason': result.reason if scored else '',
                 'readings': {m.value: result.reading(m).progress for m in ALL_MODES},
                 'latency_s': result.latency_s if scored else 0.0,
-                'task_status': result.task_status.value, 'grm_reward': 0.0}
+                'task_status': result.task_status.value, 'grm_reward': 0.0,
+                'confidence': {m.value: d.summary() for m in ALL_MODES
+                               if scored and (d := result.reading(m).score.distribution)}}
 
     def total(self, env_reward: float, grm: float) -> float:
         return grm + env_reward if self.config.reward_mode is RewardMode.ADD else grm

@@ -12,9 +12,14 @@ from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
 from ..core.result import StepResult
-from ..msg import EpisodeEvent, Progress, Reward
+from ..msg import Confidence, EpisodeEvent, Progress, Reward
 from ..pipeline.events import WorkerEvent
-from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
+from ..pipeline.fields import (
+    confidence_fields,
+    episode_event_fields,
+    progress_fields,
+    reward_fields,
+)
 
 _NS_PER_S = 1_000_000_000
 T = TypeVar('T')
@@ -53,6 +58,12 @@ def reward_msg(result: StepResult, frame_id: str) -> Reward | None:
     """The ``Reward`` of one transition; None for an episode's START sample (no transition)."""
     fields = reward_fields(result, frame_id)
     return None if fields is None else _message(Reward, fields)
+
+
+def confidence_msg(result: StepResult, frame_id: str) -> Confidence | None:
+    """The ``Confidence`` of one step; None where no reading was scored for it."""
+    fields = confidence_fields(result, frame_id)
+    return None if fields is None else _message(Confidence, fields)
 
 
 def episode_event_msg(event: WorkerEvent, stamp_ns: int, frame_id: str = '') -> EpisodeEvent:

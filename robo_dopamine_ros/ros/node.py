@@ -9,10 +9,9 @@ Hardening. Every image is sized from its header against ``input.max_pixels`` bef
 decoded. An unexpected error in a callback is caught at the callback's boundary, logged with its
 traceback (once per place and error type), counted in /diagnostics and, for a service, answered
 as a failure: one bad message never ends the node. Header time (or the ROS clock) jumping back
-beyond the sync slop starts a new episode. Transitions are bounded
-(``lifecycle.transition_timeout_s``) and serialized; a failed one leaves the node usable. A fatal
-error (the worker lost, an error escaping the executor) ends the process with a FATAL line and
-exit code 1.
+beyond the sync slop starts a new episode. Transitions are bounded (``lifecycle.
+transition_timeout_s``) and serialized; a failed one leaves the node usable. A fatal error (the
+worker lost, an error escaping the executor) ends the process with a FATAL line and exit code 1.
 """
 
 from __future__ import annotations
@@ -40,13 +39,13 @@ from ..backends.threads import bound_cpu_threads
 from ..core.errors import GrmError
 from ..core.result import StepResult
 from ..core.types import GrmBackend
-from ..msg import EpisodeEvent, Progress, Reward
+from ..msg import Confidence, EpisodeEvent, Progress, Reward
 from ..pipeline.param_table import NODE_NAME, PARAM_NAMES, PARAMS_BY_NAME
 from ..pipeline.params import NodeConfig
 from ..pipeline.worker import EventKind, InferenceWorker, Reply, WorkerEvent
 from .camera_input import WARN_THROTTLE_S, CameraInput
 from .diagnostics import ModelInfo, NodeStats, unconfigured_status
-from .messages import episode_event_msg, progress_msg, reward_msg
+from .messages import confidence_msg, episode_event_msg, progress_msg, reward_msg
 from .params import declare, read
 from .qos import Entity, QosOverrides
 from .services import NodeServices, ScoreBuffer, initial_goal, wait_reply
@@ -57,10 +56,8 @@ BackendFactory = Callable[[NodeConfig], GrmBackend]
 
 
 def load_backend(config: NodeConfig) -> GrmBackend:
-    """The backend named by ``model.backend``, from the one registry (backends/factory.py).
-
-    Loads the model (or opens the server connection): call it off the executor.
-    """
+    """The backend named by ``model.backend`` (backends/factory.py); it loads the model (or
+    opens the server connection): call it off the executor."""
     return factory.make_backend(config.backend, **config.backend_options)
 
 
@@ -109,6 +106,8 @@ class RewardNode(LifecycleNodeMixin, Node):
                 Progress, '~/progress', out('~/progress', base=QoSProfile(depth=10)))
             self._reward_pub = self.create_lifecycle_publisher(
                 Reward, '~/reward', out('~/reward', base=QoSProfile(depth=10)))
+            self._confidence_pub = self.create_lifecycle_publisher(   # model.confidence on
+                Confidence, '~/confidence', out('~/confidence', base=QoSProfile(depth=10)))
             self._episode_pub = self.create_lifecycle_publisher(
                 EpisodeEvent, '~/episode', out('~/episode', base=QoSProfile(
                     depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -320,9 +319,10 @@ class RewardNode(LifecycleNodeMixin, Node):
     def _publish_result(self, result: StepResult, frame_id: str) -> None:
         self._stats.result(result)
         self._progress_pub.publish(progress_msg(result, frame_id))
-        reward = reward_msg(result, frame_id)
-        if reward is not None:
-            self._reward_pub.publish(reward)
+        for pub, msg in ((self._reward_pub, reward_msg(result, frame_id)),
+                         (self._confidence_pub, confidence_msg(result, frame_id))):
+            if msg is not None:
+                pub.publish(msg)
 
     def _publish_event(self, event: WorkerEvent) -> None:
         stamp = self.get_clock().now().nanoseconds if event.stamp_ns is None else event.stamp_ns
