@@ -91,6 +91,8 @@ NOTES = """## Notes
   GRM stops after about 10, so decoding is overstated here.
 """
 RESULTS = Path(__file__).resolve().parent / 'results' / 'step_cost.md'
+#: The section bench/prefill_cost.py writes into the results (kept when this script rewrites them).
+SECTION_PREFILL = '## Answer prefill (demo GRMs)'
 
 
 @dataclass
@@ -375,6 +377,8 @@ def main() -> None:
                             hits, ratios)
     text = '\n'.join([*lines, NOTES])
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.exists() and SECTION_PREFILL in (old := args.out.read_text()):
+        text += '\n' + SECTION_PREFILL + old.split(SECTION_PREFILL, 1)[1]
     args.out.write_text(text)
     print(text)
 
