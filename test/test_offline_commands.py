@@ -72,6 +72,20 @@ def test_episode_refuses_a_bad_input_before_loading_the_model(
     assert not (tmp_path / 'runs').exists()
 
 
+@pytest.mark.parametrize(('extra', 'error'), [
+    (('--samples', '0'), '--samples must be >= 1'),
+    (('--left', 'none.mp4'), 'does not exist'),
+    (('--task', 'look at <image> now'), 'reserved')])
+def test_prefill_check_refuses_a_bad_input_before_loading_the_model(
+        tmp_path: Path, loads: list[str], capsys: pytest.CaptureFixture[str],
+        extra: tuple[str, ...], error: str) -> None:
+    args = ['--task', 'put it', *(str(tmp_path / a) if a.endswith('.mp4') else a for a in extra)]
+    assert cli.main(['prefill-check', '--front', str(demo_episode_dir() / 'cam_high.mp4'),
+                     '--frame-interval', '40', *args]) == 1
+    assert error in capsys.readouterr().err
+    assert loads == []
+
+
 def test_episode_with_good_inputs_loads_the_model_once(
         tmp_path: Path, loads: list[str]) -> None:
     assert cli.main(episode(tmp_path, '--task', 'put it')) == 0

@@ -335,7 +335,8 @@ class InferenceWorker:
     def _send_command_events(self) -> None:
         """Send the events of the command just run, now that samples are offered again: a
         client that answers START with frames never finds the worker still paused."""
-        events, self._command_events[:] = list(self._command_events), []
+        events = self._command_events.copy()
+        self._command_events.clear()    # cleared in place: the episode commands append to it
         for event in events:
             self._on_event(event)
 
