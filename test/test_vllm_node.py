@@ -12,9 +12,11 @@ machine). ``RDR_VLLM=0`` skips it (a skip fails a CI run).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -115,7 +117,8 @@ class VllmNode:
         self.manager = LifecycleClient(self.probe.node, f'{self.ns}/robo_dopamine')
         self.proc = subprocess.Popen(
             [str(python), *node_command(reward_node, self.ns, params)], cwd=tmp,
-            env=vllm_env(repo_root), stdout=self.log.open('w'), stderr=subprocess.STDOUT)
+            env=vllm_env(repo_root), stdout=self.log.open('w'), stderr=subprocess.STDOUT,
+            start_new_session=True)     # its own group: the engine's processes go with it
         self.t0 = time.time_ns() // MS * MS
         self.started = time.monotonic()
         self.frames = 0
@@ -146,6 +149,8 @@ class VllmNode:
     def close(self) -> None:
         self.manager.destroy()
         interrupt(self.proc, timeout_s=60)
+        with contextlib.suppress(ProcessLookupError):  # engine processes a killed node left
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.probe.close()
 
 
