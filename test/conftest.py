@@ -183,9 +183,8 @@ def vllm_python(repo_root: Path) -> Path:
 
 #: The checkpoint ``vllm serve`` serves in the tests: a fixture giving its directory
 #: (``RDR_SERVED_MODEL`` names another, e.g. tiny_grm_qwen3_synthetic_dir). The CPU engine needs
-#: a text head size >= 32, which the tiny GRMs have ('demo_grm_dir' once the demo GRM is
-#: retrained so).
-SERVED_MODEL_FIXTURE = os.environ.get('RDR_SERVED_MODEL', 'tiny_grm_synthetic_dir')
+#: a text head size >= 32: the demo GRM's heads were widened to 32 (scripts/widen_demo_grm.py).
+SERVED_MODEL_FIXTURE = os.environ.get('RDR_SERVED_MODEL', 'demo_grm_dir')
 
 
 @pytest.fixture(scope='session')
