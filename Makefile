@@ -22,8 +22,12 @@ build: venv
 # `pytest`, not `python -m pytest`: the latter puts the repo root first on sys.path, so the source
 # package (which has no generated msg/) would shadow the colcon-installed one.
 # Lint is part of the tests: a ruff finding fails `make test` (and so CI) before pytest runs.
+# The transformers backend also runs in .venv-vllm (vLLM's transformers pin, 5.19): its tests run
+# there too, unless the vLLM environment was opted out of (RDR_VLLM=0).
+VLLM_ENV_TESTS := test/test_transformers_backend.py test/test_widen_demo_grm.py
 test: setup lint
 	$(ENV) && pytest -q $(PYTEST_ARGS) test
+	if [ -x .venv-vllm/bin/pytest ]; then $(ENV) && .venv-vllm/bin/pytest -q $(VLLM_ENV_TESTS); fi
 
 lint: venv
 	.venv/bin/ruff check .
