@@ -33,7 +33,8 @@ FOLDERS: dict[str, str] = {
     'docs/': 'the manual, one page per job (the README links them all), and its images',
     'test/': 'the pytest suite, one `test_<unit>.py` per unit; helpers: `conftest.py`, '
              '`node_harness.py` (a live node), `grm_server.py` and `openai_server.py` (loopback '
-             'test doubles of a server), `vllm_serve.py` (the real `vllm serve`), `videos.py`',
+             'test doubles of a server), `vllm_serve.py` (the real `vllm serve`), `videos.py`, '
+             '`script_loader.py` (imports one of `scripts/`)',
     '.ci/': 'run: the CI entry point (builds where needed, runs `make test`)',
 }
 #: Files that cannot carry a comment (JSON), described here.

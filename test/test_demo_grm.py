@@ -13,11 +13,10 @@ fails them by construction (flat shuffled curve, wrong sign on one direction, AU
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 from robo_dopamine_ros.core.profiles import (
     DEMO_GRM,
@@ -44,15 +43,6 @@ DEMO_MODELS: dict[str, tuple[Path, CheckpointProfile]] = {
     'qwen2_5_vl': (MODEL, DEMO_GRM),
     'qwen3_vl': (ROOT / 'robo_dopamine_ros' / 'models' / 'demo_grm_qwen3', DEMO_GRM_QWEN3),
 }
-
-
-def _eval_module():
-    spec = importlib.util.spec_from_file_location('eval_demo_grm',
-                                                  ROOT / 'scripts' / 'eval_demo_grm.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault('eval_demo_grm', module)
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the compact prompt variant and the demo profile (no model needed) -------------------------
@@ -114,7 +104,7 @@ def test_committed_files_are_small_and_complete(demo):
 def test_demo_grm_scores_heldout_episodes(demo, backend):
     _, _, profile = demo
     assert backend.architecture == profile.architecture
-    ev = _eval_module()
+    ev = load_script('eval_demo_grm')
     episodes = ev.heldout_episodes(4, seed0=500)          # one per outcome, unseen seeds
     m = ev.evaluate(backend, profile, episodes, interval=5)
     assert below_floors(m) == [], m
@@ -137,7 +127,7 @@ def below_floors(m: dict) -> list[str]:
 
 def test_a_constant_answer_falls_below_the_floors():
     """The negative control: the floors would catch a model that says the same thing always."""
-    ev = _eval_module()
+    ev = load_script('eval_demo_grm')
     episodes = ev.heldout_episodes(4, seed0=500)
     m = ev.evaluate(ev.ConstantBackend('<score>+10%</score>'), DEMO_GRM, episodes, interval=5)
     missed = below_floors(m)

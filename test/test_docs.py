@@ -6,14 +6,12 @@ docstring, so a new, moved or removed module fails until it is regenerated
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_loader import load_script
 
 #: ``[label](target)`` and ``![alt](target)``; targets never contain spaces here.
 _LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
@@ -21,16 +19,6 @@ _FENCE = re.compile(r'^```.*?^```', re.S | re.M)
 README_MAX_LINES = 300
 #: A citation of the upstream page: ``docs/upstream.md §7.2`` (and ``§9`` after it, in a list).
 _CITATION = re.compile(r'docs/upstream\.md (§[\d.]+(?:(?:,| and| /) §[\d.]+)*)')
-
-
-def _tree_module(repo_root: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location('architecture_tree',
-                                                  repo_root / 'scripts' / 'architecture_tree.py')
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault('architecture_tree', module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _pages(repo_root: Path) -> list[Path]:
@@ -90,7 +78,7 @@ def test_readme_is_a_quick_start_that_links_every_page(repo_root: Path) -> None:
 
 @pytest.mark.skipif(shutil.which('git') is None, reason='git lists the tracked files')
 def test_architecture_tree_matches_git_ls_files(repo_root: Path) -> None:
-    tree = _tree_module(repo_root)
+    tree = load_script('architecture_tree')
     files = tree.tracked_files(repo_root)
     assert 'robo_dopamine_ros/core/engine.py' in files
     page = (repo_root / tree.TREE_PAGE).read_text(encoding='utf-8')
@@ -98,7 +86,7 @@ def test_architecture_tree_matches_git_ls_files(repo_root: Path) -> None:
 
 
 def test_architecture_tree_lists_every_module(repo_root: Path) -> None:
-    tree = _tree_module(repo_root)
+    tree = load_script('architecture_tree')
     section = tree.tree_section((repo_root / tree.TREE_PAGE).read_text(encoding='utf-8'))
     modules = [p for p in (repo_root / 'robo_dopamine_ros').rglob('*.py')
                if p.name != '__init__.py']
@@ -109,7 +97,7 @@ def test_architecture_tree_lists_every_module(repo_root: Path) -> None:
 
 def test_architecture_tree_refuses_what_it_cannot_place(repo_root: Path, tmp_path: Path) -> None:
     """The negative control: an unplaced top-level file and a module without a docstring."""
-    tree = _tree_module(repo_root)
+    tree = load_script('architecture_tree')
     files = tree.tracked_files(repo_root) if shutil.which('git') else []
     if files:
         with pytest.raises(tree.TreeError, match='not in TOP_FILES'):
@@ -136,7 +124,7 @@ def unresolved_citations(text: str, sections: set[str]) -> list[str]:
 
 @pytest.mark.skipif(shutil.which('git') is None, reason='git lists the tracked files')
 def test_every_upstream_citation_names_a_section(repo_root: Path) -> None:
-    tree = _tree_module(repo_root)
+    tree = load_script('architecture_tree')
     sections = _upstream_sections(repo_root)
     assert {'2.2', '3.4', '7.2', '9'} <= sections
     cited, unresolved, unlinked = 0, {}, []

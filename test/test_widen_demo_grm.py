@@ -8,12 +8,11 @@ placement (old dimensions kept in place instead of moved to their frequency) doe
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
@@ -22,15 +21,6 @@ from robo_dopamine_ros.backends.architectures import model_class  # noqa: E402
 from robo_dopamine_ros.models.tiny_grm import SERVABLE_HEAD_SIZES, build_tiny_grm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _widen_module():
-    spec = importlib.util.spec_from_file_location('widen_demo_grm',
-                                                  ROOT / 'scripts' / 'widen_demo_grm.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault('widen_demo_grm', module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _head_size(model_dir: Path) -> int:
@@ -70,7 +60,7 @@ def _logits(model_dir: Path) -> torch.Tensor:
 
 
 def test_widening_keeps_the_function(head16: Path, tmp_path: Path) -> None:
-    widen = _widen_module()
+    widen = load_script('widen_demo_grm')
     wide = widen.widen(head16, tmp_path / 'wide')
     assert _head_size(head16) == 16 and _head_size(wide) == 32
     before, after = _logits(head16), _logits(wide)
@@ -79,7 +69,7 @@ def test_widening_keeps_the_function(head16: Path, tmp_path: Path) -> None:
 
 def test_a_wrong_rotary_placement_changes_the_function(head16: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    widen = _widen_module()
+    widen = load_script('widen_demo_grm')
     monkeypatch.setattr(widen, 'head_rows', lambda head: list(range(head)))
     wrong = widen.widen(head16, tmp_path / 'wrong')
     assert not torch.allclose(_logits(head16), _logits(wrong), atol=1e-4)
