@@ -53,7 +53,7 @@ python3 bench/gpu_check.py --device "$DEVICE"
 SECONDS=0
 if [[ ${#TINY[@]} -eq 0 ]]; then
   # Full depth on the GPU: 3 fused steps per prefill setting after 2 of warm-up.
-  timeout 270 python3 bench/real_dims.py --device "$DEVICE" --steps 3 \
+  timeout 270 python3 bench/real_dims.py --device "$DEVICE" --steps 3 --threads 8 \
     --out "$DEST/real_dims_gpu.md" 2>&1 | tee "$DEST/real_dims_gpu.log"
   timeout 150 python3 bench/step_cost.py --real-dims --device "$DEVICE" --runs 2 --steps 8 \
     --out "$DEST/step_cost_gpu.md" 2>&1 | tee "$DEST/step_cost_gpu.log"

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -63,15 +65,27 @@ DTYPES = {'bfloat16': torch.bfloat16, 'float32': torch.float32}
 
 
 def memory() -> dict[str, float]:
-    """This process's resident and peak resident memory (``VmRSS``, ``VmHWM``), in bytes."""
+    """This process's resident and peak resident memory (``VmRSS``, ``VmHWM``), in bytes.
+
+    Sandboxed kernels (gVisor on some GPU machines) may lack a field: the peak then falls back
+    to ``ru_maxrss``, the resident size to ``statm``.
+    """
     status = Path('/proc/self/status').read_text().splitlines()
-    fields = dict(line.split(':', 1) for line in status)
-    return {k: float(fields[k].split()[0]) * 1024 for k in ('VmRSS', 'VmHWM')}
+    fields = dict(line.split(':', 1) for line in status if ':' in line)
+    found = {k: float(fields[k].split()[0]) * 1024 for k in ('VmRSS', 'VmHWM') if k in fields}
+    if 'VmRSS' not in found:
+        pages = int(Path('/proc/self/statm').read_text().split()[1])
+        found['VmRSS'] = float(pages * os.sysconf('SC_PAGE_SIZE'))
+    if 'VmHWM' not in found:
+        found['VmHWM'] = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return found
 
 
 def reset_peak() -> None:
-    """Restart ``VmHWM`` from the current RSS (Linux ``clear_refs`` 5)."""
-    Path('/proc/self/clear_refs').write_text('5')
+    """Restart ``VmHWM`` from the current RSS (Linux ``clear_refs`` 5; where the kernel does not
+    allow it, the peak stays the process's own since its start)."""
+    with contextlib.suppress(OSError):
+        Path('/proc/self/clear_refs').write_text('5')
 
 
 class ForcedAnswer:

@@ -54,3 +54,32 @@ def test_truncation_keeps_every_shape_and_a_valid_pattern() -> None:
         truncated_config('qwen3_vl', 2, 8)
     with pytest.raises(ValueError, match='depths'):
         truncated_config('qwen2_5_vl', 37, 8)
+
+
+def test_real_dims_measures_a_fused_step_with_the_forced_answer(tmp_path: Path) -> None:
+    """The benchmark's measurement on a tiny model: the forced answer decodes as many steps as
+    the real answer's tokens need (without prefill: all but the first; with it: up to the early
+    stop after the number) and every phase is counted once."""
+    import argparse
+
+    from real_dims import ANSWER, measure_arch
+    from transformers import AutoTokenizer
+
+    from robo_dopamine_ros.backends.prefill import first_after_number, head_ids
+
+    path = build_tiny_grm(tmp_path / 'tiny', vocab='synthetic', architecture='qwen3_vl')
+    opts = argparse.Namespace(device='cpu', dtype='float32', steps=1, warmup=0,
+                              threads=torch.get_num_threads())
+    result = measure_arch(opts, 'qwen3_vl', path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    ids = tokenizer.encode(ANSWER, add_special_tokens=False)
+    stop = first_after_number([tokenizer.decode([i]) for i in ids])
+    assert stop is not None
+    want = {False: len(ids) - 1, True: stop - len(head_ids(tokenizer))}
+    assert {on: split['decode_steps'] for on, split in result['split'].items()} == want
+    assert result['answers'] == [ANSWER]
+    assert result['view_tokens'] == result['profile_view_tokens'] == 70
+    for split in result['split'].values():
+        assert min(split[p] for p in ('vision', 'prefill', 'decode', 'generate_loop')) >= 0
+        assert 0 < split['layers_prefill'] <= split['prefill']
+    assert result['truncated'] and result['tensor_gib'] > 0
