@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import platform
 import statistics
 import sys
@@ -58,15 +57,6 @@ class Run:
             answer_prefill=prefill))
         self.clock = Clock(lambda: None)
         instrument(self.backend, self.clock)
-        timed = self.backend.model.forward
-        self.decodes = 0
-
-        @functools.wraps(timed)
-        def counted(*args: object, **kwargs: object) -> object:
-            self.decodes += kwargs['input_ids'].shape[1] == 1  # type: ignore[union-attr]
-            return timed(*args, **kwargs)
-
-        self.backend.model.forward = counted
         self.modes = modes
         self.engine = EpisodeEngine(self.backend, EngineConfig(fusion=FusionConfig(modes=modes)),
                                     profile)
@@ -75,13 +65,13 @@ class Run:
         self.hops: list[float | None] = []
 
     def step(self, sample: Sample) -> None:
-        self.clock.totals, self.decodes = {}, 0
+        self.clock.reset()
         t0 = time.perf_counter()
         result = self.engine.step(sample)
         if result.step == 0:            # START asks nothing
             return
         self.rows.append((time.perf_counter() - t0, self.clock.totals.get('decode', 0.0),
-                          self.decodes))
+                          self.clock.calls.get('decode', 0)))
         self.hops.extend(r.score.hop for r in result.readings if r.mode in self.modes)
 
 

@@ -11,11 +11,11 @@ and greedy decoding:
 * **fused, no cache**: a fused step (3 queries, one batch), vision cache off;
 * **fused, cache**: the same with the vision cache on (the default);
 * per configuration, the median split of a step into vision tower (``model.visual``; transformers
-  5.x runs it in ``generate`` before the first forward), prefill (the first model forward: the
-  language model over the whole prompt), decoding (later forwards), the processor (image
-  preprocessing + tokenisation), ``generate``'s own loop (logits processors, stop criteria,
-  cache lookups) and our code (resizing the views and building the queries as the engine does,
-  the cache's digests and hints, decoding the answers);
+  5.24 runs it in ``generate`` before the first forward, 5.17 inside it: counted as vision either
+  way), prefill (the first model forward: the language model over the whole prompt), decoding
+  (later forwards), the processor (image preprocessing + tokenisation), ``generate``'s own
+  loop (logits processors, stop criteria, cache lookups) and our code (resizing the views and
+  building the queries as the engine does, the cache's digests and hints, decoding the answers);
 * the prompt's shared prefix (system line, prompt head, REF START and REF END images), the part
   a prefix key/value cache could skip.
 
@@ -25,8 +25,9 @@ Phases are timed by wrapping methods of the backend and model instances (with
 Usage: ``. scripts/env.sh && python bench/step_cost.py [--steps 12] [--runs 3] [--arch A]``
 (tiny random GRMs of both architectures unless ``--arch`` names one, CPU, one torch thread; ~20 s
 a run). On a GPU: ``python bench/step_cost.py --real-dims --device cuda:0`` builds random-weight
-models of the real GRM-3B and the assumed Qwen3-VL-4B dimensions
-(``real_dimensions_config(arch)``, bfloat16).
+models of the real GRM-3B and the assumed Qwen3-VL-4B dimensions on the device
+(``random_grm.py``: ``real_dimensions_config(arch)``, bfloat16, weights never written;
+``bench/gpu.sh`` runs it).
 Writes ``bench/results/step_cost.md`` (``--out`` to change).
 """
 
@@ -48,15 +49,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from random_grm import RandomInitBackend, random_grm_dir
 
 from robo_dopamine_ros.backends.architectures import backend_profile
 from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
 from robo_dopamine_ros.backends.transformers_config import TransformersConfig
 from robo_dopamine_ros.core.images import PixelLimits, prepare, resize_to, visual_tokens
 from robo_dopamine_ros.core.profiles import SUPPORTED_ARCHITECTURES
-from robo_dopamine_ros.core.types import ALL_MODES, ImageKey, KeyedImage, Mode, Query
+from robo_dopamine_ros.core.types import ALL_MODES, Answer, ImageKey, KeyedImage, Mode, Query
 from robo_dopamine_ros.files.frames import demo_episode_dir, open_frames, read_image
-from robo_dopamine_ros.models.tiny_grm import build_tiny_grm, real_dimensions_config
 
 CAMERAS = ('cam_high.mp4', 'cam_left_wrist.mp4', 'cam_right_wrist.mp4')
 TASK = 'organize the table'
@@ -101,9 +102,15 @@ class Clock:
 
     sync: Callable[[], None]
     totals: dict[str, float] = field(default_factory=dict)
+    #: Calls per phase (``decode``: decode steps, one per new token of the whole batch).
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.totals, self.calls = {}, {}
 
     def add(self, phase: str, seconds: float) -> None:
         self.totals[phase] = self.totals.get(phase, 0.0) + seconds
+        self.calls[phase] = self.calls.get(phase, 0) + 1
 
     def timed(self, phase: str, func: Callable[..., Any]) -> Callable[..., Any]:
         """``func`` with its wall time (GPU work included) added to ``phase``."""
@@ -131,10 +138,17 @@ def instrument(backend: TransformersBackend, clock: Clock) -> None:
         cache._digests = clock.timed('digests', cache._digests)
     forward = model.forward
 
+    def tower() -> float:
+        return clock.totals.get('vision', 0.0) + clock.totals.get('digests', 0.0)
+
     @functools.wraps(forward)
     def timed_forward(*args: Any, **kwargs: Any) -> Any:
         phase = 'prefill' if kwargs['input_ids'].shape[1] > 1 else 'decode'
-        return clock.timed(phase, forward)(*args, **kwargs)
+        before = tower()
+        try:
+            return clock.timed(phase, forward)(*args, **kwargs)
+        finally:    # a tower run inside the forward (transformers 5.17) is vision, not prefill
+            clock.totals[phase] -= tower() - before
 
     model.forward = timed_forward
 
@@ -178,12 +192,13 @@ class Chain:
         self.goal = KeyedImage(ImageKey('bench', 'goal', 0), prepare(goal, self.limits))
         self.first: tuple[KeyedImage, ...] = ()
         self.prev: tuple[KeyedImage, ...] = ()
+        self.answers: list[Answer] = []
         if backend.vision_cache is not None:
             backend.reset_cache()  # each chain is a new episode, as on the robot
 
     def step(self, i: int, frames: list[np.ndarray]) -> dict[str, float] | None:
         """Score sample ``i``; its wall time and phases (None for START, which asks nothing)."""
-        self.clock.totals = {}
+        self.clock.reset()
         self.clock.sync()
         t0 = time.perf_counter()
         views = tuple(KeyedImage(ImageKey('bench', role, i), prepare(f, self.limits))
@@ -200,7 +215,7 @@ class Chain:
         self.clock.sync()
         wall = time.perf_counter() - t0
         assert len(answers) == len(queries) and not any(a.error for a in answers)
-        self.prev = views
+        self.prev, self.answers = views, answers
         return {'step': wall, **split(wall, self.clock.totals)}
 
 
@@ -230,11 +245,7 @@ def prefix_share(backend: TransformersBackend) -> tuple[int, int]:
 def build_model(args: argparse.Namespace, tmp: Path, arch: str | None) -> Path:
     if args.model:
         return Path(args.model)
-    if args.real_dims:
-        return build_tiny_grm(tmp / f'real-dims-{arch}', vocab='qwen',
-                              config=real_dimensions_config(arch), dtype='bfloat16',
-                              device=args.device)
-    return build_tiny_grm(tmp / f'tiny-{arch}', vocab='qwen', architecture=arch)
+    return random_grm_dir(tmp, str(arch), tiny=not args.real_dims)
 
 
 def measure(args: argparse.Namespace, model: Path, sync: Callable[[], None],
@@ -367,7 +378,9 @@ def main() -> None:
         for arch in archs:
             model = build_model(args, Path(tmp), arch)
             profile = backend_profile('transformers', str(model))
-            runs = [measure(args, model, sync, profile.pixel_limits) for _ in range(args.runs)]
+            backend = RandomInitBackend if args.real_dims else TransformersBackend
+            runs = [measure(args, model, sync, profile.pixel_limits, backend)
+                    for _ in range(args.runs)]
             ratios = sorted((r['fused, cache']['step'] / r['single']['step'],
                              r['fused, no cache']['step'] / r['single']['step'])
                             for r, _, _ in runs)
