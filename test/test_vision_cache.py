@@ -197,6 +197,19 @@ def test_vision_cache_never_trusts_a_reused_key(plain: TransformersBackend,
     assert cached.vision_cache.misses - before == 3
 
 
+def test_vision_cache_serves_a_call_that_carries_the_language_models_use_cache(
+        cached: TransformersBackend) -> None:
+    """transformers 5.17 passes the forward's ``use_cache`` to ``get_image_features``: the
+    cache still serves it (it used to hand such a call to the tower, never hitting)."""
+    enc = cached.build_inputs(fused_step()[:1])
+    inner = cached.model.model
+    with torch.inference_mode():
+        inner.get_image_features(enc['pixel_values'], enc['image_grid_thw'])
+        hits = cached.vision_cache.hits
+        inner.get_image_features(enc['pixel_values'], enc['image_grid_thw'], use_cache=True)
+    assert cached.vision_cache.hits - hits == 8
+
+
 def test_vision_cache_shares_identical_pixels_across_keys(cached: TransformersBackend) -> None:
     q = fused_step()[0]
     twin = Query(q.task, tuple(KeyedImage(ImageKey('ep', f'twin{i}', 7), im.pixels.copy())

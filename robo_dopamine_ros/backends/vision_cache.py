@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Keyword arguments of the language model's forward that reach ``get_image_features`` in some
+#: transformers versions (5.17 passes ``use_cache``) and do not change the tower's output.
+LANGUAGE_MODEL_KWARGS = frozenset({'use_cache'})
+
 
 class VisionCache:
     """Per-image vision-tower outputs of one model, by pixel digest, least recently used first.
@@ -122,10 +126,13 @@ class VisionCache:
         """``get_image_features`` with each image's embeddings looked up or encoded.
 
         Extra keyword arguments (precomputed ``cu_seqlens``, output capture) describe the whole
-        batch and cannot be cut per image, so such a call goes to the original untouched.
+        batch and cannot be cut per image, so such a call goes to the original untouched; those
+        of the language model's forward that some transformers versions pass along (``use_cache``
+        in 5.17) do not concern the tower and are dropped.
         """
         import torch
 
+        kwargs = {k: v for k, v in kwargs.items() if k not in LANGUAGE_MODEL_KWARGS}
         if kwargs or image_grid_thw is None:
             return original(pixel_values, image_grid_thw, return_dict=return_dict, **kwargs)
         rows = image_grid_thw.prod(-1).tolist()
