@@ -21,7 +21,7 @@ av = pytest.importorskip('av')
 pytest.importorskip('cv2')
 
 import pyarrow.parquet as pq  # noqa: E402
-from test_demo_grm import _eval_module  # noqa: E402
+from script_loader import load_script  # noqa: E402
 
 from robo_dopamine_ros.cli import main  # noqa: E402
 from robo_dopamine_ros.core.errors import BackendStoppedError, ConfigError, ImageError  # noqa: E402
@@ -45,7 +45,7 @@ OUTCOMES = ('success', 'fail', 'stall', 'regress')
 TOP, LEFT, RIGHT = (LEROBOT_KEYS[c] for c in ('front', 'left', 'right'))
 
 
-class ConstantTestDouble(_eval_module().ConstantBackend):
+class ConstantTestDouble(load_script('eval_demo_grm').ConstantBackend):
     """The eval script's constant answer; also counts batches, records each episode's REF END,
     and can die after ``fail_after`` batches (a simulated kill)."""
 
