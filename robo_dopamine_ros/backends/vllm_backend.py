@@ -63,7 +63,14 @@ from .architectures import DEFAULT_MODEL, read_checkpoint
 from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 from .prefill import ANSWER_HEAD, finish_answer, stop_strings
 from .processor import load_processor, render_query_text
-from .vllm_engine import GIB, check_device, engine_shutdown, memory_kwargs, pixel_kwargs
+from .vllm_engine import (
+    GIB,
+    cached_tokens,
+    check_device,
+    engine_shutdown,
+    memory_kwargs,
+    pixel_kwargs,
+)
 
 logger = logging.getLogger(__name__)
 #: How long close() waits for each engine process to end after its shutdown (a hang guard).
@@ -94,6 +101,8 @@ class VllmConfig:
         answer_prefill: Append the answer head (``<score``) to the prompt and stop at the first
             token after the number (:mod:`.prefill`); as text, which the tokenizer splits as
             the model writes it (test_prefill checks the boundary).
+        prefix_caching: vLLM's automatic prefix caching (on as upstream; off only to measure
+            what it saves, bench/vllm_cpu.py).
     """
 
     model: str = DEFAULT_MODEL
@@ -109,6 +118,7 @@ class VllmConfig:
     trust_remote_code: bool = False
     seed: int = 0
     answer_prefill: bool = False
+    prefix_caching: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -137,7 +147,8 @@ class VllmConfig:
         check_device(self.device, platform)
         return {
             'model': self.model, 'max_model_len': self.max_model_len,
-            'limit_mm_per_prompt': {'image': NUM_IMAGES}, 'enable_prefix_caching': True,
+            'limit_mm_per_prompt': {'image': NUM_IMAGES},
+            'enable_prefix_caching': self.prefix_caching,
             'mm_processor_kwargs': processor_kwargs,
             'dtype': self.dtype, 'tensor_parallel_size': self.tensor_parallel_size,
             'trust_remote_code': self.trust_remote_code, 'seed': self.seed,
@@ -302,6 +313,9 @@ class VllmBackend:
                             'prompt_tokens': float(len(out.prompt_token_ids or ())),
                             'new_tokens': float(len(completion.token_ids)),
                             'stop_string': float(completion.stop_reason == STOP_STRING)}
+                    cached = cached_tokens(out)
+                    if cached is not None:      # the prompt tokens the prefix cache served
+                        meta['cached_tokens'] = float(cached)
                     answers[i] = answer_of(completion.text, meta, head)
             return [a for a in answers if a is not None]
 
