@@ -4,15 +4,16 @@ CPU threads beside a ROS executor, and a fleet of robots on one real ``vllm serv
 
 Three parts, each writing its own section of ``bench/results/vllm_cpu.md`` (the others kept):
 
-* ``steps`` (in ``.venv-vllm``): one process runs the same held-out synthetic episodes (seed
-  5, 6, ...: training used seeds >= 10 000) through the engine (fused step: 3 readings) on the
-  transformers backend and on in-process vLLM with and without ``enable_prefix_caching``,
-  taking turns step by step so that a change in the machine's load falls on all alike. Per
-  episode: median step time, the ratio to the transformers backend, and the prefix cache's hit
-  rate from vLLM's own per-request count (``RequestOutput.num_cached_tokens``: prompt tokens
-  served from the cache / prompt tokens), the cache emptied at each episode's start
-  (``LLM.reset_prefix_cache``). The transformers backend runs on the transformers that
-  ``.venv-vllm`` pins (5.19), with as many torch threads as the engine's OpenMP threads.
+* ``steps`` (in ``.venv-vllm``): one process runs the same held-out synthetic episodes (seed 5,
+  6, ...: training used seeds >= 10 000) through the engine (fused step: 3 readings) on the
+  transformers backend and on in-process vLLM with and without ``enable_prefix_caching`` (and
+  with it on KV blocks of 32 tokens instead of the CPU build's 128), taking turns step by step so
+  that a change in the machine's load falls on all alike. Per episode: median step time, the
+  ratio to the transformers backend, and the prefix cache's hit rate from vLLM's own per-request
+  count (``RequestOutput.num_cached_tokens``: prompt tokens served from the cache / prompt
+  tokens), the cache emptied at each episode's start (``LLM.reset_prefix_cache``). The
+  transformers backend runs on the transformers that ``.venv-vllm`` pins (5.19), with as many
+  torch threads as the engine's OpenMP threads.
 * ``threads`` (in ``.venv-vllm``): a 100 Hz rclpy timer on a ``SingleThreadedExecutor`` in the
   process that holds the engine (as in the node) while the engine scores an episode, per
   setting of the engine's OpenMP threads (``VLLM_CPU_OMP_THREADS_BIND``, ``OMP_WAIT_POLICY``):
@@ -66,6 +67,9 @@ SECTIONS = ('## Per step: in-process vLLM vs transformers, prefix caching',
 SEC = 1_000_000_000
 #: The in-process engine's KV cache (GiB): model.max_gpu_memory_gib on CPU.
 KV_GIB = 0.25
+#: A KV block smaller than the CPU build's default 128 tokens (the CPU kernels want multiples of
+#: 32): the prefix cache reuses whole blocks only.
+SMALL_BLOCK = 32
 
 
 def cpus() -> list[int]:
@@ -178,7 +182,9 @@ def steps_part(args: argparse.Namespace) -> None:
                     model=model, device='cpu', pixel_limits=profile.pixel_limits)), profile),
                 'vLLM, prefix caching': EngineRun(vllm_backend(model, profile), profile),
                 'vLLM, no prefix caching': EngineRun(
-                    vllm_backend(model, profile, prefix_caching=False), profile)}
+                    vllm_backend(model, profile, prefix_caching=False), profile),
+                f'vLLM, prefix caching, block {SMALL_BLOCK}': EngineRun(
+                    vllm_backend(model, profile, block_size=SMALL_BLOCK), profile)}
         take_turns(runs, episode(4, 3))                        # warm-up
         for r in range(args.runs):
             take_turns(runs, episode(5 + r, args.steps))
@@ -270,10 +276,11 @@ def threads_part(args: argparse.Namespace) -> None:
                 engine_environment(**extra)
                 run = EngineRun(vllm_backend(model, profile), profile)
                 take_turns({label: run}, episode(4, 3))        # warm-up
-                since = time.monotonic()
-                take_turns({label: run}, episode(5 + r, args.steps))
-                late = np.asarray(probe.lateness_ms(since))
                 pids = descendants(os.getpid())   # EngineCore, Worker
+                since, busy0 = time.monotonic(), engine_cpu_s(pids)
+                take_turns({label: run}, episode(5 + r, args.steps))
+                busy = (engine_cpu_s(pids) - busy0) / (time.monotonic() - since)
+                late = np.asarray(probe.lateness_ms(since))
                 time.sleep(1.5)             # vLLM's worker polls busily for 1 s after a step
                 c0, t0 = engine_cpu_s(pids), time.monotonic()
                 time.sleep(3.0)
@@ -281,7 +288,7 @@ def threads_part(args: argparse.Namespace) -> None:
                 run.backend.close()
                 rows.append(f'| {r + 1} | {label} | {statistics.median(run.steps) * 1e3:.1f} | '
                             f'{np.percentile(late, 50):.2f} / {np.percentile(late, 99):.2f} / '
-                            f'{late.max():.1f} | {100 * idle:.0f} % |')
+                            f'{late.max():.1f} | {busy:.2f} | {100 * idle:.0f} % |')
                 print(rows[-1], flush=True)
     finally:
         probe.close()
@@ -290,10 +297,12 @@ def threads_part(args: argparse.Namespace) -> None:
              f'Machine: {machine()}. Model {profile.architecture}; fused steps back to back, '
              f'{args.steps} an episode; a 100 Hz rclpy timer in the process that holds the '
              'engine (as in the node); every run listed. Lateness = interval between two timer '
-             'callbacks − 10 ms. Idle CPU = CPU the engine processes used in 3 s without '
+             'callbacks − 10 ms. Engine cores busy = CPU time of the engine processes '
+             '(EngineCore, Worker) / wall time while scoring; idle = the same in 3 s without '
              'requests, 1.5 s after the last, as a share of one core.', '',
              '| run | engine OpenMP threads | step, ms | timer lateness p50 / p99 / max, ms | '
-             'engine CPU while idle |', '|---|---|---|---|---|', *rows]
+             'engine cores busy, scoring | engine CPU, idle |', '|---|---|---|---|---|---|',
+             *rows]
     write_section(SECTIONS[1], '\n'.join(lines))
 
 

@@ -82,8 +82,12 @@ def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
     assert (llm['enable_prefix_caching'], llm['limit_mm_per_prompt']) == (True, {'image': 8})
     assert (llm['max_model_len'], llm['mm_processor_kwargs']) == (8192, {'min_pixels': 12544})
     assert 'gpu_memory_utilization' not in llm and 'kv_cache_memory_bytes' not in llm
-    assert not VllmConfig(prefix_caching=False).llm_kwargs(
-        platform='cuda', processor_kwargs={})['enable_prefix_caching']
+    assert 'block_size' not in llm          # the build's default
+    custom = VllmConfig(prefix_caching=False, block_size=32).llm_kwargs(
+        platform='cuda', processor_kwargs={})
+    assert (custom['enable_prefix_caching'], custom['block_size']) == (False, 32)
+    with pytest.raises(ConfigError, match='block_size must be an integer >= 1'):
+        VllmConfig(block_size=0)
     assert cfg.sampling_kwargs() == {'max_tokens': 16, 'stop': ['</score>'],
                                      'include_stop_str_in_output': True, 'temperature': 0.0}
     assert cfg.sampling_kwargs(prefill=True)['stop'] == ['</score>', '%', '</']

@@ -103,6 +103,9 @@ class VllmConfig:
             the model writes it (test_prefill checks the boundary).
         prefix_caching: vLLM's automatic prefix caching (on as upstream; off only to measure
             what it saves, bench/vllm_cpu.py).
+        block_size: Tokens per KV-cache block (None: the build's default, 128 on CPU in vLLM
+            0.32). The prefix cache reuses whole blocks only, so a prompt shorter than a few
+            blocks shares little (bench/results/vllm_cpu.md).
     """
 
     model: str = DEFAULT_MODEL
@@ -119,6 +122,7 @@ class VllmConfig:
     seed: int = 0
     answer_prefill: bool = False
     prefix_caching: bool = True
+    block_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -131,8 +135,10 @@ class VllmConfig:
         if geometry(self.architecture).factor != self.pixel_limits.factor:
             raise ConfigError(f'pixel_limits factor {self.pixel_limits.factor!r} is not the '
                               f'{self.architecture!r} factor')
-        for name in ('max_model_len', 'max_tokens', 'tensor_parallel_size'):
+        for name in ('max_model_len', 'max_tokens', 'tensor_parallel_size', 'block_size'):
             value = getattr(self, name)
+            if name == 'block_size' and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f'{name} must be an integer >= 1, got {value!r}')
 
@@ -153,6 +159,7 @@ class VllmConfig:
             'dtype': self.dtype, 'tensor_parallel_size': self.tensor_parallel_size,
             'trust_remote_code': self.trust_remote_code, 'seed': self.seed,
             **memory_kwargs(self.max_memory_gib, platform, device_total_gib),
+            **({} if self.block_size is None else {'block_size': self.block_size}),
         }
 
     def sampling_kwargs(self, prefill: bool = False) -> dict[str, Any]:
