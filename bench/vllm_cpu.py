@@ -7,13 +7,13 @@ Three parts, each writing its own section of ``bench/results/vllm_cpu.md`` (the 
 * ``steps`` (in ``.venv-vllm``): one process runs the same held-out synthetic episodes (seed 5,
   6, ...: training used seeds >= 10 000) through the engine (fused step: 3 readings) on the
   transformers backend and on in-process vLLM with and without ``enable_prefix_caching`` (and
-  with it on KV blocks of 32 tokens instead of the CPU build's 128), taking turns step by step so
-  that a change in the machine's load falls on all alike. Per episode: median step time, the
-  ratio to the transformers backend, and the prefix cache's hit rate from vLLM's own per-request
-  count (``RequestOutput.num_cached_tokens``: prompt tokens served from the cache / prompt
-  tokens), the cache emptied at each episode's start (``LLM.reset_prefix_cache``). The
-  transformers backend runs on the transformers that ``.venv-vllm`` pins (5.19), with as many
-  torch threads as the engine's OpenMP threads.
+  with it on KV blocks of 32 tokens instead of the CPU build's 128), one backend's episode after
+  another in an order that rotates per episode (:func:`one_after_another` says why not step by
+  step). Per episode: median step time, the ratio to the transformers backend, and the prefix
+  cache's hit rate from vLLM's own per-request count (``RequestOutput.num_cached_tokens``: prompt
+  tokens served from the cache / prompt tokens), the cache emptied at each episode's start
+  (``LLM.reset_prefix_cache``). The transformers backend runs on the transformers that
+  ``.venv-vllm`` pins (5.19), with as many torch threads as the engine's OpenMP threads.
 * ``threads`` (in ``.venv-vllm``): a 100 Hz rclpy timer on a ``SingleThreadedExecutor`` in the
   process that holds the engine (as in the node) while the engine scores an episode, per
   setting of the engine's OpenMP threads (``VLLM_CPU_OMP_THREADS_BIND``, ``OMP_WAIT_POLICY``):
@@ -48,7 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_harness import descendants
-from vllm_serve import vllm_env
+from vllm_serve import engine_cpus, vllm_env
 
 from robo_dopamine_ros.backends.architectures import backend_profile
 from robo_dopamine_ros.core.engine import EngineConfig, EpisodeEngine, Sample
@@ -70,6 +70,8 @@ KV_GIB = 0.25
 #: A KV block smaller than the CPU build's default 128 tokens (the CPU kernels want multiples of
 #: 32): the prefix cache reuses whole blocks only.
 SMALL_BLOCK = 32
+#: Seconds without requests before a backend's episode: vLLM's worker stops polling after 1 s.
+QUIET_S = 1.5
 
 
 def cpus() -> list[int]:
@@ -147,20 +149,31 @@ def vllm_backend(model: str, profile: CheckpointProfile, **options: Any) -> Any:
                                   pixel_limits=profile.pixel_limits, **options))
 
 
-def engine_environment(**extra: str) -> None:
-    """This process's environment for an in-process engine (the tests' settings, test/
-    vllm_serve.py) plus ``extra``; read by the engine processes vLLM spawns next."""
-    for key in ('OMP_WAIT_POLICY', 'VLLM_CPU_KVCACHE_SPACE'):
-        os.environ.pop(key, None)
-    ours = {k: v for k, v in vllm_env(ROOT).items() if k.startswith(('VLLM_', 'HF_'))}
-    os.environ.update({**ours, **extra})
+def engine_environment(**changes: str | None) -> None:
+    """This process's environment for an in-process engine: the tests' settings
+    (test/vllm_serve.py) with ``changes`` (None: unset); read by the engine processes vLLM
+    spawns next."""
+    ours = {k: v for k, v in vllm_env(ROOT).items() if k.startswith(('VLLM_', 'HF_', 'OMP_'))}
+    for key, value in {**ours, **changes}.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
-def take_turns(runs: dict[str, EngineRun], ep: SyntheticEpisode) -> None:
-    for run in runs.values():
+def one_after_another(runs: Sequence[EngineRun], ep: SyntheticEpisode,
+                      quiet_s: float = QUIET_S) -> None:
+    """``ep`` on each run in turn, each after ``quiet_s`` without requests.
+
+    Not step by step: a vLLM worker polls its queue busily (``sched_yield``) for 1 s after each
+    request (vLLM 0.32's shm_broadcast), so an engine that has just answered takes a core from
+    whichever backend runs next (a first version alternating steps measured the transformers
+    backend at 45-1000 ms a step).
+    """
+    for run in runs:
+        time.sleep(quiet_s)
         run.start(ep)
-    for sample in samples(ep):
-        for run in runs.values():
+        for sample in samples(ep):
             run.step(sample)
 
 
@@ -185,9 +198,11 @@ def steps_part(args: argparse.Namespace) -> None:
                     vllm_backend(model, profile, prefix_caching=False), profile),
                 f'vLLM, prefix caching, block {SMALL_BLOCK}': EngineRun(
                     vllm_backend(model, profile, block_size=SMALL_BLOCK), profile)}
-        take_turns(runs, episode(4, 3))                        # warm-up
-        for r in range(args.runs):
-            take_turns(runs, episode(5 + r, args.steps))
+        one_after_another(list(runs.values()), episode(4, 3))      # warm-up
+        for r in range(args.runs):                  # the order rotates: load drift falls on all
+            order = list(runs.values())
+            one_after_another(order[r % len(order):] + order[:r % len(order)],
+                              episode(5 + r, args.steps))
             base = statistics.median(runs['transformers'].steps)
             for name, run in runs.items():
                 step = statistics.median(run.steps)
@@ -207,8 +222,10 @@ def steps_part(args: argparse.Namespace) -> None:
             run.backend.close()
     lines += [f'Machine: {machine()}; torch {torch.__version__} with '
               f'{torch.get_num_threads()} threads for transformers, the engine\'s OpenMP threads '
-              f'bound to CPUs {os.environ["VLLM_CPU_OMP_THREADS_BIND"]}. Fused steps (3 readings '
-              f'in one batch), {args.steps} steps an episode, medians, every episode listed.', '',
+              f'bound to CPUs {os.environ["VLLM_CPU_OMP_THREADS_BIND"]} with OMP_WAIT_POLICY='
+              f'{os.environ.get("OMP_WAIT_POLICY", "(unset)")} (the tests\' setting). Fused steps '
+              f'(3 readings in one batch), {args.steps} steps an episode, medians, every episode '
+              'listed.', '',
               '| model | episode | backend | step, ms | ratio to transformers | '
               'prefix-cache hit rate |', '|---|---|---|---|---|---|', *rows, '', *notes]
     write_section(SECTIONS[0], '\n'.join(lines))
@@ -260,12 +277,14 @@ class TimerProbe:
 def threads_part(args: argparse.Namespace) -> None:
     import numpy as np
 
-    first, last = cpus()[0], cpus()[-1]
-    settings: list[tuple[str, dict[str, str]]] = [
-        (f'bound to CPUs {first}-{last}, OpenMP default wait', {}),
-        (f'bound to CPUs {first}-{last}, OMP_WAIT_POLICY=PASSIVE', {'OMP_WAIT_POLICY': 'PASSIVE'}),
-        (f'bound to CPU {last} only, OMP_WAIT_POLICY=PASSIVE',
-         {'VLLM_CPU_OMP_THREADS_BIND': str(last), 'OMP_WAIT_POLICY': 'PASSIVE'})]
+    every, rest = ','.join(map(str, cpus())), ','.join(map(str, engine_cpus()))
+    settings: list[tuple[str, dict[str, str | None]]] = [
+        (f'bound to CPUs {every}, OpenMP default wait',
+         {'VLLM_CPU_OMP_THREADS_BIND': every, 'OMP_WAIT_POLICY': None}),
+        (f'bound to CPUs {every}, OMP_WAIT_POLICY=PASSIVE',
+         {'VLLM_CPU_OMP_THREADS_BIND': every, 'OMP_WAIT_POLICY': 'PASSIVE'}),
+        (f'bound to CPUs {rest} (all but the first), OMP_WAIT_POLICY=PASSIVE: the tests\' '
+         'setting', {'VLLM_CPU_OMP_THREADS_BIND': rest, 'OMP_WAIT_POLICY': 'PASSIVE'})]
     model = args.model[0]
     profile = backend_profile('vllm', model)
     probe = TimerProbe()
@@ -275,11 +294,12 @@ def threads_part(args: argparse.Namespace) -> None:
             for label, extra in settings:
                 engine_environment(**extra)
                 run = EngineRun(vllm_backend(model, profile), profile)
-                take_turns({label: run}, episode(4, 3))        # warm-up
+                one_after_another([run], episode(4, 3), 0.0)       # warm-up
                 pids = descendants(os.getpid())   # EngineCore, Worker
                 since, busy0 = time.monotonic(), engine_cpu_s(pids)
-                take_turns({label: run}, episode(5 + r, args.steps))
-                busy = (engine_cpu_s(pids) - busy0) / (time.monotonic() - since)
+                one_after_another([run], episode(5 + r, args.steps), 0.0)
+                cpu_ms = (engine_cpu_s(pids) - busy0) * 1e3
+                busy = cpu_ms / 1e3 / (time.monotonic() - since)
                 late = np.asarray(probe.lateness_ms(since))
                 time.sleep(1.5)             # vLLM's worker polls busily for 1 s after a step
                 c0, t0 = engine_cpu_s(pids), time.monotonic()
@@ -288,7 +308,8 @@ def threads_part(args: argparse.Namespace) -> None:
                 run.backend.close()
                 rows.append(f'| {r + 1} | {label} | {statistics.median(run.steps) * 1e3:.1f} | '
                             f'{np.percentile(late, 50):.2f} / {np.percentile(late, 99):.2f} / '
-                            f'{late.max():.1f} | {busy:.2f} | {100 * idle:.0f} % |')
+                            f'{late.max():.1f} | {busy:.2f} | {cpu_ms / len(run.steps):.0f} | '
+                            f'{100 * idle:.0f} % |')
                 print(rows[-1], flush=True)
     finally:
         probe.close()
@@ -301,7 +322,8 @@ def threads_part(args: argparse.Namespace) -> None:
              '(EngineCore, Worker) / wall time while scoring; idle = the same in 3 s without '
              'requests, 1.5 s after the last, as a share of one core.', '',
              '| run | engine OpenMP threads | step, ms | timer lateness p50 / p99 / max, ms | '
-             'engine cores busy, scoring | engine CPU, idle |', '|---|---|---|---|---|---|',
+             'engine cores busy, scoring | engine CPU per step, ms | engine CPU, idle |',
+             '|---|---|---|---|---|---|---|',
              *rows]
     write_section(SECTIONS[1], '\n'.join(lines))
 
