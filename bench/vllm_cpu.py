@@ -340,17 +340,19 @@ def fleet_part(args: argparse.Namespace) -> None:
             rows = [fleet.run(robots, server, settings, Path(tmp)) for robots in args.robots]
             print(rows, flush=True)
             table = fleet.report(settings, rows, server).split('\n', 3)[3]
-            tables.append(f'Run {r + 1}:\n\n{table.strip()}')
+            tables += [f'Run {r + 1}:', '', table.strip(), '']
     lines = [f'Command: `flock /work/bench.lock python bench/vllm_cpu.py fleet --model '
              f'{args.model[0]} --robots {" ".join(map(str, args.robots))} --seconds '
              f'{args.seconds:g} --runs {args.runs}` (bench/fleet.py\'s `run` per fleet size, '
              'one server for all runs).', '',
              f'Machine: {machine()}. Server: the real vllm serve (.venv-vllm, '
-             f'test/vllm_serve.py), ready {server.start_s:.0f} s after its start. Each robot: an '
-             'installed reward_node (model.backend: openai) fed 3 cameras × 5 Hz × 320×240 JPEG, '
-             'every set a sample (3 readings, concurrent). Latency: receipt of ~/progress − '
+             f'test/vllm_serve.py; OpenMP threads bound to CPUs '
+             f'{",".join(map(str, engine_cpus()))}, OMP_WAIT_POLICY=PASSIVE), ready '
+             f'{server.start_s:.0f} s after its start. Each robot: an installed reward_node '
+             '(model.backend: openai) fed 3 cameras × 5 Hz × 320×240 JPEG, every set a '
+             'sample (3 readings, concurrent). Latency: receipt of ~/progress − '
              'publish of its camera set (the server included).', '', *tables]
-    write_section(SECTIONS[2], '\n\n'.join(lines))
+    write_section(SECTIONS[2], '\n'.join(lines))
 
 
 PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
