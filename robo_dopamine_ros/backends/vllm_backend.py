@@ -12,9 +12,13 @@ Settings, and where they differ from upstream on purpose:
   cached prompt's from its start. The slot order (``SLOT_ROLES``) already puts what a step's
   queries share first: system line, prompt head with the task, REF START, REF END and the text
   up to the first BEFORE image (about 300 of 1400 tokens at 224x308; the same for every query
-  of an episode, so it is prefilled once per episode). Nothing after it can be shared: every
-  query differs from its first BEFORE image on, and the long closing instructions follow the
-  AFTER images (``test_vision_cache.py`` pins this arrangement);
+  of an episode, so it is prefilled once per episode). Within a step nothing after it can be
+  shared: every query differs from its first BEFORE image on, and the long closing instructions
+  follow the AFTER images (``test_vision_cache.py`` pins this arrangement); across steps the
+  forward and backward queries repeat their BEFORE images too. vLLM reuses whole KV blocks only
+  (128 tokens on CPU in vLLM 0.32; ``block_size``): on the demo GRM's ~200-token prompts 40 % of
+  an episode's prompt tokens came from the cache (51 % with 32-token blocks), for no clear step
+  time gain at that size on a CPU (bench/results/vllm_cpu.md);
 * ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default) in the form
   the checkpoint's image processor takes, read from the processor itself
   (:func:`vllm_engine.pixel_kwargs`): ``size={'shortest_edge', 'longest_edge'}`` or
