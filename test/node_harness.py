@@ -75,6 +75,26 @@ def node_command(reward_node: Path, ns: str, params: Mapping[str, Any]) -> list[
     return command
 
 
+def descendants(pid: int) -> list[int]:
+    """Living (not zombie) descendants of ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f'/proc/{entry}/stat').read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != 'Z':
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
 def start_node(reward_node: Path, cwd: Path, ns: str,
                params: Mapping[str, Any]) -> subprocess.Popen[str]:
     """Start the node as its own process on this test domain; its output goes to cwd/node.log."""

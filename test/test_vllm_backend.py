@@ -20,6 +20,7 @@ from robo_dopamine_ros.backends.vllm_backend import (
     build_requests,
 )
 from robo_dopamine_ros.backends.vllm_engine import (
+    cached_tokens,
     check_device,
     engine_shutdown,
     memory_kwargs,
@@ -81,6 +82,12 @@ def test_vllm_settings_follow_upstream_with_a_bounded_answer() -> None:
     assert (llm['enable_prefix_caching'], llm['limit_mm_per_prompt']) == (True, {'image': 8})
     assert (llm['max_model_len'], llm['mm_processor_kwargs']) == (8192, {'min_pixels': 12544})
     assert 'gpu_memory_utilization' not in llm and 'kv_cache_memory_bytes' not in llm
+    assert 'block_size' not in llm          # the build's default
+    custom = VllmConfig(prefix_caching=False, block_size=32).llm_kwargs(
+        platform='cuda', processor_kwargs={})
+    assert (custom['enable_prefix_caching'], custom['block_size']) == (False, 32)
+    with pytest.raises(ConfigError, match='block_size must be an integer >= 1'):
+        VllmConfig(block_size=0)
     assert cfg.sampling_kwargs() == {'max_tokens': 16, 'stop': ['</score>'],
                                      'include_stop_str_in_output': True, 'temperature': 0.0}
     assert cfg.sampling_kwargs(prefill=True)['stop'] == ['</score>', '%', '</']
@@ -147,6 +154,12 @@ def test_vllm_engine_shutdown_is_found_per_version() -> None:
     v032 = SimpleNamespace(llm_engine=SimpleNamespace(engine_core=SimpleNamespace(shutdown=stop)))
     assert engine_shutdown(v032) is stop
     assert engine_shutdown(SimpleNamespace(llm_engine=None)) is None
+
+
+def test_vllm_prefix_cache_count_is_read_where_the_version_reports_it() -> None:
+    assert cached_tokens(SimpleNamespace(num_cached_tokens=96)) == 96      # vLLM 0.32
+    assert cached_tokens(SimpleNamespace(num_cached_tokens=None)) is None
+    assert cached_tokens(SimpleNamespace()) is None
 
 
 def test_vllm_missing_is_a_clear_model_load_error(no_vllm: None) -> None:

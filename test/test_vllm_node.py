@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from lifecycle_client import LifecycleClient
-from node_harness import TASK, Probe, frame, node_command, wait_until
+from node_harness import TASK, Probe, descendants, frame, node_command, wait_until
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vllm_serve import vllm_env
@@ -39,26 +39,6 @@ MS = 1_000_000
 #: Engine creation imports torch, transformers and vLLM in three processes: minutes when loaded.
 LOAD_S = 600.0
 KV_LINE = re.compile(r'CPU KV cache size: ([\d,]+) tokens')
-
-
-def descendants(pid: int) -> list[int]:
-    """Living (not zombie) descendants of ``pid``, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f'/proc/{entry}/stat').read_text().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != 'Z':
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
 
 
 def kib(pid: int, path: str, key: str) -> int:

