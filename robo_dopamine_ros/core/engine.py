@@ -41,17 +41,17 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
 
-from .errors import BackendStoppedError, ConfigError, StampError, coerce_enum
+from .batch_ask import ask_batch
+from .errors import ConfigError, StampError, coerce_enum
 from .images import blank_goal, prepare
 from .monitor import MonitorConfig, TaskMonitor, TaskStatus
-from .parsing import ParseStatus, ScoreReading, parse_score
+from .parsing import ParseStatus, ScoreReading
 from .profiles import GENERIC, CheckpointProfile
 from .progress import (
     FusionConfig,
@@ -74,7 +74,6 @@ from .types import (
     Mode,
     Query,
     Views,
-    generate_checked,
 )
 from .views import layout_name, map_views
 
@@ -250,7 +249,9 @@ class EpisodeEngine:
             return self._start_result(ep, stamp, layout, self._check_start_goal(ep, views))
 
         queries = self._queries(ep, views)
-        scores, latency, failure = self._ask(queries)
+        scores, latency, failure = ask_batch(self.backend, queries,
+                                             lenient=self.config.lenient_parse,
+                                             upstream_zero=self.config.upstream_zero)
         fused = fuse_step(ep.state, scores, ep.fusion)
         reason = '; '.join(r for r in (f'backend failed: {failure}' if failure else '',
                                        fused.reason, ep.start_goal_note) if r)
@@ -358,42 +359,6 @@ class EpisodeEngine:
         ref_start = ep.ref_start or ep.start.front
         return {m: Query(ep.task, (ref_start, goal, *befores[m], *after.as_tuple()), m, variant)
                 for m in ALL_MODES if m in ep.modes}
-
-    def _ask(self, queries: dict[Mode, Query],
-             ) -> tuple[dict[Mode, ScoreReading], float, str | None]:
-        """One batched backend call; identical queries are asked once."""
-        unique: list[Query] = []
-        index: dict[tuple[object, ...], int] = {}
-        slot: dict[Mode, int] = {}
-        for mode, q in queries.items():
-            sig = tuple(img.key for img in q.images)
-            if sig not in index:
-                index[sig] = len(unique)
-                unique.append(q)
-            slot[mode] = index[sig]
-        t0 = time.perf_counter()
-        try:
-            answers = generate_checked(self.backend, unique)
-        except BackendStoppedError:      # shutdown, not a failed step: the caller is stopping
-            raise
-        except Exception as err:  # a runtime boundary: log and flag, never crash the node
-            log.error('GRM backend failed: %s', err, exc_info=True)
-            latency = time.perf_counter() - t0
-            failed = ScoreReading('', ParseStatus.FAILED, reason=f'backend error: {err}')
-            return {m: failed for m in queries}, latency, str(err)
-        latency = time.perf_counter() - t0
-        scores: dict[Mode, ScoreReading] = {}
-        for mode, i in slot.items():
-            answer = answers[i]
-            if answer.error:
-                scores[mode] = ScoreReading(answer.text, ParseStatus.FAILED,
-                                            reason=f'backend error: {answer.error}')
-            else:
-                scores[mode] = replace(
-                    parse_score(answer.text, lenient=self.config.lenient_parse,
-                                upstream_zero=self.config.upstream_zero),
-                    distribution=answer.distribution)
-        return scores, latency, None
 
     def _start_result(self, ep: _Episode, stamp: int, layout: str,
                       start_goal_distance: float | None) -> StepResult:
