@@ -14,13 +14,15 @@ Outputs, in ``out_dir``:
 * ``results.jsonl`` / ``results.csv``: one row per scored sample, written as it is scored (a
   killed run leaves valid files), with ``frame_index`` (the front message's index in the bag),
   ``bag_time_ns`` and ``gt_progress`` besides the engine's record;
-* ``progress.png`` (one episode) or ``progress_<episode_id>.png`` (several), written at the end;
-* ``summary.json``: per episode VOC (Spearman vs time order over the transitions,
-  docs/upstream.md §7.2) of the fused and each mode's curve and, with ground truth, the error of
-  the fused progress; the node's input counters and replay's; the error that stopped a broken bag;
-* optionally a copy of the bag with the node's topics added (``<prefix>/progress``, ``/reward``,
-  ``/episode``), each result stored at the bag time of the front frame it scores, so a viewer
-  (Foxglove, ``ros2 bag play``) shows every reward beside its image.
+* ``progress.png`` (one episode) or ``progress_<episode_id>.png`` (several), written at the end,
+  and ``summary.json`` (:mod:`.replay_summary`): per episode VOC (Spearman vs time order over the
+  transitions, docs/upstream.md §7.2) of the fused and each mode's curve and, with ground truth,
+  the error of the fused progress; the node's input counters and replay's; the error that
+  stopped a broken bag;
+* optionally a copy of the bag with the node's topics added (:mod:`.replay_bag`:
+  ``<prefix>/progress``, ``/reward``, ``/episode``), each result stored at the bag time of the
+  front frame it scores, so a viewer (Foxglove, ``ros2 bag play``) shows every reward beside its
+  image.
 
 Episodes: the bag is one episode unless split at a jump back in header time (as the node does),
 at a gap of ``split_gap_s`` seconds between synchronized frames, or at the node's recorded
@@ -35,19 +37,15 @@ directory) give step-wise progress (docs/upstream.md §5.1) by front frame index
 from __future__ import annotations
 
 import collections
-import json
 import logging
-import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..bags.bag_copy import BagCopy
-from ..bags.msgtypes import COMPRESSED_IMAGE, IMAGE, build_message
+from ..bags.msgtypes import COMPRESSED_IMAGE, IMAGE
 from ..bags.reader import BagMessage, BagReader, bag_folder
 from ..core.engine import EpisodeEngine, MissingGoal
 from ..core.errors import ConfigError, GrmError
@@ -56,25 +54,19 @@ from ..core.profiles import CheckpointProfile
 from ..core.prompt import check_task
 from ..core.result import StepResult
 from ..core.sync import FRONT, SyncedSet
-from ..core.types import ALL_MODES, GrmBackend
+from ..core.types import GrmBackend
 from ..files.frames import read_image
-from ..files.outputs import write_text
 from ..pipeline import images
 from ..pipeline.events import EventKind, WorkerEvent, result_events
-from ..pipeline.fields import episode_event_fields, progress_fields, reward_fields
 from ..pipeline.input import Counts, FrameInput, Received, decode_set
 from ..pipeline.params import NodeConfig, Transport, Trigger
 from ..training.keyframes import load_instructions, parse_keyframes, read_json, stepwise_progress
-from .plots import plot_results
 from .records import ResultWriter
+from .replay_bag import EPISODE_EVENT, ResultBag, check_free, open_result_bag
+from .replay_summary import ReplayEpisode, ReplaySummary, write_summary
 
 log = logging.getLogger(__name__)
 
-PKG = 'robo_dopamine_ros/msg'
-EPISODE_EVENT = f'{PKG}/EpisodeEvent'
-#: Output topic -> type, under ``ReplayOptions.topic_prefix`` (the node's ``~/`` topics).
-OUTPUT_TOPICS: dict[str, str] = {'progress': f'{PKG}/Progress', 'reward': f'{PKG}/Reward',
-                                 'episode': EPISODE_EVENT}
 _NS_PER_S = 1_000_000_000
 
 
@@ -100,30 +92,11 @@ class ReplayOptions:
 
 
 @dataclass(frozen=True)
-class ReplaySummary:
-    """What a replay produced: per-episode figures and counters (also in ``summary.json``)."""
-
-    out_dir: Path
-    episodes: list[dict[str, Any]]
-    counters: dict[str, int]
-    output_bag: Path | None = None
-
-
-@dataclass(frozen=True)
 class _Where:
     """Where a camera message was in the bag (the tag of its frame in the synchronizer)."""
 
     bag_ns: int
     index: int           # position among this camera's messages
-
-
-@dataclass
-class _Open:
-    """The episode being scored."""
-
-    episode_id: str
-    task: str
-    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _GroundTruth:
@@ -178,14 +151,14 @@ class _Replay:
             check_task(self.next_task)
         elif not any(task for _, task in self.boundaries):
             raise _no_task()
-        self.episode: _Open | None = None
-        self.episodes: list[_Open] = []
+        self.episode: ReplayEpisode | None = None
+        self.episodes: list[ReplayEpisode] = []
         self.prev_set_ns: int | None = None
         self.frame_count = [0] * len(node.cameras)
         self.counters: dict[str, int] = dict.fromkeys(
             ('messages', 'samples_due', 'scored', 'rejected'), 0)
         self.sink: ResultWriter | None = None
-        self.out_bag: BagCopy | None = None
+        self.out_bag: ResultBag | None = None
         if node.trigger is Trigger.SERVICE:
             log.warning('trigger=service: replay scores on the sampling.interval_s grid')
 
@@ -201,14 +174,7 @@ class _Replay:
                                   f'but cameras.{cam.role}.transport is '
                                   f'{cam.transport.value!r} ({want!r})')
         if self.options.write_bag is not None:
-            clash = sorted(set(self._output_topics().values()) & set(self.bag.topics))
-            if clash:
-                raise ConfigError(f'the bag has {clash!r} already (a recorded node run?): '
-                                  'choose another topic prefix for the replay topics')
-
-    def _output_topics(self) -> dict[str, str]:
-        prefix = self.options.topic_prefix.rstrip('/')
-        return {name: f'{prefix}/{name}' for name in OUTPUT_TOPICS}
+            check_free(self.bag, self.options.topic_prefix)
 
     def _goal(self) -> np.ndarray | None:
         """REF END: given, the node's goal_image, the bag's goal.png, or (unless the node runs
@@ -254,14 +220,11 @@ class _Replay:
 
         self.engine = EpisodeEngine(backend, self.node.engine, profile)
         options = self.options
-        out_topics = self._output_topics()
         error: BaseException | None = None
         with ExitStack() as stack:
             if options.write_bag is not None:
-                self.out_bag = stack.enter_context(BagCopy(options.write_bag, self.bag,
-                                                           options.bag_storage))
-                for name, topic in out_topics.items():
-                    self.out_bag.add_topic(topic, OUTPUT_TOPICS[name], _qos(name))
+                self.out_bag = stack.enter_context(open_result_bag(
+                    options.write_bag, self.bag, options.bag_storage, options.topic_prefix))
             self.sink = stack.enter_context(ResultWriter(options.out_dir))
             bar = stack.enter_context(tqdm(total=self.num_front, unit='frame', leave=False,
                                            disable=not options.show_progress))
@@ -339,7 +302,7 @@ class _Replay:
             raise _no_task()
         previous = self.episode.episode_id if self.episode else ''
         eid = self.engine.start(self.next_task, self.goal)
-        self.episode = _Open(eid, self.next_task)
+        self.episode = ReplayEpisode(eid, self.next_task)
         self.episodes.append(self.episode)
         self._write_event(WorkerEvent(EventKind.START, eid, previous, self.next_task,
                                       'bag replay'), stamp, front)
@@ -352,14 +315,7 @@ class _Replay:
         self.episode.records.append(self.sink.write(
             result, frame_index=where.index, bag_time_ns=where.bag_ns, gt_progress=truth))
         if self.out_bag is not None:
-            topics = self._output_topics()
-            frame_id = front.frame.frame_id
-            self.out_bag.write(topics['progress'], where.bag_ns, build_message(
-                OUTPUT_TOPICS['progress'], progress_fields(result, frame_id)))
-            reward = reward_fields(result, frame_id)
-            if reward is not None:
-                self.out_bag.write(topics['reward'], where.bag_ns,
-                                   build_message(OUTPUT_TOPICS['reward'], reward))
+            self.out_bag.write_result(result, where.bag_ns, front.frame.frame_id)
         for event in result_events(result):
             self._write_event(event, result.stamp_after_ns, front)
         if self.on_result is not None:
@@ -367,69 +323,19 @@ class _Replay:
 
     def _write_event(self, event: WorkerEvent, stamp: int, front: Received) -> None:
         if self.out_bag is not None:
-            fields = episode_event_fields(event, stamp, front.frame.frame_id)
-            self.out_bag.write(self._output_topics()['episode'], front.tag.bag_ns,
-                               build_message(EPISODE_EVENT, fields))
+            self.out_bag.write_event(event, stamp, front.tag.bag_ns, front.frame.frame_id)
 
     # -- results -----------------------------------------------------------------------------
 
     def _finish(self, error: BaseException | None) -> ReplaySummary:
         """Plots and ``summary.json`` of whatever was scored (also after an error)."""
-        out = self.options.out_dir
-        episodes = [e for e in self.episodes if e.records]
-        for ep in episodes:
-            name = 'progress.png' if len(episodes) == 1 else f'progress_{ep.episode_id}.png'
-            plot_results(ep.records, out / name, f'{ep.task} ({ep.episode_id})')
-        summary = ReplaySummary(out, [_episode_summary(e) for e in episodes],
-                                {**self.counters, **self.input_counts.counts,
-                                 **self.input.sync.stats()}, self.options.write_bag)
-        doc = {'bag': str(self.bag.path), 'model_id': self.engine.backend.model_id,
+        run = {'bag': str(self.bag.path), 'model_id': self.engine.backend.model_id,
                'cameras': {c.role: c.topic for c in self.node.cameras},
                'sampling_interval_s': self.node.engine.sampling.interval_s,
-               'ground_truth': self.truth.source if self.truth else None,
-               'output_bag': None if summary.output_bag is None else str(summary.output_bag),
-               'error': None if error is None else f'{type(error).__name__}: {error}',
-               'counters': summary.counters, 'episodes': summary.episodes}
-        write_text(out / 'summary.json', json.dumps(doc, indent=1) + '\n')
-        return summary
-
-
-def _qos(name: str) -> list[Any]:
-    """The QoS the node offers on an output topic (``~/episode`` is latched), for playback."""
-    from rosbags import interfaces as ri
-
-    zero = ri.QosTime(0, 0)
-    durability = (ri.QosDurability.TRANSIENT_LOCAL if name == 'episode'
-                  else ri.QosDurability.VOLATILE)
-    return [ri.Qos(history=ri.QosHistory.KEEP_LAST, depth=10,
-                   reliability=ri.QosReliability.RELIABLE, durability=durability, deadline=zero,
-                   lifespan=zero, liveliness=ri.QosLiveliness.AUTOMATIC,
-                   liveliness_lease_duration=zero, avoid_ros_namespace_conventions=False)]
-
-
-def _episode_summary(ep: _Open) -> dict[str, Any]:
-    """VOC (docs/upstream.md §7.2) of the transitions' curves and, with ground truth, the progress
-    error."""
-    from ..evaluation.metrics import voc
-
-    moves = [r for r in ep.records if r['step'] > 0]
-    out: dict[str, Any] = {
-        'episode_id': ep.episode_id, 'task': ep.task, 'samples': len(ep.records),
-        'valid': sum(bool(r['valid']) for r in moves), 'transitions': len(moves),
-        'start_ns': ep.records[0]['stamp_after_ns'], 'end_ns': ep.records[-1]['stamp_after_ns'],
-        'final_progress': ep.records[-1]['progress'], 'done': bool(ep.records[-1]['done']),
-        'final_task_status': ep.records[-1]['task_status'],
-        'voc': voc([r['progress'] for r in moves]),
-    }
-    curves = {m.value: [r[f'{m.value}_progress'] for r in moves
-                        if r[f'{m.value}_progress'] is not None] for m in ALL_MODES}
-    out['voc_modes'] = {mode: voc(curve) for mode, curve in curves.items() if curve}
-    pairs = [(r['progress'], r['gt_progress']) for r in moves if r['gt_progress'] is not None]
-    if pairs:
-        err = np.array([p - g for p, g in pairs])
-        out.update(gt_mae=float(np.mean(np.abs(err))), gt_rmse=float(math.sqrt(np.mean(err ** 2))),
-                   gt_voc=voc([g for _, g in pairs]))
-    return out
+               'ground_truth': self.truth.source if self.truth else None}
+        counters = {**self.counters, **self.input_counts.counts, **self.input.sync.stats()}
+        return write_summary(self.options.out_dir, self.episodes, counters,
+                             self.options.write_bag, run, error)
 
 
 def replay_bag(bag: str | Path, backend: GrmBackend, node: NodeConfig, options: ReplayOptions,
