@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from ament_index_python.packages import get_package_prefix
-from node_overhead import cpu_share, proc_sample
+from proc_stats import NS, cpu_share, proc_sample
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from robo_dopamine_ros.msg import Progress
@@ -60,7 +60,6 @@ from robo_dopamine_ros.core.names import CAMERAS
 from robo_dopamine_ros.ros import convert
 from robo_dopamine_ros.ros.demo import interrupt
 
-NS = 1_000_000_000
 RESULTS = Path(__file__).resolve().parent / 'results' / 'fleet.md'
 RATE_HZ = 5.0
 SIZE = (320, 240)

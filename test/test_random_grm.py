@@ -21,7 +21,8 @@ from random_grm import depths, truncated_config, write_header_only  # noqa: E402
 
 from robo_dopamine_ros.backends.weights_size import weights_bytes  # noqa: E402
 from robo_dopamine_ros.core.profiles import SUPPORTED_ARCHITECTURES  # noqa: E402
-from robo_dopamine_ros.models.tiny_grm import build_tiny_grm, real_dimensions_config  # noqa: E402
+from robo_dopamine_ros.models.real_dimensions import real_dimensions_config  # noqa: E402
+from robo_dopamine_ros.models.tiny_grm import build_tiny_grm  # noqa: E402
 
 
 @pytest.mark.parametrize('arch', SUPPORTED_ARCHITECTURES)

@@ -39,11 +39,8 @@ from robo_dopamine_ros.core.types import (  # noqa: E402
     Mode,
     Query,
 )
-from robo_dopamine_ros.models.tiny_grm import (  # noqa: E402
-    QWEN_SPECIAL_TOKENS,
-    SERVABLE_HEAD_SIZES,
-    build_tiny_grm,
-)
+from robo_dopamine_ros.models.tiny_grm import SERVABLE_HEAD_SIZES, build_tiny_grm  # noqa: E402
+from robo_dopamine_ros.models.tokenizer import QWEN_SPECIAL_TOKENS  # noqa: E402
 
 #: 8 distinct smart_resize fixed points in slot order, in visual tokens (H, W): times the
 #: architecture's factor they are pixel sizes, so the order is visible in the grids.

