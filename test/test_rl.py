@@ -18,7 +18,7 @@ pytest.importorskip('cv2')
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 from robo_dopamine_ros.backends.scripted import ScriptedBackend  # noqa: E402
-from robo_dopamine_ros.core import engine as engine_module  # noqa: E402
+from robo_dopamine_ros.core import batch_ask  # noqa: E402
 from robo_dopamine_ros.core.engine import EngineConfig  # noqa: E402
 from robo_dopamine_ros.core.profiles import DEMO_GRM  # noqa: E402
 from robo_dopamine_ros.core.progress import FusionConfig  # noqa: E402
@@ -48,7 +48,7 @@ def wrapped(backend, env: SyntheticPickPlaceEnv | None = None, **config) -> GrmR
 def test_env_checker_passes_on_the_env_and_the_wrapped_env(monkeypatch) -> None:
     check_env(SyntheticPickPlaceEnv(), skip_render_check=False)
     # The checker wants identical step infos for a seed; info['latency_s'] is measured time.
-    monkeypatch.setattr(engine_module, 'time', SimpleNamespace(perf_counter=lambda: 0.0))
+    monkeypatch.setattr(batch_ask, 'time', SimpleNamespace(perf_counter=lambda: 0.0))
     check_env(wrapped(ScriptedBackend(), cameras=CAMERAS), skip_render_check=False)
 
 
