@@ -128,13 +128,14 @@ def _pad(t: torch.Tensor, *, rows: bool = False, cols: bool = False) -> torch.Te
 def widen(src: Path, dst: Path) -> Path:
     """Write the widened checkpoint of ``src`` (every other file copied unchanged) to ``dst``."""
     config = json.loads((src / 'config.json').read_text())
+    wide_config = widen_config(config)          # refuses before anything is written
+    weights = widen_weights(load_file(str(src / WEIGHTS)), config)
     dst.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
         if f.is_file() and f.name not in ('config.json', WEIGHTS):
             shutil.copyfile(f, dst / f.name)
-    save_file(widen_weights(load_file(str(src / WEIGHTS)), config), str(dst / WEIGHTS),
-              metadata={'format': 'pt'})
-    (dst / 'config.json').write_text(json.dumps(widen_config(config), indent=2) + '\n')
+    save_file(weights, str(dst / WEIGHTS), metadata={'format': 'pt'})
+    (dst / 'config.json').write_text(json.dumps(wide_config, indent=2) + '\n')
     return dst
 
 

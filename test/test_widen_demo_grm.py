@@ -73,3 +73,12 @@ def test_a_wrong_rotary_placement_changes_the_function(head16: Path, tmp_path: P
     monkeypatch.setattr(widen, 'head_rows', lambda head: list(range(head)))
     wrong = widen.widen(head16, tmp_path / 'wrong')
     assert not torch.allclose(_logits(head16), _logits(wrong), atol=1e-4)
+
+
+def test_a_model_it_cannot_widen_exactly_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    """Qwen3-VL interleaves its M-RoPE axes: refused with the reason, no output directory."""
+    widen = load_script('widen_demo_grm')
+    qwen3 = ROOT / 'robo_dopamine_ros' / 'models' / 'demo_grm_qwen3'
+    with pytest.raises(SystemExit, match=r'only Qwen2\.5-VL can be widened exactly'):
+        widen.widen(qwen3, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
